@@ -1,0 +1,28 @@
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    compare,
+    report,
+
+
+rule all:
+    input:
+        "results/report.html",
+        "results/metrics/summary.tsv",
+    default_target: True

@@ -1,0 +1,39 @@
+import os
+
+PANELS = list(config["panels"])
+
+
+wildcard_constraints:
+    panel="|".join(PANELS) if PANELS else "^$",
+
+
+def training_env():
+    """The conda env of torch steps: the CUDA build only when the config asks for cuda."""
+    name = "torch-cuda" if config["model"]["device"] == "cuda" else "torch-cpu"
+    return f"../../envs/{name}.yaml"
+
+
+def gpus_for_training():
+    """One GPU for the train job when the configured device is cuda, else none."""
+    return 1 if config["model"]["device"] == "cuda" else 0
+
+
+def mem_mb(base):
+    """Memory that grows with each retry of a job (attempt 1, 2, ...)."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def raw_csv_missing():
+    return not os.path.exists(config["raw_csv"])
+
+
+def panel_spec(wildcards):
+    return config["panels"][wildcards.panel]
+
+
+def panel_file(wildcards):
+    """A panel kept in a file is an input of its scale job, so editing it reruns the panel."""
+    spec = config["panels"][wildcards.panel]
+    if isinstance(spec, str) and spec != "all":
+        return [spec]
+    return []

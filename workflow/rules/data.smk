@@ -1,0 +1,99 @@
+if raw_csv_missing():
+
+    localrules:
+        download,
+
+    rule download:
+        output:
+            config["raw_csv"],
+        params:
+            url=config["download"].get("url", ""),
+            sha256=config["download"].get("sha256", ""),
+        log:
+            "logs/download.log",
+        benchmark:
+            "benchmarks/download.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=10,
+        script:
+            "../scripts/download.py"
+
+
+rule clean:
+    input:
+        raw=config["raw_csv"],
+    output:
+        cohort="results/clean/cohort.parquet",
+        quarantine=report(
+            "results/clean/quarantine.tsv",
+            category="1. Clean",
+            labels={"table": "quarantined rows"},
+        ),
+        accounting="results/clean/clean.json",
+    params:
+        genes=config["genes"],
+        sample_id=config["sample_id"],
+    log:
+        "logs/clean.log",
+    benchmark:
+        "benchmarks/clean.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=30,
+    script:
+        "../scripts/clean.py"
+
+
+rule split:
+    input:
+        cohort="results/clean/cohort.parquet",
+    output:
+        splits="results/splits/splits.parquet",
+        labels="results/splits/labels.json",
+    params:
+        sample_id=config["sample_id"],
+        target=config["target"],
+        split=config["split"],
+    log:
+        "logs/split.log",
+    benchmark:
+        "benchmarks/split.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=10,
+    script:
+        "../scripts/split.py"
+
+
+rule scale:
+    input:
+        cohort="results/clean/cohort.parquet",
+        splits="results/splits/splits.parquet",
+        labels="results/splits/labels.json",
+        panel_file=panel_file,
+    output:
+        scaled="results/panels/{panel}/scaled.parquet",
+    params:
+        spec=panel_spec,
+    log:
+        "logs/scale/{panel}.log",
+    benchmark:
+        "benchmarks/scale/{panel}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=10,
+    script:
+        "../scripts/scale.py"

@@ -1,0 +1,13 @@
+from panelmlp.runner import run
+from panelmlp.step_data import clean_step
+
+run(
+    snakemake.log,
+    clean_step,
+    raw_csv=snakemake.input.raw,
+    genes=snakemake.params.genes,
+    sample_id=snakemake.params.sample_id,
+    cohort=snakemake.output.cohort,
+    quarantine=snakemake.output.quarantine,
+    accounting=snakemake.output.accounting,
+)

@@ -1,0 +1,79 @@
+"""Class labels from a free-text clinical column."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .errors import PanelMlpError
+
+
+@dataclass
+class Labels:
+    """Labels per sample and the count of samples that got none.
+
+    ``labels`` holds only labelled samples, indexed by sample id, with the class
+    names in ``classes`` order (the positive class last for two classes, so that
+    its integer code is 1).
+    """
+
+    labels: pd.Series
+    classes: list[str]
+    positive: str | None
+    missing: int
+    unmatched: int
+    unmatched_values: dict[str, int]
+
+    def codes(self) -> pd.Series:
+        """Integer class codes (``classes.index(label)``) per sample."""
+        return self.labels.map({c: i for i, c in enumerate(self.classes)}).astype("int64")
+
+    def counts(self) -> dict[str, int]:
+        """Samples per class, in class order."""
+        return {c: int((self.labels == c).sum()) for c in self.classes}
+
+
+def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str | None = None) -> Labels:
+    """Map free text to a class with case-insensitive regexes; first match wins.
+
+    ``values`` is the target column indexed by sample id. Missing values, and
+    values that match no class, get no label; both are counted, never silently
+    lost. For two classes ``positive`` names the class coded 1.
+    """
+    if len(classes) < 2:
+        raise PanelMlpError("config target.classes: give at least two classes")
+    names = list(classes)
+    if positive is not None and positive not in names:
+        raise PanelMlpError(f"config target.positive: {positive!r} is not one of target.classes {names}")
+    if len(names) == 2 and positive is None:
+        positive = names[1]
+    patterns = []
+    for name, pattern in classes.items():
+        try:
+            patterns.append((name, re.compile(pattern, re.IGNORECASE)))
+        except re.error as exc:
+            raise PanelMlpError(f"config target.classes.{name}: {pattern!r} is not a valid regex ({exc})") from None
+
+    def label(value: object) -> str | None:
+        for name, regex in patterns:
+            if regex.search(str(value)):
+                return name
+        return None
+
+    present = values.dropna()
+    mapped = present.map(label)
+    unmatched = present[mapped.isna()]
+    order = names
+    if len(names) == 2 and positive is not None:
+        order = [n for n in names if n != positive] + [positive]
+    return Labels(
+        labels=mapped.dropna().astype(str),
+        classes=order,
+        positive=positive if len(names) == 2 else None,
+        missing=int(values.isna().sum()),
+        unmatched=int(len(unmatched)),
+        unmatched_values={str(k): int(v) for k, v in unmatched.value_counts().items()},
+    )

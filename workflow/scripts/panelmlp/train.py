@@ -1,0 +1,406 @@
+"""Training many small MLPs as one stacked model.
+
+Every model of a panel (one per split, plus permutation nulls) is trained in the
+same pass: one forward and backward per step for all K models, each model with
+its own initial weights, its own shuffled minibatches and its own training-set
+size. A model's randomness comes only from its own seed (the run seed, its split
+and its permutation index), and a model that has run out of minibatches in an
+epoch is left untouched (no optimiser step), so a model trained inside a batch of
+K follows the same trajectory as the same model trained alone.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .model import StackedMLP, init_weights, loss_and_grad, output_size
+
+HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
+"""Per-epoch quantities of every model, in the order of :attr:`TrainResult.history`'s last axis."""
+
+
+@dataclass
+class TrainSpec:
+    """Hyper-parameters of the network and its optimiser (the config's ``model``)."""
+
+    hidden: list[int] = field(default_factory=lambda: [64])
+    activation: str = "relu"
+    dropout: float = 0.0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    epochs: int = 1000
+    batch_size: int = 32
+    seed: int = 0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    device: str = "auto"
+
+    @classmethod
+    def from_config(cls, config: dict) -> TrainSpec:
+        """Take the known keys of the config's ``model`` section."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is cuda when a GPU is visible, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from .errors import PanelMlpError
+
+        raise PanelMlpError("config model.device is cuda but no GPU is visible to this job; use auto or cpu")
+    return torch.device(device)
+
+
+def model_seed(seed: int, split_id: str, permutation: int) -> np.random.SeedSequence:
+    """The seed of one model, from the run seed, its split and its permutation (0 = real labels)."""
+    return np.random.SeedSequence([seed, zlib.crc32(split_id.encode()), permutation])
+
+
+@dataclass
+class ModelSet:
+    """What K models train on.
+
+    ``x`` is ``[S, N, G]``: the N samples standardised for each of S splits.
+    Model k uses ``x[split_index[k]]``, labels ``y[k]`` (``[K, N]`` integer
+    classes; permuted for nulls), trains on rows ``train[k]`` and is scored on rows
+    ``test[k]`` (boolean ``[K, N]``). ``keys[k]`` is ``(split_id, permutation)``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    split_index: np.ndarray
+    keys: list[tuple[str, int]]
+    n_classes: int = 2
+
+
+@dataclass
+class TrainResult:
+    """Trained stack and its per-epoch history ``[epochs, K, len(HISTORY_METRICS)]``."""
+
+    stack: StackedMLP
+    history: np.ndarray
+    keys: list[tuple[str, int]]
+    device: str
+    test_scores: np.ndarray
+    """Final positive-class probability (two classes) or class probabilities, ``[K, T(, C)]``, on padded test rows."""
+    test_index: np.ndarray
+    """``[K, T]`` row index of the padded test rows; -1 pads."""
+
+
+def _padded_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per model, the indices of its True rows, padded with 0 (and a validity mask)."""
+    counts = mask.sum(axis=1)
+    width = max(int(counts.max()), 1)
+    index = np.zeros((mask.shape[0], width), dtype=np.int64)
+    valid = np.zeros((mask.shape[0], width), dtype=bool)
+    for k in range(mask.shape[0]):
+        rows = np.flatnonzero(mask[k])
+        index[k, : len(rows)] = rows
+        valid[k, : len(rows)] = True
+    return index, valid
+
+
+class _Optimizer:
+    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD, per model.
+
+    Each model keeps its own step count; a model not active in a step keeps its
+    weights and moments unchanged. While every model has taken the same number of
+    steps (the common case) the update runs as fused ``_foreach`` operations with
+    scalar bias corrections.
+    """
+
+    def __init__(self, params: list[torch.Tensor], spec: TrainSpec) -> None:
+        if spec.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be adam or sgd, not {spec.optimizer!r}")
+        self.params = params
+        self.spec = spec
+        self.adam = spec.optimizer == "adam"
+        self.m = [torch.zeros_like(p) for p in params] if spec.momentum or self.adam else []
+        self.v = [torch.zeros_like(p) for p in params] if self.adam else []
+        self.steps = np.zeros(params[0].shape[0], dtype=np.int64)
+
+    def step(self, grads: list[torch.Tensor], active: np.ndarray | None) -> None:
+        """One update; ``active`` (bool per model) is None when all models step."""
+        spec = self.spec
+        if spec.weight_decay:
+            grads = torch._foreach_add(grads, self.params, alpha=spec.weight_decay)
+        if active is None:
+            self.steps += 1
+        else:
+            self.steps += active
+        uniform = active is None and self.steps.min() == self.steps.max()
+        if self.adam:
+            beta1, beta2, eps = 0.9, 0.999, 1e-8
+            if uniform:
+                t = int(self.steps[0])
+                torch._foreach_lerp_(self.m, grads, 1 - beta1)
+                torch._foreach_mul_(self.v, beta2)
+                torch._foreach_addcmul_(self.v, grads, grads, value=1 - beta2)
+                denom = torch._foreach_sqrt(self.v)
+                torch._foreach_div_(denom, (1 - beta2**t) ** 0.5)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_addcdiv_(self.params, self.m, denom, value=-spec.lr / (1 - beta1**t))
+                return
+            device, dtype = self.params[0].device, self.params[0].dtype
+            t = torch.tensor(self.steps, dtype=dtype, device=device).view(-1, 1, 1)
+            gate = torch.tensor(np.ones_like(self.steps, bool) if active is None else active, device=device).view(-1, 1, 1)
+            step_size = torch.where(gate, spec.lr / (1 - beta1 ** t.clamp(min=1)), 0.0)
+            bias2_sqrt = torch.sqrt(1 - beta2 ** t.clamp(min=1))
+            for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+                m.copy_(torch.where(gate, beta1 * m + (1 - beta1) * g, m))
+                v.copy_(torch.where(gate, beta2 * v + (1 - beta2) * g * g, v))
+                p.sub_(step_size * m / (v.sqrt() / bias2_sqrt + eps))
+            return
+        device = self.params[0].device
+        gate = None if active is None else torch.tensor(active, device=device).view(-1, 1, 1)
+        first = torch.tensor(self.steps == 1, device=device).view(-1, 1, 1)
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            if spec.momentum:
+                buf = self.m[i]
+                new = torch.where(first, g, spec.momentum * buf + g)
+                buf.copy_(new if gate is None else torch.where(gate, new, buf))
+                g = buf
+            p.sub_(spec.lr * (g if gate is None else torch.where(gate, g, 0.0)))
+
+
+def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: int, width: int) -> np.ndarray:
+    """Shuffled training rows of each model for a block of epochs: ``[K, epochs, width]``.
+
+    Each model draws one uniform key per row from its own generator; sorting the
+    keys, with non-training rows pushed last, gives a uniform permutation of its
+    training rows.
+    """
+    out = np.empty((len(rngs), epochs, width), dtype=np.int64)
+    for k, rng in enumerate(rngs):
+        keys = rng.random((epochs, train.shape[1]))
+        keys[:, ~train[k]] = 2.0
+        out[k] = np.argsort(keys, axis=1, kind="stable")[:, :width]
+    return out
+
+
+def batched_metrics(prob: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Accuracy, precision, recall, F1 and ROC-AUC of every model, ``[K, 5]``.
+
+    ``prob`` is the positive-class probability ``[K, T]`` for two classes
+    (threshold 0.5) or class probabilities ``[K, T, C]``; ``y`` the true classes,
+    ``valid`` marks real (not padded) rows. Two classes: the positive class's
+    precision, recall and F1, zero when undefined, as scikit-learn's
+    ``zero_division=0``; ROC-AUC from the Mann-Whitney statistic with ties
+    counted half, NaN when a class is absent. More classes: macro averages and
+    one-vs-rest macro ROC-AUC.
+    """
+    v = valid.to(prob.dtype)
+    n = v.sum(dim=1).clamp(min=1)
+    if n_classes == 2:
+        pred = (prob >= 0.5).to(prob.dtype)
+        truth = y.to(prob.dtype)
+        accuracy = ((pred == truth).to(prob.dtype) * v).sum(1) / n
+        precision, recall, f1 = _prf(pred * v, truth * v)
+        auc = _auc(prob, truth * v, (1 - truth) * v)
+        return torch.stack([accuracy, precision, recall, f1, auc], dim=1)
+    pred = prob.argmax(dim=-1)
+    accuracy = ((pred == y).to(prob.dtype) * v).sum(1) / n
+    parts = []
+    for c in range(n_classes):
+        pc_ = (pred == c).to(prob.dtype) * v
+        tc = (y == c).to(prob.dtype) * v
+        p, r, f = _prf(pc_, tc)
+        parts.append(torch.stack([p, r, f, _auc(prob[..., c], tc, (1 - tc) * v)], dim=1))
+    macro = torch.stack(parts).mean(dim=0)
+    return torch.cat([accuracy[:, None], macro], dim=1)
+
+
+def _prf(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    tp = (pred * truth).sum(1)
+    predicted = pred.sum(1)
+    actual = truth.sum(1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
+    recall = torch.where(actual > 0, tp / actual.clamp(min=1), 0.0)
+    denom = predicted + actual
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), 0.0)
+    return precision, recall, f1
+
+
+def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    greater = (score[:, :, None] > score[:, None, :]).to(score.dtype)
+    ties = (score[:, :, None] == score[:, None, :]).to(score.dtype)
+    weight = pos[:, :, None] * neg[:, None, :]
+    pairs = weight.sum(dim=(1, 2))
+    wins = ((greater + 0.5 * ties) * weight).sum(dim=(1, 2))
+    return torch.where(pairs > 0, wins / pairs.clamp(min=1), torch.nan)
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits.squeeze(-1))
+    return torch.softmax(logits, dim=-1)
+
+
+def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, epoch_block: int = 50) -> TrainResult:
+    """Train all K models of ``data`` together; see the module docstring.
+
+    Deterministic on CPU for a given ``spec.seed``. ``threads`` caps torch's
+    intra-op threads (the rule's ``threads``).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(spec.device)
+    dtype = torch.float32
+    k_models = len(data.keys)
+    n_in = data.x.shape[2]
+    sizes = [n_in, *spec.hidden, output_size(data.n_classes)]
+    seeds = [model_seed(spec.seed, split, perm) for split, perm in data.keys]
+    init_rngs = [np.random.default_rng(s.spawn(2)[0]) for s in seeds]
+    shuffle_rngs = [np.random.default_rng(s.spawn(2)[1]) for s in seeds]
+    layers = [init_weights(rng, sizes) for rng in init_rngs]
+    weights = [torch.tensor(np.stack([m[l][0] for m in layers]), dtype=dtype, device=device) for l in range(len(sizes) - 1)]
+    biases = [torch.tensor(np.stack([m[l][1] for m in layers])[:, None, :], dtype=dtype, device=device) for l in range(len(sizes) - 1)]
+    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
+    optimizer = _Optimizer(stack.params, spec)
+
+    x = torch.tensor(data.x, dtype=dtype, device=device)
+    split_of = torch.tensor(data.split_index, dtype=torch.long, device=device)
+    y = torch.tensor(data.y, dtype=torch.long, device=device)
+    n_train = data.train.sum(axis=1)
+    if (n_train == 0).any():
+        raise ValueError("every model needs at least one training row")
+    width = int(n_train.max())
+    bs = spec.batch_size
+    steps_per_epoch = -(-width // bs)
+    n_train_t = torch.tensor(n_train, dtype=dtype, device=device)
+    test_index, test_valid = _padded_index(data.test)
+    test_idx = torch.tensor(test_index, device=device)
+    test_ok = torch.tensor(test_valid, device=device)
+    x_test = x[split_of[:, None], test_idx]
+    y_test = y.gather(1, test_idx)
+    n_test = test_ok.sum(1).clamp(min=1).to(dtype)
+    rows = torch.arange(k_models, device=device)[:, None]
+    drop_rngs = [np.random.default_rng(s.spawn(3)[2]) for s in seeds] if spec.dropout > 0 else None
+    keep = 1.0 - spec.dropout
+
+    # Per step of an epoch: which batch slots hold a real row of each model.
+    step_valid, step_n, step_active = [], [], []
+    for step in range(steps_per_epoch):
+        slots = step * bs + np.arange(min(bs, width - step * bs))
+        valid = slots[None, :] < n_train[:, None]
+        step_valid.append(torch.tensor(valid, dtype=dtype, device=device))
+        step_n.append(torch.tensor(np.maximum(valid.sum(1), 1), dtype=dtype, device=device))
+        active = valid.any(axis=1)
+        step_active.append(None if active.all() else active)
+    test_logits = torch.empty((spec.epochs, *x_test.shape[:2], sizes[-1]), dtype=dtype, device=device)
+    train_loss = torch.zeros((spec.epochs, k_models), dtype=dtype, device=device)
+
+    with torch.inference_mode():
+        for block_start in range(0, spec.epochs, epoch_block):
+            block = min(epoch_block, spec.epochs - block_start)
+            orders = torch.tensor(_epoch_orders(shuffle_rngs, data.train, block, width), device=device)
+            x_block = x[split_of[:, None, None], orders]
+            y_block = y[rows[:, :, None], orders]
+            for e in range(block):
+                epoch = block_start + e
+                for step in range(steps_per_epoch):
+                    xb = x_block[:, e, step * bs : (step + 1) * bs]
+                    yb = y_block[:, e, step * bs : (step + 1) * bs]
+                    masks = None
+                    if drop_rngs is not None:
+                        masks = [
+                            torch.tensor(
+                                np.stack([rng.random((xb.shape[1], h)) < keep for rng in drop_rngs]), dtype=dtype, device=device
+                            )
+                            / keep
+                            for h in spec.hidden
+                        ]
+                    logits, cache = stack.forward(xb, masks)
+                    row_loss, grad = loss_and_grad(logits, yb, step_valid[step], step_n[step])
+                    train_loss[epoch] += row_loss.sum(1)
+                    optimizer.step(stack.backward(grad, cache, masks), step_active[step])
+                test_logits[epoch] = stack.forward(x_test)[0]
+
+        train_loss /= n_train_t
+        history = torch.empty((spec.epochs, k_models, len(HISTORY_METRICS)), dtype=dtype, device=device)
+        history[:, :, 0] = train_loss
+        chunk = max(1, 2_000_000 // max(1, k_models * x_test.shape[1] ** 2))
+        for start in range(0, spec.epochs, chunk):
+            logits = test_logits[start : start + chunk].flatten(0, 1)
+            n_ep = logits.shape[0] // k_models
+            yt = y_test.repeat(n_ep, 1)
+            ok = test_ok.repeat(n_ep, 1)
+            test_rows, _ = loss_and_grad(logits, yt, ok.to(dtype), n_test.repeat(n_ep))
+            history[start : start + n_ep, :, 1] = (test_rows.sum(1) / n_test.repeat(n_ep)).view(n_ep, k_models)
+            metrics = batched_metrics(_probabilities(logits), yt, ok, data.n_classes)
+            history[start : start + n_ep, :, 2:] = metrics.view(n_ep, k_models, -1)
+        prob = _probabilities(test_logits[-1])
+
+    return TrainResult(
+        stack=stack,
+        history=history.cpu().numpy(),
+        keys=list(data.keys),
+        device=str(device),
+        test_scores=prob.detach().cpu().numpy(),
+        test_index=np.where(test_valid, test_index, -1),
+    )
+
+
+def permuted_labels(y: np.ndarray, train: np.ndarray, seed: int, split_id: str, permutation: int) -> np.ndarray:
+    """Labels with the training rows' labels shuffled among themselves (a permutation null)."""
+    rng = np.random.default_rng(model_seed(seed, split_id, permutation).spawn(4)[3])
+    out = y.copy()
+    rows = np.flatnonzero(train)
+    out[rows] = y[rng.permutation(rows)]
+    return out
+
+
+def model_set_from_scaled(
+    table, genes: Sequence[str], n_classes: int, permutations: int = 0, seed: int = 0
+) -> ModelSet:
+    """Build the K models of a panel from its scaled table (see :mod:`panelmlp.scaling`).
+
+    One model per split, then ``permutations`` label-shuffled copies of every
+    cross-validation split. Samples are aligned across splits by sample id.
+    """
+    split_ids = list(dict.fromkeys(table["split_id"]))
+    samples = sorted(set(table["sample_id"]))
+    position = {s: i for i, s in enumerate(samples)}
+    n, g = len(samples), len(genes)
+    x = np.zeros((len(split_ids), n, g), dtype=np.float32)
+    y = np.zeros((len(split_ids), n), dtype=np.int64)
+    train = np.zeros((len(split_ids), n), dtype=bool)
+    test = np.zeros((len(split_ids), n), dtype=bool)
+    kinds = {}
+    for s, (split_id, rows) in enumerate(table.groupby("split_id", sort=False)):
+        idx = rows["sample_id"].map(position).to_numpy()
+        x[s, idx] = rows[list(genes)].to_numpy(dtype=np.float32)
+        y[s, idx] = rows["y"].to_numpy()
+        train[s, idx] = (rows["role"] == "train").to_numpy()
+        test[s, idx] = (rows["role"] == "test").to_numpy()
+        kinds[split_id] = rows["kind"].iloc[0]
+    keys = [(sid, 0) for sid in split_ids]
+    split_index = list(range(len(split_ids)))
+    ys, trains, tests = list(y), list(train), list(test)
+    for p in range(1, permutations + 1):
+        for s, sid in enumerate(split_ids):
+            if kinds[sid] != "cv":
+                continue
+            keys.append((sid, p))
+            split_index.append(s)
+            ys.append(permuted_labels(y[s], train[s], seed, sid, p))
+            trains.append(train[s])
+            tests.append(test[s])
+    return ModelSet(
+        x=x,
+        y=np.stack(ys),
+        train=np.stack(trains),
+        test=np.stack(tests),
+        split_index=np.array(split_index),
+        keys=keys,
+        n_classes=n_classes,
+    )
