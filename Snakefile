@@ -22,7 +22,7 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         "results/report.html",
         "results/metrics/summary.tsv",
-    default_target: True

@@ -119,14 +119,15 @@ awk '
     }
     kind != "" && /^    jobid: [0-9]+$/ { print kind, $2, rule; kind = "" }
     /^[^ ]/ { kind = "" }
-' "$LOG" | sort -u -k2,2n >"$CHECK_DIR/jobs.txt"
+' "$LOG" | sort -u >"$CHECK_DIR/jobs.txt"
 # snakemake jobid, SLURM jobid, SLURM log path.
+# (All id lists below are sorted lexicographically, as comm(1) needs.)
 sed -nE 's/.*Job ([0-9]+) has been submitted with SLURM jobid ([0-9_]+) \(log: (.*)\)\.$/\1 \2 \3/p' \
     "$LOG" >"$CHECK_DIR/submitted.txt"
 
-awk '$1 == "remote" {print $2}' "$CHECK_DIR/jobs.txt" | sort -n >"$CHECK_DIR/remote_ids.txt"
-awk '$1 == "local" {print $2}' "$CHECK_DIR/jobs.txt" | sort -n >"$CHECK_DIR/local_ids.txt"
-awk '{print $1}' "$CHECK_DIR/submitted.txt" | sort -n >"$CHECK_DIR/submitted_ids.txt"
+awk '$1 == "remote" {print $2}' "$CHECK_DIR/jobs.txt" | sort >"$CHECK_DIR/remote_ids.txt"
+awk '$1 == "local" {print $2}' "$CHECK_DIR/jobs.txt" | sort >"$CHECK_DIR/local_ids.txt"
+awk '{print $1}' "$CHECK_DIR/submitted.txt" | sort >"$CHECK_DIR/submitted_ids.txt"
 n_remote=$(wc -l <"$CHECK_DIR/remote_ids.txt")
 n_local=$(wc -l <"$CHECK_DIR/local_ids.txt")
 n_submitted=$(wc -l <"$CHECK_DIR/submitted.txt")

@@ -138,7 +138,7 @@ node_line=$(slurmd -C | head -n 1)
 real_mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node_line")
 [[ -n $real_mem ]] || fail "could not parse RealMemory from 'slurmd -C': $node_line"
 ci_mem=$((real_mem * MEM_PERCENT / 100))
-node_line=$(sed "s/RealMemory=[0-9]*/RealMemory=$ci_mem/" <<<"$node_line")
+node_line=${node_line/RealMemory=$real_mem/RealMemory=$ci_mem}
 
 new_conf=$(mktemp "$STATE/slurm.conf.XXXXXX")
 cat >"$new_conf" <<EOF
@@ -216,13 +216,25 @@ ln -sfn "$STATE/slurm.conf" /etc/slurm/slurm.conf
 export SLURM_CONF=$STATE/slurm.conf
 
 # ---------------------------------------------------------------- daemons
-node_state() { sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n 1; }
+# Compact state ("idle", or "idle*" while the node does not respond).
+node_state() { sinfo -h -N -n "$HOST" -o '%t' 2>/dev/null | head -n 1; }
+# When this slurmd registered, in epoch seconds (0 if unknown).
+slurmd_started() {
+    local t
+    t=$(scontrol show node -o "$HOST" 2>/dev/null |
+        sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p')
+    date -d "$t" +%s 2>/dev/null || echo 0
+}
 
+# wait_idle [EPOCH]: wait until the node is idle and responding; with EPOCH,
+# also until a slurmd started at/after EPOCH has registered (a restarted
+# slurmctld recovers the node as idle from its saved state before our new
+# slurmd has said anything).
 wait_idle() {
-    local deadline=$((SECONDS + WAIT_S)) st=""
+    local deadline=$((SECONDS + WAIT_S)) st="" since=${1:-0}
     while ((SECONDS < deadline)); do
         st=$(node_state || true)
-        [[ $st == idle ]] && return 0
+        [[ $st == idle ]] && (($(slurmd_started) >= since)) && return 0
         for d in munged slurmctld slurmd; do
             pid_alive "$d" || fail "$d (pid $(cat "$STATE/$d.pid" 2>/dev/null)) died"
         done
@@ -290,7 +302,8 @@ until scontrol ping 2>/dev/null | grep -q 'is UP'; do
 done
 log "slurmctld up (pid $(<"$STATE/slurmctld.pid"))"
 
+slurmd_t0=$(($(date +%s) - 1))
 start slurmd slurmd -D -f "$STATE/slurm.conf"
-wait_idle
+wait_idle "$slurmd_t0"
 log "slurmd up (pid $(<"$STATE/slurmd.pid")); node $HOST idle in partition $PARTITION"
 sinfo >&2

@@ -1,6 +1,7 @@
 import os
 
-PANELS = list(config["panels"])
+PANELS = [name for name, spec in config["panels"].items() if spec is not None]
+"""Panels to run; a panel set to null (e.g. in an extra --configfile) is left out."""
 
 
 wildcard_constraints:

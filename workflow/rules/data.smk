@@ -6,9 +6,6 @@ if raw_csv_missing():
     rule download:
         output:
             config["raw_csv"],
-        params:
-            url=config["download"].get("url", ""),
-            sha256=config["download"].get("sha256", ""),
         log:
             "logs/download.log",
         benchmark:
@@ -19,6 +16,9 @@ if raw_csv_missing():
         resources:
             mem_mb=500,
             runtime=10,
+        params:
+            url=config["download"].get("url", ""),
+            sha256=config["download"].get("sha256", ""),
         script:
             "../scripts/download.py"
 
@@ -34,9 +34,6 @@ rule clean:
             labels={"table": "quarantined rows"},
         ),
         accounting="results/clean/clean.json",
-    params:
-        genes=config["genes"],
-        sample_id=config["sample_id"],
     log:
         "logs/clean.log",
     benchmark:
@@ -47,6 +44,9 @@ rule clean:
     resources:
         mem_mb=mem_mb(2000),
         runtime=30,
+    params:
+        genes=config["genes"],
+        sample_id=config["sample_id"],
     script:
         "../scripts/clean.py"
 
@@ -57,10 +57,6 @@ rule split:
     output:
         splits="results/splits/splits.parquet",
         labels="results/splits/labels.json",
-    params:
-        sample_id=config["sample_id"],
-        target=config["target"],
-        split=config["split"],
     log:
         "logs/split.log",
     benchmark:
@@ -71,6 +67,10 @@ rule split:
     resources:
         mem_mb=mem_mb(1000),
         runtime=10,
+    params:
+        sample_id=config["sample_id"],
+        target=config["target"],
+        split=config["split"],
     script:
         "../scripts/split.py"
 
@@ -83,8 +83,6 @@ rule scale:
         panel_file=panel_file,
     output:
         scaled="results/panels/{panel}/scaled.parquet",
-    params:
-        spec=panel_spec,
     log:
         "logs/scale/{panel}.log",
     benchmark:
@@ -95,5 +93,7 @@ rule scale:
     resources:
         mem_mb=mem_mb(2000),
         runtime=10,
+    params:
+        spec=panel_spec,
     script:
         "../scripts/scale.py"

@@ -5,9 +5,6 @@ rule train:
         history="results/panels/{panel}/history.parquet",
         checkpoints=directory("results/panels/{panel}/checkpoints"),
         permutations="results/panels/{panel}/permutations.parquet",
-    params:
-        model=config["model"],
-        permutations=config["evaluate"]["permutations"],
     log:
         "logs/train/{panel}.log",
     benchmark:
@@ -19,6 +16,9 @@ rule train:
         mem_mb=mem_mb(config["resources"]["train_mem_mb"]),
         runtime=config["resources"]["train_runtime"],
         gpu=gpus_for_training(),
+    params:
+        model=config["model"],
+        permutations=config["evaluate"]["permutations"],
     script:
         "../scripts/train.py"
 
@@ -34,8 +34,6 @@ rule evaluate:
             labels={"panel": "{panel}", "table": "metrics per split"},
         ),
         predictions="results/panels/{panel}/predictions.parquet",
-    params:
-        logreg_c=config["evaluate"]["logreg_C"],
     log:
         "logs/evaluate/{panel}.log",
     benchmark:
@@ -46,5 +44,7 @@ rule evaluate:
     resources:
         mem_mb=mem_mb(2000),
         runtime=20,
+    params:
+        logreg_c=config["evaluate"]["logreg_C"],
     script:
         "../scripts/evaluate.py"

@@ -39,9 +39,6 @@ rule report:
             category="5. Report",
             labels={"report": "panelmlp HTML report"},
         ),
-    params:
-        panels=PANELS,
-        config=config,
     log:
         "logs/report.log",
     benchmark:
@@ -52,5 +49,8 @@ rule report:
     resources:
         mem_mb=mem_mb(2000),
         runtime=10,
+    params:
+        panels=PANELS,
+        config=config,
     script:
         "../scripts/report.py"

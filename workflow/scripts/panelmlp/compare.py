@@ -74,6 +74,6 @@ def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | 
                 if len(perm):
                     null = perm.groupby("permutation")["roc_auc"].mean().to_numpy()
                     row["perm_p"] = permutation_p_value(mean, null)
-                    row["n_permutations"] = int(len(null))
+                    row["n_permutations"] = len(null)
             rows.append(row)
     return pd.DataFrame(rows)

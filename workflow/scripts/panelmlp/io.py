@@ -296,11 +296,10 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         if not text_genes:
             kept = pc.if_else(valid_repaired, pc.utf8_trim_whitespace(values), pa.scalar(None, pa.string()))
             values = pc.cast(kept, pa.float32())
-        columns[name] = pa.chunked_array(good.column(name).chunks + [values], gene_type)
+        columns[name] = pa.chunked_array([*good.column(name).chunks, values], gene_type)
     clinical_text = {
         name: pa.concat_arrays(
-            good.column(name).chunks
-            + [_null_na(rep[name])]
+            [*good.column(name).chunks, _null_na(rep[name])]
         )
         for name in clinical_columns
     }

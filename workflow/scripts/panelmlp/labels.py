@@ -74,6 +74,6 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
         classes=order,
         positive=positive if len(names) == 2 else None,
         missing=int(values.isna().sum()),
-        unmatched=int(len(unmatched)),
+        unmatched=len(unmatched),
         unmatched_values={str(k): int(v) for k, v in unmatched.value_counts().items()},
     )

@@ -10,6 +10,7 @@ models fast: a model this small is dominated by per-operation overhead.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def init_weights(rng: np.random.Generator, sizes: Sequence[int]) -> list[tuple[n
     generator, so a model's start does not depend on what it is trained beside.
     """
     out = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         bound = 1.0 / math.sqrt(fan_in)
         weight = rng.uniform(-bound, bound, size=(fan_in, fan_out))
         bias = rng.uniform(-bound, bound, size=(fan_out,))

@@ -50,8 +50,8 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
     table.to_parquet(out_splits, index=False)
     summary = {
         "target": column,
-        "samples": int(len(values)),
-        "labelled": int(len(found.labels)),
+        "samples": len(values),
+        "labelled": len(found.labels),
         "missing_label": found.missing,
         "unmatched_label": found.unmatched,
         "unmatched_values": found.unmatched_values,

@@ -239,6 +239,31 @@ def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Ten
     return torch.where(pairs > 0, wins / pairs.clamp(min=1), torch.nan)
 
 
+def _dropout_masks(
+    rngs: list[np.random.Generator],
+    n_train: np.ndarray,
+    bs: int,
+    steps: int,
+    hidden: Sequence[int],
+    keep: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[torch.Tensor]:
+    """One epoch of inverted-dropout masks per hidden layer, ``[K, steps, bs, h]``.
+
+    Each model draws exactly the masks of its own minibatches from its own
+    generator, so its masks do not depend on the models beside it.
+    """
+    out = []
+    for h in hidden:
+        masks = np.zeros((len(rngs), steps, bs, h), dtype=np.float32)
+        for k, rng in enumerate(rngs):
+            own = -(-int(n_train[k]) // bs)
+            masks[k, :own] = (rng.random((own, bs, h)) < keep) / keep
+        out.append(torch.tensor(masks, dtype=dtype, device=device))
+    return out
+
+
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[-1] == 1:
         return torch.sigmoid(logits.squeeze(-1))
@@ -262,8 +287,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
     init_rngs = [np.random.default_rng(s.spawn(2)[0]) for s in seeds]
     shuffle_rngs = [np.random.default_rng(s.spawn(2)[1]) for s in seeds]
     layers = [init_weights(rng, sizes) for rng in init_rngs]
-    weights = [torch.tensor(np.stack([m[l][0] for m in layers]), dtype=dtype, device=device) for l in range(len(sizes) - 1)]
-    biases = [torch.tensor(np.stack([m[l][1] for m in layers])[:, None, :], dtype=dtype, device=device) for l in range(len(sizes) - 1)]
+    weights = [torch.tensor(np.stack([m[i][0] for m in layers]), dtype=dtype, device=device) for i in range(len(sizes) - 1)]
+    biases = [torch.tensor(np.stack([m[i][1] for m in layers])[:, None, :], dtype=dtype, device=device) for i in range(len(sizes) - 1)]
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
     optimizer = _Optimizer(stack.params, spec)
 
@@ -307,18 +332,13 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
             y_block = y[rows[:, :, None], orders]
             for e in range(block):
                 epoch = block_start + e
+                epoch_masks = _dropout_masks(drop_rngs, n_train, bs, steps_per_epoch, spec.hidden, keep, dtype, device) if drop_rngs else None
                 for step in range(steps_per_epoch):
                     xb = x_block[:, e, step * bs : (step + 1) * bs]
                     yb = y_block[:, e, step * bs : (step + 1) * bs]
                     masks = None
-                    if drop_rngs is not None:
-                        masks = [
-                            torch.tensor(
-                                np.stack([rng.random((xb.shape[1], h)) < keep for rng in drop_rngs]), dtype=dtype, device=device
-                            )
-                            / keep
-                            for h in spec.hidden
-                        ]
+                    if epoch_masks is not None:
+                        masks = [m[:, step, : xb.shape[1]] for m in epoch_masks]
                     logits, cache = stack.forward(xb, masks)
                     row_loss, grad = loss_and_grad(logits, yb, step_valid[step], step_n[step])
                     train_loss[epoch] += row_loss.sum(1)

@@ -1,0 +1,145 @@
+"""Project conventions: lint clean, envs provide what each rule imports, pins agree."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+LIBRARY = REPO / "workflow" / "scripts" / "panelmlp"
+IMPORT_TO_PACKAGE = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def test_snakemake_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_check():
+    files = ["Snakefile", *[str(p.relative_to(REPO)) for p in RULES]]
+    proc = subprocess.run([_tool("snakefmt"), "--check", *files], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_check_and_format():
+    ruff = _tool("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([ruff, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def rule_blocks() -> dict[str, dict[str, list[str]]]:
+    """Per rule: the env files it may use and its script, read from the .smk text."""
+    blocks: dict[str, dict[str, list[str]]] = {}
+    for path in RULES:
+        text = path.read_text()
+        for match in re.finditer(r"^\s*rule (\w+):\n(.*?)(?=^\s*rule \w+:|\Z)", text, re.S | re.M):
+            name, body = match.group(1), match.group(2)
+            conda = re.search(r"conda:\s*\n\s*(.+)", body)
+            script = re.search(r"script:\s*\n\s*\"(.+?)\"", body)
+            if not script:
+                continue
+            spec = conda.group(1).strip() if conda else ""
+            if spec == "training_env()":
+                envs = ["torch-cpu", "torch-cuda"]
+            else:
+                envs = [Path(spec.strip('"')).stem] if spec else []
+            blocks[name] = {"envs": envs, "script": [script.group(1)]}
+    return blocks
+
+
+def imported_packages(script: Path) -> set[str]:
+    """Third-party top-level packages a script and the library modules it reaches import."""
+    seen: set[Path] = set()
+    packages: set[str] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: a module of the library
+                    base = (path.parent / (node.module or "").replace(".", "/"))
+                    targets = [base.with_suffix(".py")] if node.module else []
+                    targets += [path.parent / f"{a.name}.py" for a in node.names]
+                    todo += [t for t in targets if t.is_file()]
+                    continue
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                if top == "panelmlp":
+                    parts = name.split(".")[1:]
+                    target = LIBRARY.joinpath(*parts).with_suffix(".py") if parts else LIBRARY / "__init__.py"
+                    todo.append(target)
+                    if isinstance(node, ast.ImportFrom):
+                        todo += [LIBRARY / f"{a.name}.py" for a in node.names if (LIBRARY / f"{a.name}.py").is_file()]
+                elif top and top not in sys.stdlib_module_names and top != "__future__":
+                    packages.add(IMPORT_TO_PACKAGE.get(top, top))
+    return packages
+
+
+def env_packages(name: str) -> dict[str, str]:
+    env = yaml.safe_load((REPO / "envs" / f"{name}.yaml").read_text())
+    out = {}
+    for dep in env["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else []:
+            if "==" in item:
+                pkg, version = item.split("==")
+                out[pkg.strip().lower()] = version.strip()
+    return out
+
+
+def test_every_rule_env_provides_what_its_script_imports():
+    blocks = rule_blocks()
+    assert {"clean", "split", "scale", "train", "evaluate", "compare", "report"} <= set(blocks)
+    problems = []
+    for rule, info in blocks.items():
+        assert info["envs"], f"rule {rule} declares no conda env"
+        script = (REPO / "workflow" / "rules" / info["script"][0]).resolve()
+        needed = imported_packages(script)
+        assert "snakemake" not in needed, f"{rule}: the library must not import snakemake"
+        for env in info["envs"]:
+            missing = needed - set(env_packages(env))
+            if missing:
+                problems.append(f"rule {rule} (envs/{env}.yaml) imports {sorted(missing)}")
+    assert not problems, "; ".join(problems)
+
+
+def test_the_import_check_sees_torch_in_training():
+    assert "torch" in imported_packages(REPO / "workflow" / "scripts" / "train.py")
+    assert "torch" not in imported_packages(REPO / "workflow" / "scripts" / "clean.py")
+
+
+def test_envs_and_requirements_pin_the_same_versions():
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert "==" in line, f"requirements.txt: {line} is not pinned"
+            pkg, version = line.split("==")
+            pins[pkg.lower()] = version
+    for env in ("data", "torch-cpu", "torch-cuda", "report"):
+        for pkg, version in env_packages(env).items():
+            assert pins.get(pkg) == version, f"envs/{env}.yaml pins {pkg}=={version}, requirements.txt {pins.get(pkg)}"

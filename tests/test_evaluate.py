@@ -1,0 +1,115 @@
+"""Metrics, baselines, checkpoints and the summary across splits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from panelmlp.baselines import logreg_proba, majority_proba
+from panelmlp.checkpoint import load_checkpoint, model_from_checkpoint, predict_raw, predict_scaled, save_checkpoint
+from panelmlp.compare import corrected_ci, permutation_p_value, summarise
+from panelmlp.metrics import METRICS, classification_metrics
+from panelmlp.model import build_mlp
+
+
+def test_binary_metrics_match_scikit_learn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    p = np.clip(y * 0.3 + rng.random(40) * 0.7, 0, 1)
+    got = classification_metrics(y, np.c_[1 - p, p])
+    pred = (p >= 0.5).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert got["pr_auc"] == pytest.approx(skm.average_precision_score(y, p))
+    assert got["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred).ravel()
+    assert (got["tp"], got["fp"], got["tn"], got["fn"]) == (tp, fp, tn, fn)
+
+
+def test_multiclass_metrics_are_macro():
+    rng = np.random.default_rng(1)
+    y = np.r_[0, 1, 2, rng.integers(0, 3, 27)]
+    p = rng.dirichlet(np.ones(3), 30)
+    got = classification_metrics(y, p)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, p.argmax(1), average="macro"))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+    assert "tp" not in got
+
+
+def test_majority_baseline_is_the_bar_to_beat():
+    y_train = np.array([0] * 7 + [1] * 3)
+    proba = majority_proba(y_train, 5, 2)
+    got = classification_metrics(np.array([0, 0, 0, 1, 1]), proba)
+    assert got["accuracy"] == pytest.approx(0.6)
+    assert got["roc_auc"] == pytest.approx(0.5)
+    assert got["balanced_accuracy"] == pytest.approx(0.5)
+    assert got["recall"] == 0.0
+
+
+def test_logreg_baseline_finds_a_linear_signal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 0] > 0).astype(int)
+    proba = logreg_proba(x[:150], y[:150], x[150:], 2)
+    assert classification_metrics(y[150:], proba)["roc_auc"] > 0.95
+
+
+def test_checkpoint_round_trip_is_self_contained(tmp_path):
+    torch.manual_seed(0)
+    model = build_mlp(3, [4], 2)
+    path = tmp_path / "m.pt"
+    mean, scale = [1.0, 2.0, 3.0], [2.0, 1.0, 0.5]
+    hyper = {"hidden": [4], "activation": "relu", "dropout": 0.0, "lr": 0.001}
+    save_checkpoint(path, model.state_dict(), ["A", "B", "C"], mean, scale, ["neg", "pos"], "pos", hyper, "holdout", "cpu")
+    loaded = load_checkpoint(path)
+    assert loaded["genes"] == ["A", "B", "C"] and loaded["classes"] == ["neg", "pos"] and loaded["device"] == "cpu"
+    assert loaded["versions"]["torch"] == torch.__version__
+    # Loads with weights_only=True, i.e. no pickled code.
+    torch.load(path, weights_only=True)
+    restored = model_from_checkpoint(loaded)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(restored.state_dict()[key], value)
+    raw = np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 4.0]])
+    scaled = (raw - np.array(mean)) / np.array(scale)
+    np.testing.assert_allclose(predict_raw(loaded, raw), predict_scaled(loaded, scaled), atol=1e-6)
+    with torch.inference_mode():
+        expected = torch.sigmoid(model(torch.tensor(scaled, dtype=torch.float32)))[:, 0].numpy()
+    np.testing.assert_allclose(predict_scaled(loaded, scaled)[:, 1], expected, atol=1e-6)
+
+
+def test_corrected_interval_is_wider_than_naive():
+    values = np.array([0.6, 0.7, 0.65, 0.55, 0.72, 0.68, 0.61, 0.66, 0.7, 0.59])
+    mean, sd, low, high = corrected_ci(values, 0.25)
+    assert mean == pytest.approx(values.mean()) and sd == pytest.approx(values.std(ddof=1))
+    naive = 2.262 * sd / math.sqrt(10)
+    assert (high - low) / 2 > naive
+    assert (high - low) / 2 == pytest.approx(2.2622 * math.sqrt((0.1 + 0.25)) * sd, rel=1e-3)
+
+
+def test_permutation_p_value_add_one():
+    assert permutation_p_value(0.9, np.array([0.5] * 19)) == pytest.approx(1 / 20)
+    assert permutation_p_value(0.5, np.array([0.5, 0.6, 0.4, 0.3])) == pytest.approx(3 / 5)
+
+
+def test_summary_has_every_metric_with_holdout():
+    import pandas as pd
+
+    rows = []
+    for model in ("mlp", "majority"):
+        for i, split in enumerate(["holdout", "cv_r1_f1", "cv_r1_f2", "cv_r1_f3"]):
+            rows.append({"panel": "p", "model": model, "split_id": split, "kind": "holdout" if i == 0 else "cv", "n_train": 80, "n_test": 20,
+                         **{m: 0.5 + 0.01 * i for m in METRICS}})
+    perms = {"p": pd.DataFrame({"split_id": ["cv_r1_f1"] * 3, "permutation": [1, 2, 3], "roc_auc": [0.4, 0.6, 0.5]})}
+    out = summarise(pd.DataFrame(rows), perms)
+    assert len(out) == 2 * len(METRICS)
+    auc = out[(out.model == "mlp") & (out.metric == "roc_auc")].iloc[0]
+    assert auc["holdout"] == 0.5 and auc["n_splits"] == 3 and auc["cv_mean"] == pytest.approx(0.52)
+    assert auc["n_permutations"] == 3 and auc["perm_p"] == pytest.approx(2 / 4)

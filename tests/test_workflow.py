@@ -1,0 +1,151 @@
+"""The workflow end to end: snakemake in a temporary directory on generated and real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from panelmlp.synthetic import write_cohort
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the repository's workflow with ``workdir`` as working directory."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def _check(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workflow run on a generated cohort with signal planted in SIG1 and SIG2."""
+    work = tmp_path_factory.mktemp("wf")
+    cohort = write_cohort(work / "cohort.csv", n_samples=120, n_genes=12, effect=2.0, n_malformed=4, n_broken=1, seed=11)
+    extra = {
+        "panels": {"glial": None, "microglia": None, "planted": ["SIG1", "SIG2"], "noise": "noise.txt"},
+        "model": {"epochs": 150, "hidden": [16]},
+        "evaluate": {"permutations": 24},
+    }
+    (work / "noise.txt").write_text("G00001\nG00002\nG00003\n")
+    (work / "extra.yaml").write_text(yaml.safe_dump(extra))
+    proc = snakemake(work, "--cores", "2", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={cohort.path}")
+    _check(proc)
+    (work / "cohort.json").write_text(json.dumps({"malformed": cohort.malformed_lines, "broken": cohort.broken_lines,
+                                                  "smokers": cohort.smokers, "non_smokers": cohort.non_smokers}))
+    return work
+
+
+def test_every_output_is_written(planted_run):
+    results = planted_run / "results"
+    for panel in ("planted", "noise", "all"):
+        base = results / "panels" / panel
+        for name in ("scaled.parquet", "history.parquet", "metrics.tsv", "predictions.parquet", "permutations.parquet"):
+            assert (base / name).is_file(), base / name
+        checkpoints = sorted(p.name for p in (base / "checkpoints").iterdir())
+        assert checkpoints == sorted(["holdout.pt"] + [f"cv_r{r}_f{f}.pt" for r in (1, 2) for f in range(1, 6)])
+    assert not (results / "panels" / "glial").exists()
+    for name in ("clean/cohort.parquet", "clean/quarantine.tsv", "clean/clean.json", "splits/splits.parquet",
+                 "metrics/summary.tsv", "report.html"):
+        assert (results / name).is_file(), name
+    for rule in ("clean", "split", "compare", "report"):
+        assert (planted_run / "logs" / f"{rule}.log").is_file()
+        assert (planted_run / "benchmarks" / f"{rule}.tsv").is_file()
+
+
+def test_row_accounting_and_labels(planted_run):
+    truth = json.loads((planted_run / "cohort.json").read_text())
+    acc = json.loads((planted_run / "results/clean/clean.json").read_text())
+    assert acc["repaired_lines"] == truth["malformed"]
+    assert acc["quarantined_lines"] == truth["broken"]
+    assert acc["rows_in_cohort"] == 119
+    quarantine = pd.read_csv(planted_run / "results/clean/quarantine.tsv", sep="\t")
+    assert quarantine["line"].tolist() == truth["broken"]
+    labels = json.loads((planted_run / "results/splits/labels.json").read_text())
+    splits = pd.read_parquet(planted_run / "results/splits/splits.parquet")
+    assert set(splits.columns) >= {"split_id", "sample_id", "role", "label"}
+    assert labels["labelled"] == splits[splits.split_id == "holdout"].shape[0]
+    assert labels["labelled"] + labels["missing_label"] + labels["unmatched_label"] == 119
+
+
+def test_planted_signal_beats_the_baseline_and_noise_does_not(planted_run):
+    summary = pd.read_csv(planted_run / "results/metrics/summary.tsv", sep="\t")
+
+    def value(panel, model, metric, column="cv_mean"):
+        row = summary[(summary.panel == panel) & (summary.model == model) & (summary.metric == metric)]
+        return float(row[column].iloc[0])
+
+    assert value("planted", "mlp", "roc_auc") > 0.8
+    assert value("planted", "mlp", "roc_auc", "ci_low") > 0.5
+    assert value("planted", "mlp", "balanced_accuracy") > value("planted", "majority", "balanced_accuracy") + 0.15
+    assert value("planted", "mlp", "roc_auc", "perm_p") < 0.05
+    assert value("planted", "mlp", "roc_auc", "n_permutations") == 24
+    assert value("noise", "mlp", "roc_auc", "perm_p") >= 0.05
+    assert value("noise", "mlp", "roc_auc", "ci_low") < 0.5 < value("noise", "mlp", "roc_auc", "ci_high") + 0.2
+    assert value("planted", "majority", "roc_auc") == 0.5
+    metrics = pd.read_csv(planted_run / "results/panels/planted/metrics.tsv", sep="\t")
+    assert set(metrics["model"]) == {"mlp", "majority", "logreg"}
+    assert len(metrics) == 3 * 11
+    history = pd.read_parquet(planted_run / "results/panels/planted/history.parquet")
+    assert len(history) == 11 * 150
+    assert set(history.columns) >= {"split_id", "epoch", "train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc"}
+
+
+def test_rerun_is_a_no_op_and_a_new_panel_reruns_only_its_chain(planted_run):
+    extra = planted_run / "extra.yaml"
+    raw = f"raw_csv={planted_run / 'cohort.csv'}"
+    proc = snakemake(planted_run, "-n", "--configfile", str(extra), "--config", raw)
+    _check(proc)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    config = yaml.safe_load(extra.read_text())
+    config["panels"]["extra"] = ["SIG1", "G00004"]
+    more = planted_run / "more.yaml"
+    more.write_text(yaml.safe_dump(config))
+    proc = snakemake(planted_run, "-n", "--quiet", "rules", "--configfile", str(more), "--config", raw)
+    _check(proc)
+    text = proc.stdout + proc.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in text.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts == {"scale": 1, "train": 1, "evaluate": 1, "compare": 1, "report": 1, "total": 5}, text
+
+
+def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
+    work = tmp_path / "bad"
+    work.mkdir()
+    shutil.copy(planted_run / "cohort.csv", work / "cohort.csv")
+    (work / "extra.yaml").write_text(yaml.safe_dump({"panels": {"glial": None, "microglia": None, "all": None, "bad": ["SIG1", "SIG3"]}, "model": {"epochs": 5}}))
+    proc = snakemake(work, "--cores", "1", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={work / 'cohort.csv'}")
+    assert proc.returncode != 0
+    log = (work / "logs/scale/bad.log").read_text()
+    assert "panelmlp error: panel bad: 1 gene(s) not in the cohort: SIG3 (closest: SIG1" in log
+    assert not (work / "results/panels/bad/history.parquet").exists()
+
+
+def test_invalid_config_is_rejected_before_any_job(tmp_path):
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"model": {"activation": "swish"}}))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "extra.yaml"), "--config", "raw_csv=x.csv")
+    assert proc.returncode != 0
+    assert "swish" in proc.stdout + proc.stderr
+
+
+@pytest.mark.realdata
+def test_real_cohort_figures(real_csv, tmp_path):
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"panels": {"microglia": None, "all": None}, "model": {"epochs": 20}}))
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "extra.yaml"), "--config", f"raw_csv={real_csv}")
+    _check(proc)
+    acc = json.loads((tmp_path / "results/clean/clean.json").read_text())
+    assert (acc["rows_in_cohort"], acc["repaired"], acc["quarantined"]) == (99, 12, 0)
+    labels = json.loads((tmp_path / "results/splits/labels.json").read_text())
+    assert labels["labelled"] == 85 and labels["class_counts"] == {"non-smoker": 62, "smoker": 23}
+    assert (tmp_path / "results/report.html").is_file()

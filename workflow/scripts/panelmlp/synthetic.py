@@ -1,0 +1,125 @@
+"""Synthetic cohorts in the real file's schema, for tests and benchmarks.
+
+The layout mirrors the CPTAC extract: expression columns first, then
+``PATIENT_ID``, ``SAMPLE_ID`` and clinical columns, ``NA`` for missing values,
+and free text with unquoted commas on some lines (the malformation the real
+file has). A planted signal shifts chosen genes with the smoking label, so a
+workflow run can show that it finds signal where there is some.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SMOKER_TEXTS = (
+    "Current smoker: Includes daily and non-daily smokers",
+    "Current reformed smoker within past 15 years",
+    "Current reformed smoker, more than 15 years ",
+)
+NON_SMOKER_TEXT = "Lifelong non-smoker: Less than 100 cigarettes smoked in lifetime"
+SITES = ("Frontal Lobe", "Temporal Lobe", "Parietal, Occipital, Temporal Lobe ", "Occipital lobe")
+CLINICAL = ("PATIENT_ID", "SAMPLE_ID", "TUMOR_SITE_CURATED", "AGE", "SEX", "SMOKING_HISTORY", "VITAL_STATUS", "EXCLUDED_IN_DOWNSTREAM_ANALYSIS")
+
+
+@dataclass
+class SyntheticCohort:
+    """What was written, for assertions."""
+
+    path: Path
+    genes: list[str]
+    n_samples: int
+    smokers: int
+    non_smokers: int
+    missing_history: int
+    malformed_lines: list[int]
+    """File line numbers (1-based) of lines with unquoted commas (repairable)."""
+    broken_lines: list[int]
+    """File line numbers of lines that cannot be repaired (quarantined)."""
+
+
+def gene_names(n: int, planted: Sequence[str] = ()) -> list[str]:
+    """``planted`` first, then ``G00001``-style names up to ``n`` genes."""
+    names = list(planted)
+    i = 1
+    while len(names) < n:
+        names.append(f"G{i:05d}")
+        i += 1
+    return names[:n]
+
+
+def write_cohort(
+    path: str | Path,
+    n_samples: int = 120,
+    n_genes: int = 20,
+    planted: Sequence[str] = ("SIG1", "SIG2"),
+    effect: float = 2.0,
+    smoker_fraction: float = 0.35,
+    missing_history: int = 6,
+    n_malformed: int = 5,
+    n_broken: int = 0,
+    seed: int = 0,
+    chunk_rows: int = 256,
+) -> SyntheticCohort:
+    """Write a cohort CSV; planted genes are shifted by ``effect`` sd in smokers.
+
+    ``n_malformed`` lines get a smoking history or tumour site with an unquoted
+    comma (repairable); ``n_broken`` lines lose a field (must be quarantined).
+    Writes in chunks so 20,000 genes x 2,000 samples fit in little memory.
+    """
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    genes = gene_names(n_genes, planted)
+    n_planted = len([g for g in planted if g in genes])
+    smoker = rng.random(n_samples) < smoker_fraction
+    history_missing = np.zeros(n_samples, dtype=bool)
+    history_missing[rng.choice(n_samples, size=min(missing_history, n_samples), replace=False)] = True
+    malformed_rows = set(rng.choice(n_samples, size=min(n_malformed, n_samples), replace=False).tolist())
+    remaining = [i for i in range(n_samples) if i not in malformed_rows]
+    broken_rows = set(rng.choice(remaining, size=min(n_broken, len(remaining)), replace=False).tolist())
+    base = rng.uniform(8, 18, size=n_genes)
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(",".join([*genes, *CLINICAL]) + "\n")
+        for start in range(0, n_samples, chunk_rows):
+            rows = range(start, min(n_samples, start + chunk_rows))
+            values = base + rng.normal(0, 1, size=(len(rows), n_genes))
+            for j, i in enumerate(rows):
+                if smoker[i]:
+                    values[j, :n_planted] += effect
+            text = np.char.mod("%.6f", values.astype(np.float64))
+            for j, i in enumerate(rows):
+                comma_in_history = i in malformed_rows and smoker[i] and not history_missing[i]
+                site = SITES[2] if i in malformed_rows and not comma_in_history else SITES[i % 2]
+                if history_missing[i]:
+                    history = "NA"
+                elif smoker[i]:
+                    history = SMOKER_TEXTS[2] if comma_in_history else SMOKER_TEXTS[i % 2]
+                else:
+                    history = NON_SMOKER_TEXT
+                clinical = [
+                    f"P{i:05d}",
+                    f"S-{i:05d}",
+                    site,
+                    str(40 + i % 40),
+                    "Male" if i % 2 else "Female",
+                    history,
+                    "NA" if i % 7 == 0 else ("Deceased" if i % 3 else "Living"),
+                    "FALSE",
+                ]
+                fields = [*text[j].tolist(), *clinical]
+                if i in broken_rows:
+                    del fields[-1]
+                handle.write(",".join(fields) + "\n")
+    return SyntheticCohort(
+        path=path,
+        genes=genes,
+        n_samples=n_samples,
+        smokers=int((smoker & ~history_missing).sum()),
+        non_smokers=int((~smoker & ~history_missing).sum()),
+        missing_history=int(history_missing.sum()),
+        malformed_lines=sorted(i + 2 for i in malformed_rows),
+        broken_lines=sorted(i + 2 for i in broken_rows),
+    )
