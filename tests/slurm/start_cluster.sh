@@ -29,6 +29,12 @@
 #   SLURM_CI_PARTITION   partition name                 [debug]
 #   SLURM_CI_MEM_PERCENT RealMemory as % of slurmd -C   [85]
 #   SLURM_CI_WAIT        seconds to wait for idle node  [45]
+#   SLURM_CI_CPUS        CPUs the node advertises       [real count]
+#                        More than the real count oversubscribes the cores
+#                        (SlurmdParameters=config_overrides): on a 2-core CI
+#                        machine, SLURM would otherwise run only 2 one-CPU jobs
+#                        at once, and each extra round costs a status-poll
+#                        cycle (>= 14 s) of the snakemake plugin.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -139,6 +145,17 @@ real_mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node_line")
 [[ -n $real_mem ]] || fail "could not parse RealMemory from 'slurmd -C': $node_line"
 ci_mem=$((real_mem * MEM_PERCENT / 100))
 node_line=${node_line/RealMemory=$real_mem/RealMemory=$ci_mem}
+NODE=${node_line%% *}
+NODE=${NODE#NodeName=}
+real_cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$node_line")
+CPUS=${SLURM_CI_CPUS:-$real_cpus}
+overrides="# (node line = real hardware)"
+if ((CPUS != real_cpus)); then
+    # Advertise CPUS single-thread cores instead of the real topology, and
+    # tell slurmd to trust slurm.conf rather than the hardware.
+    node_line="NodeName=$NODE CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$ci_mem"
+    overrides="SlurmdParameters=config_overrides"
+fi
 
 new_conf=$(mktemp "$STATE/slurm.conf.XXXXXX")
 cat >"$new_conf" <<EOF
@@ -190,9 +207,10 @@ MailProg=/bin/true
 KillWait=5
 InactiveLimit=0
 Waittime=0
-# Node and partition.
+# Node (from \`slurmd -C\`, memory lowered) and partition.
+$overrides
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
-PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 
 conf_changed=1
@@ -217,11 +235,11 @@ export SLURM_CONF=$STATE/slurm.conf
 
 # ---------------------------------------------------------------- daemons
 # Compact state ("idle", or "idle*" while the node does not respond).
-node_state() { sinfo -h -N -n "$HOST" -o '%t' 2>/dev/null | head -n 1; }
+node_state() { sinfo -h -N -n "$NODE" -o '%t' 2>/dev/null | head -n 1; }
 # When this slurmd registered, in epoch seconds (0 if unknown).
 slurmd_started() {
     local t
-    t=$(scontrol show node -o "$HOST" 2>/dev/null |
+    t=$(scontrol show node -o "$NODE" 2>/dev/null |
         sed -n 's/.*SlurmdStartTime=\([^ ]*\).*/\1/p')
     date -d "$t" +%s 2>/dev/null || echo 0
 }
@@ -240,13 +258,13 @@ wait_idle() {
         done
         sleep 0.5
     done
-    fail "node $HOST not idle after ${WAIT_S}s (state: '${st:-none}'); sinfo: $(sinfo 2>&1 | tr '\n' ' ')"
+    fail "node $NODE not idle after ${WAIT_S}s (state: '${st:-none}'); sinfo: $(sinfo 2>&1 | tr '\n' ' ')"
 }
 
 if ((conf_changed == 0)) && pid_alive munged && pid_alive slurmctld && pid_alive slurmd; then
     log "cluster already running from $STATE"
     wait_idle
-    log "node $HOST idle in partition $PARTITION"
+    log "node $NODE idle in partition $PARTITION"
     exit 0
 fi
 
@@ -305,5 +323,5 @@ log "slurmctld up (pid $(<"$STATE/slurmctld.pid"))"
 slurmd_t0=$(($(date +%s) - 1))
 start slurmd slurmd -D -f "$STATE/slurm.conf"
 wait_idle "$slurmd_t0"
-log "slurmd up (pid $(<"$STATE/slurmd.pid")); node $HOST idle in partition $PARTITION"
+log "slurmd up (pid $(<"$STATE/slurmd.pid")); node $NODE ($CPUS CPUs, ${ci_mem} MB) idle in partition $PARTITION"
 sinfo >&2

@@ -165,8 +165,8 @@ class StackedMLP:
 def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model mean loss over its valid rows, and the gradient w.r.t. the logits.
 
-    ``logits`` ``[K, B, out]``; ``y`` ``[K, B]`` integer classes; ``valid``
-    ``[K, B]`` 0/1; ``n_valid`` ``[K]`` (at least 1). One logit means
+    ``logits`` ``[K, B, out]``; ``y`` ``[K, B]`` integer classes (or float 0/1 targets for one logit); ``valid``
+    ``[K, B]`` 0/1 (float); ``n_valid`` ``[K]`` (at least 1). One logit means
     BCEWithLogitsLoss, several mean CrossEntropyLoss, each averaged over a
     model's own rows, exactly as torch's ``reduction='mean'`` does per model.
     Returns the per-row losses ``[K, B]`` (zero where invalid) and the gradient.
@@ -174,14 +174,14 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_
     scale = (valid / n_valid[:, None]).unsqueeze(-1)
     if logits.shape[-1] == 1:
         o = logits.squeeze(-1)
-        t = y.to(o.dtype)
-        rows = torch.clamp(o, min=0) - o * t + torch.log1p(torch.exp(-o.abs()))
+        t = y if y.is_floating_point() else y.to(o.dtype)
+        rows = torch.nn.functional.binary_cross_entropy_with_logits(o, t, weight=valid, reduction="none")
         grad = (torch.sigmoid(o) - t).unsqueeze(-1) * scale
-    else:
-        log_p = torch.log_softmax(logits, dim=-1)
-        rows = -log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logits.dtype)
-        grad = (log_p.exp() - onehot) * scale
+        return rows, grad
+    log_p = torch.log_softmax(logits, dim=-1)
+    rows = -log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    grad = (log_p.exp() - onehot) * scale
     return rows * valid, grad
 
 

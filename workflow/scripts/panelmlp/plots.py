@@ -233,10 +233,16 @@ def epoch_curves(history: pd.DataFrame) -> go.Figure:
 
 
 def _binary_curves(predictions: pd.DataFrame, positive: str, kind: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, int]]:
-    """ROC and PR points of each model on the rows of ``kind`` (``holdout`` or ``cv`` pooled)."""
+    """ROC and PR points of each model but the majority baseline on the rows of ``kind`` (``holdout`` or ``cv`` pooled).
+
+    The majority baseline gives every test sample of a split the same score, so
+    its curves are the chance lines; pooled over folds its slightly different
+    per-fold scores would draw a meaningless staircase instead.
+    """
     out = []
     part = predictions[predictions["kind"] == kind]
-    for model in [m for m in MODEL_ORDER if m in set(part["model"])] + sorted(set(part["model"]) - set(MODEL_ORDER)):
+    present = set(part["model"]) - {"majority"}
+    for model in [m for m in MODEL_ORDER if m in present] + sorted(present - set(MODEL_ORDER)):
         rows = part[part["model"] == model]
         y = (rows["true_label"].astype(str) == positive).to_numpy().astype(int)
         score = rows["probability"].to_numpy(np.float64)
@@ -244,6 +250,7 @@ def _binary_curves(predictions: pd.DataFrame, positive: str, kind: str) -> list[
             continue
         fpr, tpr, _ = skm.roc_curve(y, score)
         precision, recall, _ = skm.precision_recall_curve(y, score)
+        precision, recall = precision[:-1], recall[:-1]  # drop scikit-learn's conventional (recall 0, precision 1) end point
         auc = float(skm.roc_auc_score(y, score))
         ap = float(skm.average_precision_score(y, score))
         out.append((model, fpr, tpr, recall, precision, auc, ap, len(rows)))
@@ -251,7 +258,7 @@ def _binary_curves(predictions: pd.DataFrame, positive: str, kind: str) -> list[
 
 
 def roc_pr_curves(predictions: pd.DataFrame, positive: str) -> go.Figure:
-    """ROC (left) and precision-recall (right) curves of every model, two classes only.
+    """ROC (left) and precision-recall (right) curves of the MLP and logistic regression, two classes only.
 
     Solid lines pool the test predictions of all CV folds (each sample appears
     once per CV repeat); dotted lines are the holdout split's test samples.

@@ -62,13 +62,14 @@ h3 { margin-top: 28px; font-size: 18px; color: var(--accent); }
 p.sub, p.caption, .muted { color: var(--muted); }
 p.caption { font-size: 14px; margin: 4px 0 20px; max-width: 900px; }
 nav.toc { background: #f3f6fa; border: 1px solid var(--line); padding: 8px 20px; margin: 16px 0; font-size: 14px; }
-nav.toc ol { margin: 6px 0; padding-left: 20px; } nav.toc ul { margin: 2px 0; padding-left: 18px; }
+nav.toc ol { margin: 6px 0; padding-left: 20px; columns: 2; column-gap: 40px; }
 nav.toc a { color: var(--accent); text-decoration: none; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.key td { background: #eef4fb; font-weight: bold; }
+details { margin: 12px 0; } details summary { cursor: pointer; color: var(--accent); font-weight: bold; }
 .headline { font-size: 18px; padding: 12px 16px; border-left: 6px solid var(--muted); background: #f6f6f6; margin: 12px 0; }
 .verdict { border-left: 6px solid var(--muted); padding: 4px 16px; margin: 14px 0; background: #fcfcfc; }
 .verdict h3 { margin: 6px 0; color: var(--ink); }
@@ -152,7 +153,8 @@ def fmt(value: object, digits: int = 3) -> str:
         return html.escape(str(value))
     if math.isnan(number):
         return "–"
-    return f"{number:.{digits}f}"
+    text = f"{number:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def fmt_p(value: object) -> str:
@@ -218,7 +220,7 @@ def load_panel(name: str, scaled: str, history: str, metrics: str, predictions: 
         scaled=table,
         meta=meta,
         history=pd.read_parquet(history),
-        metrics=pd.read_csv(metrics, sep="\t"),
+        metrics=read_table(metrics),
         predictions=pd.read_parquet(predictions),
         permutations=_numeric(pd.read_parquet(permutations), skip=("split_id",)),
     )
@@ -232,6 +234,19 @@ def load_panels(inputs: Mapping[str, str | Sequence[str]], panels: Sequence[str]
         if len(paths) != len(panels):
             raise ValueError(f"report input {k!r} has {len(paths)} paths for {len(panels)} panels")
     return [load_panel(p, *(lists[k][i] for k in keys)) for i, p in enumerate(panels)]
+
+
+TEXT_COLUMNS = ("panel", "model", "metric", "split_id", "kind")
+"""Columns of metrics.tsv and summary.tsv that hold names, never numbers."""
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A TSV of the workflow with name columns kept as text (a panel called 'NA' or 'null' stays a name) and the rest numeric."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        if column not in TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+    return frame
 
 
 def read_quarantine(path: str) -> pd.DataFrame:
@@ -290,7 +305,7 @@ def signal_level(auc: Mapping) -> str:
         return "unknown"
     if low > 0.5:
         p = float(auc.get("perm_p", math.nan))
-        if auc.get("n_permutations", 0) and not math.isnan(p) and p >= 0.05:
+        if auc.get("n_permutations", 0) and not math.isnan(p) and p > 0.05:
             return "unconfirmed"
         return "signal"
     if high < 0.5:
@@ -300,7 +315,7 @@ def signal_level(auc: Mapping) -> str:
 
 HEADLINES = {
     "signal": "Evidence of signal: the MLP separates the classes better than chance.",
-    "unconfirmed": "Unconfirmed signal: the ROC-AUC interval lies above 0.5, but the permutation test does not confirm it (p ≥ 0.05).",
+    "unconfirmed": "Unconfirmed signal: the ROC-AUC interval lies above 0.5, but the permutation test does not confirm it (p > 0.05).",
     "none": "No evidence of signal: the MLP does not separate the classes measurably better than chance.",
     "below": "No evidence of signal: the MLP scores below chance, which is not usable signal either.",
     "unknown": "No verdict: the ROC-AUC or its interval could not be computed (too few CV splits, or test sets lacking a class).",
@@ -549,7 +564,7 @@ def evaluation_block(panel: PanelData, positive: str, figures: Figures) -> str:
                 "as the probability threshold moves; the diagonal is chance. Right: precision-recall curve; the dashed line is the share of positives, "
                 "what a random ranking gets. Solid lines pool the test predictions of all CV folds (each sample appears once per CV repeat), "
                 "dotted lines the holdout split alone. The pooled AUC can differ from the per-fold mean in the verdict. "
-                "The majority baseline gives every sample the same score, so its ROC curve is the diagonal."
+                "The majority baseline is not drawn: it gives every sample the same score, so its curves are the dashed chance lines."
             )
         )
     elif len(panel.classes) > 2:
@@ -596,6 +611,22 @@ def summary_table(summary: pd.DataFrame) -> str:
     return html_table(frame, numeric=("CV mean", "CV sd", "95% CI", "CV splits", "holdout", "permutation p", "permutations"), key_rows=key)
 
 
+def key_metrics_table(summary: pd.DataFrame, panels: Sequence[str]) -> str:
+    """One row per panel and model, one column per key metric: 'mean [low, high]'."""
+    rows, key = [], []
+    models = [m for m in plots.MODEL_ORDER if m in set(summary["model"])] + sorted(set(summary["model"]) - set(plots.MODEL_ORDER))
+    for panel in panels:
+        for model in models:
+            row = {"panel": panel, "model": plots.model_name(model)}
+            for metric in KEY_METRICS:
+                r = summary_row(summary, panel, model, metric)
+                row[plots.metric_name(metric)] = f"{fmt(r['cv_mean'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]"
+            rows.append(row)
+            key.append(model == "mlp")
+    frame = pd.DataFrame(rows)
+    return html_table(frame, numeric=[plots.metric_name(m) for m in KEY_METRICS], key_rows=key)
+
+
 def comparison_section(summary: pd.DataFrame, panels: Sequence[str], figures: Figures) -> str:
     """Section 7: the key metrics of every panel and model with CIs, and the summary table."""
     fig = plots.comparison_chart(summary, KEY_METRICS, panels)
@@ -610,7 +641,16 @@ def comparison_section(summary: pd.DataFrame, panels: Sequence[str], figures: Fi
         "All of summary.tsv (the MLP's ROC-AUC rows highlighted). 'CV sd' is the spread over CV splits; 'holdout' the single holdout split's value; "
         "the permutation p-value is computed for the MLP's ROC-AUC only. A CI can extend past the metric's range because it is a t interval."
     )
-    return section("comparison", figures.html(fig, "comparison") + caption(text) + "<h3>Summary table</h3>" + summary_table(summary) + table_caption)
+    details = f"<details><summary>Full summary table ({len(summary)} rows)</summary>{summary_table(summary)}{table_caption}</details>"
+    return section(
+        "comparison",
+        figures.html(fig, "comparison")
+        + caption(text)
+        + "<h3>Key metrics</h3>"
+        + key_metrics_table(summary, panels)
+        + caption("CV mean with its 95% confidence interval in brackets; the MLP's rows in bold.")
+        + details,
+    )
 
 
 def permutation_section(panels: Sequence[PanelData], summary: pd.DataFrame, figures: Figures) -> str:
@@ -642,14 +682,63 @@ def permutation_section(panels: Sequence[PanelData], summary: pd.DataFrame, figu
     return section("permutation", body)
 
 
+def _yaml_scalar(value: object) -> str:
+    """A YAML scalar: numbers, booleans and null as such, strings double-quoted unless plainly safe."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        mantissa, _, exponent = text.partition("e")
+        return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if exponent else text
+    text = str(value)
+    reserved = ("true", "false", "null", "yes", "no", "on", "off", "~")
+    plain = bool(text) and all(ch.isalnum() or ch in "_-./" for ch in text) and text[0] not in "-." and text.lower() not in reserved
+    if plain:
+        try:
+            float(text)
+        except ValueError:
+            return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def to_yaml(value: object, indent: int = 0) -> str:
+    """Block-style YAML of nested mappings and lists (lists of scalars inline), without PyYAML."""
+    pad = "  " * indent
+    nested = (Mapping, list, tuple)
+    if isinstance(value, Mapping):
+        if not value:
+            return pad + "{}"
+        lines = []
+        for key, item in value.items():
+            head = f"{pad}{_yaml_scalar(key)}:"
+            if (isinstance(item, Mapping) and item) or (isinstance(item, (list, tuple)) and any(isinstance(v, nested) for v in item)):
+                lines.append(head + "\n" + to_yaml(item, indent + 1))
+            else:
+                lines.append(head + " " + to_yaml(item, 0))
+        return "\n".join(lines)
+    if isinstance(value, (list, tuple)):
+        if not any(isinstance(v, nested) for v in value):
+            return pad + "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
+        return "\n".join(f"{pad}- " + to_yaml(item, indent + 1).lstrip() for item in value)
+    return pad + _yaml_scalar(value)
+
+
 def provenance_section(config: Mapping, versions: Mapping[str, str]) -> str:
     """Section 9: the configuration used and package versions."""
-    config_text = json.dumps(config, indent=2, default=str, ensure_ascii=False)
+    config_text = to_yaml(config)
     rows = pd.DataFrame({"package": list(versions), "version": list(versions.values())})
     body = (
         "<h3>Configuration</h3>"
         + f"<pre>{esc(config_text)}</pre>"
-        + caption("The workflow configuration of this run (as JSON; the same keys as config/config.yaml).")
+        + caption("The workflow configuration of this run, as YAML (comments of config/config.yaml are not kept).")
         + "<h3>Package versions</h3>"
         + html_table(rows)
         + caption("Versions in the environment that wrote this report; training ran in the model environment (see the device under each training plot).")
@@ -667,7 +756,7 @@ def table_of_contents(panels: Sequence[str]) -> str:
     for anchor, title in SECTIONS:
         inner = ""
         if anchor in sub:
-            inner = "<ul>" + "".join(f'<li><a href="#{panel_anchor(sub[anchor], p)}">{esc(p)}</a></li>' for p in panels) + "</ul>"
+            inner = " — " + " · ".join(f'<a href="#{panel_anchor(sub[anchor], p)}">{esc(p)}</a>' for p in panels)
         items.append(f'<li><a href="#{anchor}">{esc(title.split(". ", 1)[1])}</a>{inner}</li>')
     return f'<nav class="toc"><b>Contents</b><ol>{"".join(items)}</ol></nav>'
 
@@ -697,7 +786,7 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], panels: Sequence[str
     accounting = json.loads(Path(str(inputs["accounting"])).read_text(encoding="utf-8"))
     labels = json.loads(Path(str(inputs["labels"])).read_text(encoding="utf-8"))
     quarantine = read_quarantine(str(inputs["quarantine"]))
-    summary = pd.read_csv(str(inputs["summary"]), sep="\t")
+    summary = read_table(str(inputs["summary"]))
     data = load_panels(inputs, panels)
     positive = str(labels.get("positive") or (data[0].meta.get("positive") if data else ""))
     max_genes = int(((config.get("report") or {}).get("pairplot_max_genes")) or DEFAULT_PAIRPLOT_GENES)

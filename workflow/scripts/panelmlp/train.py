@@ -110,66 +110,68 @@ def _padded_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Optimizer:
-    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD, per model.
+    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD, per model, on one flat buffer.
 
-    Each model keeps its own step count; a model not active in a step keeps its
-    weights and moments unchanged. While every model has taken the same number of
-    steps (the common case) the update runs as fused ``_foreach`` operations with
-    scalar bias corrections.
+    All weights and biases of the stack are views into one ``[K, P]`` tensor, so an
+    update is a handful of operations whatever the depth of the network. Each
+    model keeps its own step count; a model not active in a step keeps its weights
+    and moments unchanged.
     """
 
-    def __init__(self, params: list[torch.Tensor], spec: TrainSpec) -> None:
+    def __init__(self, stack: StackedMLP, spec: TrainSpec) -> None:
         if spec.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, not {spec.optimizer!r}")
-        self.params = params
+        params = stack.params
+        self.flat = torch.cat([p.flatten(1) for p in params], dim=1)
+        offset = 0
+        views = []
+        for p in params:
+            size = p[0].numel()
+            views.append(self.flat[:, offset : offset + size].view(p.shape))
+            offset += size
+        stack.weights = views[0::2]
+        stack.biases = views[1::2]
         self.spec = spec
         self.adam = spec.optimizer == "adam"
-        self.m = [torch.zeros_like(p) for p in params] if spec.momentum or self.adam else []
-        self.v = [torch.zeros_like(p) for p in params] if self.adam else []
-        self.steps = np.zeros(params[0].shape[0], dtype=np.int64)
+        self.m = torch.zeros_like(self.flat)
+        self.v = torch.zeros_like(self.flat) if self.adam else None
+        self.steps = np.zeros(self.flat.shape[0], dtype=np.int64)
 
     def step(self, grads: list[torch.Tensor], active: np.ndarray | None) -> None:
-        """One update; ``active`` (bool per model) is None when all models step."""
+        """One update from per-tensor gradients; ``active`` (bool per model) is None when all models step."""
         spec = self.spec
+        g = torch.cat([x.flatten(1) for x in grads], dim=1)
         if spec.weight_decay:
-            grads = torch._foreach_add(grads, self.params, alpha=spec.weight_decay)
-        if active is None:
-            self.steps += 1
-        else:
-            self.steps += active
-        uniform = active is None and self.steps.min() == self.steps.max()
+            g.add_(self.flat, alpha=spec.weight_decay)
+        self.steps += 1 if active is None else active
+        device, dtype = self.flat.device, self.flat.dtype
+        gate = None if active is None else torch.tensor(active, device=device).view(-1, 1)
         if self.adam:
             beta1, beta2, eps = 0.9, 0.999, 1e-8
-            if uniform:
+            if gate is None and self.steps.min() == self.steps.max():
                 t = int(self.steps[0])
-                torch._foreach_lerp_(self.m, grads, 1 - beta1)
-                torch._foreach_mul_(self.v, beta2)
-                torch._foreach_addcmul_(self.v, grads, grads, value=1 - beta2)
-                denom = torch._foreach_sqrt(self.v)
-                torch._foreach_div_(denom, (1 - beta2**t) ** 0.5)
-                torch._foreach_add_(denom, eps)
-                torch._foreach_addcdiv_(self.params, self.m, denom, value=-spec.lr / (1 - beta1**t))
+                self.m.lerp_(g, 1 - beta1)
+                self.v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = self.v.sqrt().div_((1 - beta2**t) ** 0.5).add_(eps)
+                self.flat.addcdiv_(self.m, denom, value=-spec.lr / (1 - beta1**t))
                 return
-            device, dtype = self.params[0].device, self.params[0].dtype
-            t = torch.tensor(self.steps, dtype=dtype, device=device).view(-1, 1, 1)
-            gate = torch.tensor(np.ones_like(self.steps, bool) if active is None else active, device=device).view(-1, 1, 1)
-            step_size = torch.where(gate, spec.lr / (1 - beta1 ** t.clamp(min=1)), 0.0)
-            bias2_sqrt = torch.sqrt(1 - beta2 ** t.clamp(min=1))
-            for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-                m.copy_(torch.where(gate, beta1 * m + (1 - beta1) * g, m))
-                v.copy_(torch.where(gate, beta2 * v + (1 - beta2) * g * g, v))
-                p.sub_(step_size * m / (v.sqrt() / bias2_sqrt + eps))
+            t = torch.tensor(np.maximum(self.steps, 1), dtype=dtype, device=device).view(-1, 1)
+            m = self.m.lerp(g, 1 - beta1)
+            v = self.v.mul(beta2).addcmul_(g, g, value=1 - beta2)
+            if gate is not None:
+                m = torch.where(gate, m, self.m)
+                v = torch.where(gate, v, self.v)
+            self.m.copy_(m)
+            self.v.copy_(v)
+            update = (spec.lr / (1 - beta1**t)) * m / (v.sqrt() / torch.sqrt(1 - beta2**t) + eps)
+            self.flat.sub_(update if gate is None else torch.where(gate, update, 0.0))
             return
-        device = self.params[0].device
-        gate = None if active is None else torch.tensor(active, device=device).view(-1, 1, 1)
-        first = torch.tensor(self.steps == 1, device=device).view(-1, 1, 1)
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            if spec.momentum:
-                buf = self.m[i]
-                new = torch.where(first, g, spec.momentum * buf + g)
-                buf.copy_(new if gate is None else torch.where(gate, new, buf))
-                g = buf
-            p.sub_(spec.lr * (g if gate is None else torch.where(gate, g, 0.0)))
+        if spec.momentum:
+            first = torch.tensor(self.steps == 1, device=device).view(-1, 1)
+            new = torch.where(first, g, spec.momentum * self.m + g)
+            self.m.copy_(new if gate is None else torch.where(gate, new, self.m))
+            g = self.m
+        self.flat.sub_(spec.lr * (g if gate is None else torch.where(gate, g, 0.0)))
 
 
 def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: int, width: int) -> np.ndarray:
@@ -290,7 +292,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
     weights = [torch.tensor(np.stack([m[i][0] for m in layers]), dtype=dtype, device=device) for i in range(len(sizes) - 1)]
     biases = [torch.tensor(np.stack([m[i][1] for m in layers])[:, None, :], dtype=dtype, device=device) for i in range(len(sizes) - 1)]
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
-    optimizer = _Optimizer(stack.params, spec)
+    optimizer = _Optimizer(stack, spec)
 
     x = torch.tensor(data.x, dtype=dtype, device=device)
     split_of = torch.tensor(data.split_index, dtype=torch.long, device=device)
@@ -330,6 +332,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
             orders = torch.tensor(_epoch_orders(shuffle_rngs, data.train, block, width), device=device)
             x_block = x[split_of[:, None, None], orders]
             y_block = y[rows[:, :, None], orders]
+            if data.n_classes == 2:
+                y_block = y_block.to(dtype)
             for e in range(block):
                 epoch = block_start + e
                 epoch_masks = _dropout_masks(drop_rngs, n_train, bs, steps_per_epoch, spec.hidden, keep, dtype, device) if drop_rngs else None
