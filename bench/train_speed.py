@@ -18,13 +18,12 @@ import warnings
 import numpy as np
 import torch
 from _common import machine, timer
+from panelmlp.train import ModelSet, TrainSpec, train_models
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from sklearn.neural_network import MLPClassifier
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from panelmlp.train import ModelSet, TrainSpec, train_models
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -34,7 +33,7 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     return x[:60], y[:60], x[60:], y[60:]
 
 
-def tutorial(x_train, y_train, x_test, y_test, epochs: int) -> None:
+def tutorial_history(x_train, y_train, x_test, y_test, epochs: int) -> dict[str, list[float]]:
     """The tutorial's loop as written: DataLoader, autograd, scikit-learn metrics every epoch."""
 
     class MLP(nn.Module):
@@ -72,6 +71,7 @@ def tutorial(x_train, y_train, x_test, y_test, epochs: int) -> None:
         history["precision"].append(precision_score(ys, preds, zero_division=0))
         history["recall"].append(recall_score(ys, preds, zero_division=0))
         history["f1"].append(f1_score(ys, preds, zero_division=0))
+    return history
 
 
 def sklearn_mlp(x_train, y_train, epochs: int) -> None:
@@ -79,8 +79,15 @@ def sklearn_mlp(x_train, y_train, epochs: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         MLPClassifier(
-            hidden_layer_sizes=(64,), solver="adam", learning_rate_init=0.001, batch_size=32, max_iter=epochs,
-            early_stopping=False, n_iter_no_change=epochs + 1, tol=0.0, random_state=0,
+            hidden_layer_sizes=(64,),
+            solver="adam",
+            learning_rate_init=0.001,
+            batch_size=32,
+            max_iter=epochs,
+            early_stopping=False,
+            n_iter_no_change=epochs + 1,
+            tol=0.0,
+            random_state=0,
         ).fit(x_train, y_train)
 
 
@@ -89,7 +96,14 @@ def panelmlp_models(x_train, y_train, x_test, y_test, k: int, epochs: int) -> No
     x = np.concatenate([x_train, x_test])[None]
     y = np.concatenate([y_train, y_test]).astype(np.int64)
     train = np.r_[np.ones(len(x_train), bool), np.zeros(len(x_test), bool)]
-    data = ModelSet(x, np.tile(y, (k, 1)), np.tile(train, (k, 1)), np.tile(~train, (k, 1)), np.zeros(k, int), [(f"m{i}", 0) for i in range(k)])
+    data = ModelSet(
+        x,
+        np.tile(y, (k, 1)),
+        np.tile(train, (k, 1)),
+        np.tile(~train, (k, 1)),
+        np.zeros(k, int),
+        [(f"m{i}", 0) for i in range(k)],
+    )
     train_models(data, TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu"), threads=1)
 
 
@@ -104,7 +118,7 @@ def main() -> None:
     times: dict[str, float] = {}
     print(f"machine: {machine()}; torch {torch.__version__}, 1 thread; {epochs} epochs, 60 train / 15 test samples")
     with timer(times, "tutorial"):
-        tutorial(*d, epochs)
+        tutorial_history(*d, epochs)
     with timer(times, "sklearn"):
         sklearn_mlp(d[0], d[1], epochs)
     per_model = {"tutorial loop": times["tutorial"], "sklearn MLPClassifier": times["sklearn"]}
@@ -114,11 +128,14 @@ def main() -> None:
         per_model[f"panelmlp K={k}"] = times[f"k{k}"] / k
     print(f"{'contender':<24}{'s/model':>10}{'vs tutorial':>14}{'vs sklearn':>12}")
     for name, sec in per_model.items():
-        print(f"{name:<24}{sec:>10.4f}{per_model['tutorial loop'] / sec:>13.1f}x{per_model['sklearn MLPClassifier'] / sec:>11.1f}x")
+        print(
+            f"{name:<24}{sec:>10.4f}{per_model['tutorial loop'] / sec:>13.1f}x{per_model['sklearn MLPClassifier'] / sec:>11.1f}x"
+        )
+    tut, skl = per_model["tutorial loop"], per_model["sklearn MLPClassifier"]
     one, hundred = per_model["panelmlp K=1"], per_model.get("panelmlp K=100")
-    print("targets: K=1 >= 10x tutorial: %s; K=1 faster than sklearn: %s" % (per_model["tutorial loop"] / one >= 10, one < per_model["sklearn MLPClassifier"]))
+    print(f"target K=1 >= 10x the tutorial: {tut / one >= 10}; K=1 faster than sklearn: {one < skl}")
     if hundred:
-        print("targets: K=100 >= 100x tutorial: %s; K=100 >= 10x sklearn: %s" % (per_model["tutorial loop"] / hundred >= 100, per_model["sklearn MLPClassifier"] / hundred >= 10))
+        print(f"target K=100 >= 100x the tutorial: {tut / hundred >= 100}; K=100 >= 10x sklearn: {skl / hundred >= 10}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from panelmlp.synthetic import SyntheticCohort, write_cohort
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,7 +26,9 @@ def _tool(name: str) -> str:
 
 
 def test_snakemake_lint_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
 
@@ -81,7 +83,7 @@ def imported_packages(script: Path) -> set[str]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative: a module of the library
-                    base = (path.parent / (node.module or "").replace(".", "/"))
+                    base = path.parent / (node.module or "").replace(".", "/")
                     targets = [base.with_suffix(".py")] if node.module else []
                     targets += [path.parent / f"{a.name}.py" for a in node.names]
                     todo += [t for t in targets if t.is_file()]

@@ -7,13 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn import metrics as skm
-
 from panelmlp.baselines import logreg_proba, majority_proba
 from panelmlp.checkpoint import load_checkpoint, model_from_checkpoint, predict_raw, predict_scaled, save_checkpoint
 from panelmlp.compare import corrected_ci, permutation_p_value, summarise
 from panelmlp.metrics import METRICS, classification_metrics
 from panelmlp.model import build_mlp
+from sklearn import metrics as skm
 
 
 def test_binary_metrics_match_scikit_learn():
@@ -68,7 +67,9 @@ def test_checkpoint_round_trip_is_self_contained(tmp_path):
     path = tmp_path / "m.pt"
     mean, scale = [1.0, 2.0, 3.0], [2.0, 1.0, 0.5]
     hyper = {"hidden": [4], "activation": "relu", "dropout": 0.0, "lr": 0.001}
-    save_checkpoint(path, model.state_dict(), ["A", "B", "C"], mean, scale, ["neg", "pos"], "pos", hyper, "holdout", "cpu")
+    save_checkpoint(
+        path, model.state_dict(), ["A", "B", "C"], mean, scale, ["neg", "pos"], "pos", hyper, "holdout", "cpu"
+    )
     loaded = load_checkpoint(path)
     assert loaded["genes"] == ["A", "B", "C"] and loaded["classes"] == ["neg", "pos"] and loaded["device"] == "cpu"
     assert loaded["versions"]["torch"] == torch.__version__
@@ -91,7 +92,7 @@ def test_corrected_interval_is_wider_than_naive():
     assert mean == pytest.approx(values.mean()) and sd == pytest.approx(values.std(ddof=1))
     naive = 2.262 * sd / math.sqrt(10)
     assert (high - low) / 2 > naive
-    assert (high - low) / 2 == pytest.approx(2.2622 * math.sqrt((0.1 + 0.25)) * sd, rel=1e-3)
+    assert (high - low) / 2 == pytest.approx(2.2622 * math.sqrt(0.1 + 0.25) * sd, rel=1e-3)
 
 
 def test_permutation_p_value_add_one():
@@ -105,8 +106,17 @@ def test_summary_has_every_metric_with_holdout():
     rows = []
     for model in ("mlp", "majority"):
         for i, split in enumerate(["holdout", "cv_r1_f1", "cv_r1_f2", "cv_r1_f3"]):
-            rows.append({"panel": "p", "model": model, "split_id": split, "kind": "holdout" if i == 0 else "cv", "n_train": 80, "n_test": 20,
-                         **{m: 0.5 + 0.01 * i for m in METRICS}})
+            rows.append(
+                {
+                    "panel": "p",
+                    "model": model,
+                    "split_id": split,
+                    "kind": "holdout" if i == 0 else "cv",
+                    "n_train": 80,
+                    "n_test": 20,
+                    **{m: 0.5 + 0.01 * i for m in METRICS},
+                }
+            )
     perms = {"p": pd.DataFrame({"split_id": ["cv_r1_f1"] * 3, "permutation": [1, 2, 3], "roc_auc": [0.4, 0.6, 0.5]})}
     out = summarise(pd.DataFrame(rows), perms)
     assert len(out) == 2 * len(METRICS)

@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from panelmlp.errors import PanelMlpError
 from panelmlp.io import clean_csv, repair_fields, resolve_gene_columns, write_clean
 
@@ -15,10 +14,23 @@ GENES = {"before_column": "PATIENT_ID"}
 
 # The exact shapes of the real file's malformed free text (file lines 9, 16, 29, 50).
 REAL_SHAPES = [
-    (["Caucasian", "Current reformed smoker", " more than 15 years ", "Exposed"], ["Caucasian", "Current reformed smoker, more than 15 years ", "Exposed"]),
-    (["Right", "Parietal", " Occipital", " Temporal Lobe ", "NA"], ["Right", "Parietal, Occipital, Temporal Lobe ", "NA"]),
     (
-        ["FAIL", "3", "C3L-02705-71(low cellularity|low tumor nuclei)", " C3L-02705-72(low)", " C3L-02705-75(low) ", "FALSE"],
+        ["Caucasian", "Current reformed smoker", " more than 15 years ", "Exposed"],
+        ["Caucasian", "Current reformed smoker, more than 15 years ", "Exposed"],
+    ),
+    (
+        ["Right", "Parietal", " Occipital", " Temporal Lobe ", "NA"],
+        ["Right", "Parietal, Occipital, Temporal Lobe ", "NA"],
+    ),
+    (
+        [
+            "FAIL",
+            "3",
+            "C3L-02705-71(low cellularity|low tumor nuclei)",
+            " C3L-02705-72(low)",
+            " C3L-02705-75(low) ",
+            "FALSE",
+        ],
         ["FAIL", "3", "C3L-02705-71(low cellularity|low tumor nuclei), C3L-02705-72(low), C3L-02705-75(low) ", "FALSE"],
     ),
     (["403", "Cerebral edema", " brain dislocation ", "No"], ["403", "Cerebral edema, brain dislocation ", "No"]),

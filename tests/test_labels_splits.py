@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from panelmlp.errors import PanelMlpError
 from panelmlp.labels import derive_labels
 from panelmlp.splits import make_splits
@@ -15,7 +14,13 @@ CLASSES = {"non-smoker": "non-smoker", "smoker": "smok"}
 
 def test_first_matching_regex_wins_case_insensitively():
     values = pd.Series(
-        ["Lifelong Non-Smoker: less", "Current smoker", "Current reformed smoker, more than 15 years ", None, "unknown"],
+        [
+            "Lifelong Non-Smoker: less",
+            "Current smoker",
+            "Current reformed smoker, more than 15 years ",
+            None,
+            "unknown",
+        ],
         index=list("abcde"),
     )
     found = derive_labels(values, CLASSES, "smoker")
@@ -28,7 +33,7 @@ def test_first_matching_regex_wins_case_insensitively():
 def test_positive_class_is_coded_one():
     found = derive_labels(pd.Series(["x", "y"], index=[1, 2]), {"pos": "x", "neg": "y"}, "pos")
     assert found.classes == ["neg", "pos"] and found.codes().to_dict() == {1: 1, 2: 0}
-    with pytest.raises(PanelMlpError, match="target.positive"):
+    with pytest.raises(PanelMlpError, match=r"target\.positive"):
         derive_labels(pd.Series(["x"]), {"a": "x", "b": "y"}, "c")
 
 
@@ -60,7 +65,9 @@ def test_holdout_is_sklearns_train_test_split():
 
     labels = _labels()
     table = make_splits(labels, 0.2, 81, True, 5, 1)
-    _, expected_test = train_test_split(labels.labels.index.to_numpy(), test_size=0.2, random_state=81, stratify=labels.labels.to_numpy())
+    _, expected_test = train_test_split(
+        labels.labels.index.to_numpy(), test_size=0.2, random_state=81, stratify=labels.labels.to_numpy()
+    )
     got = table[(table.split_id == "holdout") & (table.role == "test")]["sample_id"]
     assert list(got) == list(expected_test)
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn import metrics as skm
-
-from panelmlp.model import StackedMLP, build_mlp, init_weights, loss_and_grad, loss_function, stack_state_dicts, state_dict_of
+from panelmlp.model import (
+    StackedMLP,
+    build_mlp,
+    init_weights,
+    loss_and_grad,
+    loss_function,
+    stack_state_dicts,
+    state_dict_of,
+)
 from panelmlp.train import (
     HISTORY_METRICS,
     ModelSet,
@@ -18,6 +24,7 @@ from panelmlp.train import (
     permuted_labels,
     train_models,
 )
+from sklearn import metrics as skm
 
 
 def test_build_mlp_shapes_and_loss_choice():
@@ -59,7 +66,11 @@ def test_hand_written_gradients_match_autograd(activation, n_classes, dropout):
         keep = valid[k] > 0
         out = logits[k][keep]
         target = y[k][keep]
-        ref = loss_function(n_classes)(out.squeeze(-1), target.double()) if n_classes == 2 else loss_function(n_classes)(out, target)
+        ref = (
+            loss_function(n_classes)(out.squeeze(-1), target.double())
+            if n_classes == 2
+            else loss_function(n_classes)(out, target)
+        )
         torch.testing.assert_close(rows[k].sum() / n_valid[k], ref)
 
 
@@ -109,16 +120,26 @@ def test_model_in_a_batch_equals_model_alone(spec):
 def test_trainer_matches_a_plain_torch_loop(optimizer):
     """Same start, same minibatches: torch.optim on nn.Sequential lands on the same weights."""
     data = _data(k=1, n=70)
-    spec = TrainSpec(hidden=[12], epochs=25, batch_size=16, lr=0.01, optimizer=optimizer, momentum=0.5 if optimizer == "sgd" else 0.0)
+    spec = TrainSpec(
+        hidden=[12], epochs=25, batch_size=16, lr=0.01, optimizer=optimizer, momentum=0.5 if optimizer == "sgd" else 0.0
+    )
     result = train_models(data, spec)
     seed = model_seed(spec.seed, "split0", 0)
     init = init_weights(np.random.default_rng(seed.spawn(2)[0]), [5, 12, 1])
     model = build_mlp(5, [12], 2)
     model.load_state_dict(
-        {"0.weight": torch.tensor(init[0][0].T, dtype=torch.float32), "0.bias": torch.tensor(init[0][1], dtype=torch.float32),
-         "2.weight": torch.tensor(init[1][0].T, dtype=torch.float32), "2.bias": torch.tensor(init[1][1], dtype=torch.float32)}
+        {
+            "0.weight": torch.tensor(init[0][0].T, dtype=torch.float32),
+            "0.bias": torch.tensor(init[0][1], dtype=torch.float32),
+            "2.weight": torch.tensor(init[1][0].T, dtype=torch.float32),
+            "2.bias": torch.tensor(init[1][1], dtype=torch.float32),
+        }
     )
-    opt = torch.optim.Adam(model.parameters(), lr=0.01) if optimizer == "adam" else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=0.01)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    )
     orders = _epoch_orders([np.random.default_rng(seed.spawn(2)[1])], data.train, spec.epochs, int(data.train.sum()))[0]
     x, y = torch.tensor(data.x[0]), torch.tensor(data.y[0]).float()
     for epoch in range(spec.epochs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from panelmlp.errors import PanelMlpError
 from panelmlp.panels import check_panel, panel_genes, read_panel_file
 from panelmlp.scaling import fit_scaler, scale_panel

@@ -16,8 +16,8 @@
 # foreground (-D / -F) but backgrounded by this script, so that `$!` is the
 # daemon's real pid.  Those pids go to STATE_DIR/{munged,slurmctld,slurmd}.pid
 # and tests/slurm/stop_cluster.sh stops exactly those pids, never by name.
-# (slurmctld's own pid file is removed before the process has exited, so it is
-# not usable to wait on; we keep ours separate under STATE_DIR/run/.)
+# (The daemons' own pid files go to STATE_DIR/run/ and are not used:
+# slurmctld removes its own before the process has exited.)
 #
 # Idempotent: if all three daemons recorded in STATE_DIR are alive and
 # slurm.conf is unchanged, it only waits for the node to be idle.  Otherwise it
@@ -27,14 +27,9 @@
 #
 # Environment knobs (all optional):
 #   SLURM_CI_PARTITION   partition name                 [debug]
+#                        (tests/slurm/profile/config.yaml says `debug` too)
 #   SLURM_CI_MEM_PERCENT RealMemory as % of slurmd -C   [85]
 #   SLURM_CI_WAIT        seconds to wait for idle node  [45]
-#   SLURM_CI_CPUS        CPUs the node advertises       [real count]
-#                        More than the real count oversubscribes the cores
-#                        (SlurmdParameters=config_overrides): on a 2-core CI
-#                        machine, SLURM would otherwise run only 2 one-CPU jobs
-#                        at once, and each extra round costs a status-poll
-#                        cycle (>= 14 s) of the snakemake plugin.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -147,15 +142,6 @@ ci_mem=$((real_mem * MEM_PERCENT / 100))
 node_line=${node_line/RealMemory=$real_mem/RealMemory=$ci_mem}
 NODE=${node_line%% *}
 NODE=${NODE#NodeName=}
-real_cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$node_line")
-CPUS=${SLURM_CI_CPUS:-$real_cpus}
-overrides="# (node line = real hardware)"
-if ((CPUS != real_cpus)); then
-    # Advertise CPUS single-thread cores instead of the real topology, and
-    # tell slurmd to trust slurm.conf rather than the hardware.
-    node_line="NodeName=$NODE CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$ci_mem"
-    overrides="SlurmdParameters=config_overrides"
-fi
 
 new_conf=$(mktemp "$STATE/slurm.conf.XXXXXX")
 cat >"$new_conf" <<EOF
@@ -208,7 +194,6 @@ KillWait=5
 InactiveLimit=0
 Waittime=0
 # Node (from \`slurmd -C\`, memory lowered) and partition.
-$overrides
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -323,5 +308,5 @@ log "slurmctld up (pid $(<"$STATE/slurmctld.pid"))"
 slurmd_t0=$(($(date +%s) - 1))
 start slurmd slurmd -D -f "$STATE/slurm.conf"
 wait_idle "$slurmd_t0"
-log "slurmd up (pid $(<"$STATE/slurmd.pid")); node $NODE ($CPUS CPUs, ${ci_mem} MB) idle in partition $PARTITION"
+log "slurmd up (pid $(<"$STATE/slurmd.pid")); node $NODE (${ci_mem} MB) idle in partition $PARTITION"
 sinfo >&2

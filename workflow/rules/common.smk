@@ -28,13 +28,22 @@ def raw_csv_missing():
     return not os.path.exists(config["raw_csv"])
 
 
+def panel_path(spec):
+    """A panel file, relative to the working directory or else to the workflow."""
+    if os.path.exists(spec) or os.path.isabs(spec):
+        return spec
+    shipped = os.path.join(workflow.basedir, spec)
+    return shipped if os.path.exists(shipped) else spec
+
+
 def panel_spec(wildcards):
-    return config["panels"][wildcards.panel]
+    spec = config["panels"][wildcards.panel]
+    if isinstance(spec, str) and spec != "all":
+        return panel_path(spec)
+    return spec
 
 
 def panel_file(wildcards):
     """A panel kept in a file is an input of its scale job, so editing it reruns the panel."""
-    spec = config["panels"][wildcards.panel]
-    if isinstance(spec, str) and spec != "all":
-        return [spec]
-    return []
+    spec = panel_spec(wildcards)
+    return [spec] if isinstance(spec, str) and spec != "all" else []

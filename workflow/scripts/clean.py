@@ -1,5 +1,5 @@
+from panelmlp.io import clean_step
 from panelmlp.runner import run
-from panelmlp.step_data import clean_step
 
 run(
     snakemake.log,

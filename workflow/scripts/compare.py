@@ -1,5 +1,5 @@
+from panelmlp.compare import compare_step
 from panelmlp.runner import run
-from panelmlp.step_data import compare_step
 
 run(
     snakemake.log,

@@ -1,5 +1,5 @@
+from panelmlp.evaluate import evaluate_step
 from panelmlp.runner import run
-from panelmlp.step_model import evaluate_step
 
 run(
     snakemake.log,

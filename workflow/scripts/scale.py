@@ -1,5 +1,5 @@
 from panelmlp.runner import run
-from panelmlp.step_data import scale_step
+from panelmlp.scaling import scale_step
 
 run(
     snakemake.log,

@@ -1,5 +1,5 @@
 from panelmlp.runner import run
-from panelmlp.step_data import split_step
+from panelmlp.splits import split_step
 
 run(
     snakemake.log,

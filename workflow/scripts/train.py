@@ -1,5 +1,5 @@
 from panelmlp.runner import run
-from panelmlp.step_model import train_step
+from panelmlp.train import train_step
 
 run(
     snakemake.log,

@@ -24,7 +24,9 @@ def majority_proba(y_train: np.ndarray, n_test: int, n_classes: int) -> np.ndarr
     return proba
 
 
-def logreg_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int, c: float = 1.0) -> np.ndarray:
+def logreg_proba(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int, c: float = 1.0
+) -> np.ndarray:
     """L2-penalised logistic regression (lbfgs, C=``c``) on the standardised panel genes."""
     model = LogisticRegression(C=c, max_iter=5000)
     model.fit(x_train, y_train)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit
 
 from .metrics import METRICS
 
@@ -29,7 +29,7 @@ def corrected_ci(values: np.ndarray, test_over_train: float, level: float = 0.95
     if j == 1:
         return mean, math.nan, math.nan, math.nan
     sd = float(values.std(ddof=1))
-    half = stats.t.ppf(0.5 + level / 2, j - 1) * math.sqrt((1 / j + test_over_train) * sd**2)
+    half = stdtrit(j - 1, 0.5 + level / 2) * math.sqrt((1 / j + test_over_train) * sd**2)
     return mean, sd, mean - half, mean + half
 
 
@@ -40,6 +40,17 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     if len(null) == 0 or math.isnan(observed):
         return math.nan
     return float((1 + np.sum(null >= observed)) / (len(null) + 1))
+
+
+def read_metrics(path: str) -> pd.DataFrame:
+    """A metrics.tsv with names kept as text (a panel called ``NA`` stays ``NA``)."""
+    return pd.read_csv(
+        path,
+        sep="\t",
+        keep_default_na=False,
+        na_values={m: ["", "nan", "NaN"] for m in METRICS},
+        dtype={"panel": str, "model": str, "split_id": str, "kind": str},
+    )
 
 
 def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
@@ -77,3 +88,15 @@ def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | 
                     row["n_permutations"] = len(null)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def compare_step(metrics_paths: Sequence[str], permutation_paths: Sequence[str], out: str) -> pd.DataFrame:
+    """Every panel's metrics.tsv -> summary.tsv: CV mean with 95% CI, holdout value, permutation p."""
+    frames = [read_metrics(p) for p in metrics_paths]
+    metrics = pd.concat(frames, ignore_index=True)
+    perms = {}
+    for frame, ppath in zip(frames, permutation_paths, strict=True):
+        perms[frame["panel"].iloc[0]] = pd.read_parquet(ppath)
+    summary = summarise(metrics, perms)
+    summary.to_csv(out, sep="\t", index=False, float_format="%.6g")
+    return summary

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import PanelMlpError
+
+log = logging.getLogger("panelmlp")
 
 NULL_VALUES = ["NA", ""]
 """Cell texts read as missing."""
@@ -298,10 +301,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
             values = pc.cast(kept, pa.float32())
         columns[name] = pa.chunked_array([*good.column(name).chunks, values], gene_type)
     clinical_text = {
-        name: pa.concat_arrays(
-            [*good.column(name).chunks, _null_na(rep[name])]
-        )
-        for name in clinical_columns
+        name: pa.concat_arrays([*good.column(name).chunks, _null_na(rep[name])]) for name in clinical_columns
     }
     table = pa.table(columns)
     for name, array in zip(clinical_columns, _parse_clinical(clinical_text).columns, strict=True):
@@ -337,7 +337,14 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     cohort = table.take(pa.array(keep, pa.int64()))
     if text_genes:
         cohort = pa.table(
-            {c: (pc.cast(pc.utf8_trim_whitespace(cohort.column(c)), pa.float32()) if c in gene_set else cohort.column(c)) for c in header}
+            {
+                c: (
+                    pc.cast(pc.utf8_trim_whitespace(cohort.column(c)), pa.float32())
+                    if c in gene_set
+                    else cohort.column(c)
+                )
+                for c in header
+            }
         )
     repaired_kept = int(pc.sum(repaired_flag.take(pa.array(keep, pa.int64()))).as_py() or 0)
     quarantine.sort(key=lambda q: (q["line"] is None, q["line"] or 0))
@@ -376,7 +383,9 @@ def _row_texts(table: pa.Table, rows: list[int], header: Sequence[str]) -> list[
     return out
 
 
-def write_clean(result: CleanResult, cohort_path: str | Path, quarantine_path: str | Path, json_path: str | Path) -> None:
+def write_clean(
+    result: CleanResult, cohort_path: str | Path, quarantine_path: str | Path, json_path: str | Path
+) -> None:
     """Write the cohort parquet, the quarantine TSV and the accounting JSON."""
     pq.write_table(result.table, cohort_path, compression="zstd")
     with open(quarantine_path, "w", newline="", encoding="utf-8") as handle:
@@ -393,3 +402,16 @@ def read_cohort_genes(path: str | Path) -> list[str]:
     if b"panelmlp.genes" not in metadata:
         raise PanelMlpError(f"{path}: not a cohort written by the clean step; rerun the workflow")
     return json.loads(metadata[b"panelmlp.genes"])
+
+
+def clean_step(raw_csv: str, genes: object, sample_id: str, cohort: str, quarantine: str, accounting: str) -> dict:
+    """Raw CSV -> cohort.parquet, quarantine.tsv, clean.json."""
+    result = clean_csv(raw_csv, genes, sample_id)
+    write_clean(result, cohort, quarantine, accounting)
+    log.info(
+        "clean: %s",
+        json.dumps({k: result.accounting[k] for k in ("data_lines", "parsed_as_is", "repaired", "quarantined")}),
+    )
+    for q in result.quarantine:
+        log.warning("quarantined line %s: %s", q["line"], q["reason"])
+    return result.accounting

@@ -30,8 +30,12 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     out = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "balanced_accuracy": _balanced_accuracy(y_true, y_pred, labels),
-        "precision": skm.precision_score(y_true, y_pred, average=average, labels=labels if not binary else None, zero_division=0),
-        "recall": skm.recall_score(y_true, y_pred, average=average, labels=labels if not binary else None, zero_division=0),
+        "precision": skm.precision_score(
+            y_true, y_pred, average=average, labels=labels if not binary else None, zero_division=0
+        ),
+        "recall": skm.recall_score(
+            y_true, y_pred, average=average, labels=labels if not binary else None, zero_division=0
+        ),
         "f1": skm.f1_score(y_true, y_pred, average=average, labels=labels if not binary else None, zero_division=0),
         "mcc": skm.matthews_corrcoef(y_true, y_pred),
     }

@@ -29,7 +29,9 @@ def output_size(n_classes: int) -> int:
     return 1 if n_classes == 2 else n_classes
 
 
-def build_mlp(n_inputs: int, hidden: Sequence[int], n_classes: int, activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
+def build_mlp(
+    n_inputs: int, hidden: Sequence[int], n_classes: int, activation: str = "relu", dropout: float = 0.0
+) -> nn.Sequential:
     """The network as a torch module: Linear, activation[, Dropout] per hidden layer, then Linear.
 
     Its ``state_dict`` keys are those the checkpoints store.
@@ -41,7 +43,9 @@ def build_mlp(n_inputs: int, hidden: Sequence[int], n_classes: int, activation: 
     for size in hidden:
         layers.append(nn.Linear(width, size))
         layers.append(
-            {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE)}[activation]()
+            {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE)}[
+                activation
+            ]()
         )
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -138,7 +142,9 @@ class StackedMLP:
         cache.append((h, None, None))
         return logits, cache
 
-    def backward(self, grad_logits: torch.Tensor, cache: list, drop_masks: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    def backward(
+        self, grad_logits: torch.Tensor, cache: list, drop_masks: Sequence[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
         """Gradients of the loss, in :attr:`params` order, given d loss / d logits."""
         grads: list[torch.Tensor] = []
         g = grad_logits
@@ -162,7 +168,9 @@ class StackedMLP:
         return grads
 
 
-def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_and_grad(
+    logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model mean loss over its valid rows, and the gradient w.r.t. the logits.
 
     ``logits`` ``[K, B, out]``; ``y`` ``[K, B]`` integer classes (or float 0/1 targets for one logit); ``valid``
@@ -185,7 +193,9 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_
     return rows * valid, grad
 
 
-def stack_state_dicts(models: Sequence[nn.Sequential], hidden: Sequence[int], dropout: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def stack_state_dicts(
+    models: Sequence[nn.Sequential], hidden: Sequence[int], dropout: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Weights and biases of several :func:`build_mlp` modules in stacked layout."""
     keys = linear_keys(hidden, dropout)
     weights = [torch.stack([m.state_dict()[f"{k}.weight"].T for m in models]) for k in keys]

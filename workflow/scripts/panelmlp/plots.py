@@ -59,7 +59,15 @@ def metric_name(metric: str) -> str:
 
 def template() -> go.layout.Template:
     """A small, quiet layout template (plotly's default one adds kilobytes to every figure)."""
-    axis = {"showgrid": True, "gridcolor": "#e6e6e6", "zeroline": False, "linecolor": "#999999", "showline": True, "ticks": "outside", "automargin": True}
+    axis = {
+        "showgrid": True,
+        "gridcolor": "#e6e6e6",
+        "zeroline": False,
+        "linecolor": "#999999",
+        "showline": True,
+        "ticks": "outside",
+        "automargin": True,
+    }
     return go.layout.Template(
         layout={
             "font": {"family": "Helvetica, Arial, sans-serif", "size": 12, "color": "#222222"},
@@ -100,7 +108,17 @@ def class_balance(counts: Mapping[str, int], missing: int = 0, positive: str | N
         values.append(int(missing))
         text.append(str(int(missing)))
         bar_colours.append("#cccccc")
-    fig = go.Figure(go.Bar(x=names, y=values, text=text, textposition="outside", marker_color=bar_colours, cliponaxis=False, hovertemplate="%{x}: %{y} samples<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            text=text,
+            textposition="outside",
+            marker_color=bar_colours,
+            cliponaxis=False,
+            hovertemplate="%{x}: %{y} samples<extra></extra>",
+        )
+    )
     fig.update_yaxes(title_text="samples", rangemode="tozero")
     fig.update_layout(showlegend=False, bargap=0.4)
     return _finish(fig, 340)
@@ -120,7 +138,9 @@ def pair_plot(table: pd.DataFrame, genes: Sequence[str], classes: Sequence[str])
         color_discrete_map=class_colours(classes),
         labels={"label": "class"},
     )
-    fig.update_traces(diagonal_visible=False, showupperhalf=False, marker={"size": 5, "opacity": 0.75, "line": {"width": 0}})
+    fig.update_traces(
+        diagonal_visible=False, showupperhalf=False, marker={"size": 5, "opacity": 0.75, "line": {"width": 0}}
+    )
     side = 150 * max(len(genes) - 1, 1) + 120
     fig.update_layout(legend={"title": {"text": "class"}, "orientation": "h", "y": 1.04, "x": 0})
     fig = _finish(fig, min(side, 900))
@@ -154,9 +174,17 @@ def epoch_curves(history: pd.DataFrame) -> go.Figure:
     ``history`` has columns split_id, kind, epoch and the per-epoch quantities
     (train_loss, test_loss, accuracy, precision, recall, f1, roc_auc).
     """
-    panels = [("loss", ("test_loss", "train_loss"))] + [(m, (m,)) for m in ("accuracy", "precision", "recall", "f1", "roc_auc")]
+    panels = [("loss", ("test_loss", "train_loss"))] + [
+        (m, (m,)) for m in ("accuracy", "precision", "recall", "f1", "roc_auc")
+    ]
     panels = [(name, cols) for name, cols in panels if all(c in history.columns for c in cols)]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[metric_name(p[0]) for p in panels], horizontal_spacing=0.07, vertical_spacing=0.14)
+    fig = make_subplots(
+        rows=2,
+        cols=3,
+        subplot_titles=[metric_name(p[0]) for p in panels],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.14,
+    )
     cv = history[history["kind"] == "cv"]
     holdout = history[history["kind"] == "holdout"]
     n_cv = int(cv["split_id"].nunique())
@@ -173,7 +201,19 @@ def epoch_curves(history: pd.DataFrame) -> go.Figure:
                 lower = (stats["mean"] - stats["std"].fillna(0)).to_numpy(np.float32)
                 x = stats["epoch"].to_numpy()
                 band_key = "band"
-                fig.add_trace(go.Scatter(x=x, y=upper, mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=band_key), row=row + 1, col=col + 1)
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=upper,
+                        mode="lines",
+                        line={"width": 0},
+                        hoverinfo="skip",
+                        showlegend=False,
+                        legendgroup=band_key,
+                    ),
+                    row=row + 1,
+                    col=col + 1,
+                )
                 fig.add_trace(
                     go.Scatter(
                         x=x,
@@ -232,7 +272,9 @@ def epoch_curves(history: pd.DataFrame) -> go.Figure:
     return _finish(fig, 620)
 
 
-def _binary_curves(predictions: pd.DataFrame, positive: str, kind: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, int]]:
+def _binary_curves(
+    predictions: pd.DataFrame, positive: str, kind: str
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, int]]:
     """ROC and PR points of each model but the majority baseline on the rows of ``kind`` (``holdout`` or ``cv`` pooled).
 
     The majority baseline gives every test sample of a split the same score, so
@@ -250,7 +292,8 @@ def _binary_curves(predictions: pd.DataFrame, positive: str, kind: str) -> list[
             continue
         fpr, tpr, _ = skm.roc_curve(y, score)
         precision, recall, _ = skm.precision_recall_curve(y, score)
-        precision, recall = precision[:-1], recall[:-1]  # drop scikit-learn's conventional (recall 0, precision 1) end point
+        # drop scikit-learn's conventional (recall 0, precision 1) end point
+        precision, recall = precision[:-1], recall[:-1]
         auc = float(skm.roc_auc_score(y, score))
         ap = float(skm.average_precision_score(y, score))
         out.append((model, fpr, tpr, recall, precision, auc, ap, len(rows)))
@@ -265,7 +308,7 @@ def roc_pr_curves(predictions: pd.DataFrame, positive: str) -> go.Figure:
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=["ROC curve", "Precision-recall curve"], horizontal_spacing=0.1)
     for kind, dash, label in (("cv", "solid", "CV folds pooled"), ("holdout", "dot", "holdout")):
-        for model, fpr, tpr, recall, precision, auc, ap, n in _binary_curves(predictions, positive, kind):
+        for model, fpr, tpr, recall, precision, auc, ap, _n in _binary_curves(predictions, positive, kind):
             colour = MODEL_COLOURS.get(model, "#333333")
             group = f"{model}-{kind}"
             fig.add_trace(
@@ -273,10 +316,12 @@ def roc_pr_curves(predictions: pd.DataFrame, positive: str) -> go.Figure:
                     x=fpr,
                     y=tpr,
                     mode="lines",
-                    line={"color": colour, "dash": dash, "width": 2 if kind == "cv" else 1.5, "shape": "hv"},
+                    line={"color": colour, "dash": dash, "width": 2 if kind == "cv" else 1.5},
                     name=f"{model_name(model)}, {label} (AUC {auc:.2f})",
                     legendgroup=group,
-                    hovertemplate="false positive rate %{x:.2f}<br>true positive rate %{y:.2f}<extra>" + f"{model_name(model)}, {label}" + "</extra>",
+                    hovertemplate="false positive rate %{x:.2f}<br>true positive rate %{y:.2f}<extra>"
+                    + f"{model_name(model)}, {label}"
+                    + "</extra>",
                 ),
                 row=1,
                 col=1,
@@ -286,17 +331,25 @@ def roc_pr_curves(predictions: pd.DataFrame, positive: str) -> go.Figure:
                     x=recall,
                     y=precision,
                     mode="lines",
-                    line={"color": colour, "dash": dash, "width": 2 if kind == "cv" else 1.5, "shape": "vh"},
+                    line={"color": colour, "dash": dash, "width": 2 if kind == "cv" else 1.5, "shape": "hv"},
                     name=f"{model_name(model)}, {label} (AP {ap:.2f})",
                     legendgroup=group,
                     showlegend=False,
-                    hovertemplate="recall %{x:.2f}<br>precision %{y:.2f}<extra>" + f"{model_name(model)}, {label}, AP {ap:.2f}" + "</extra>",
+                    hovertemplate="recall %{x:.2f}<br>precision %{y:.2f}<extra>"
+                    + f"{model_name(model)}, {label}, AP {ap:.2f}"
+                    + "</extra>",
                 ),
                 row=1,
                 col=2,
             )
-    fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line={"color": "#555555", "dash": "dash", "width": 1}, row=1, col=1)
-    cv = predictions[(predictions["kind"] == "cv") & (predictions["model"] == predictions["model"].iloc[0])] if len(predictions) else predictions
+    fig.add_shape(
+        type="line", x0=0, y0=0, x1=1, y1=1, line={"color": "#555555", "dash": "dash", "width": 1}, row=1, col=1
+    )
+    cv = (
+        predictions[(predictions["kind"] == "cv") & (predictions["model"] == predictions["model"].iloc[0])]
+        if len(predictions)
+        else predictions
+    )
     if len(cv):
         prevalence = float((cv["true_label"].astype(str) == positive).mean())
         fig.add_hline(y=prevalence, line={"color": "#555555", "dash": "dash", "width": 1}, row=1, col=2)
@@ -355,7 +408,13 @@ def comparison_chart(summary: pd.DataFrame, metrics: Sequence[str], panels: Sequ
     metrics = [m for m in metrics if m in set(summary["metric"])]
     cols = 3
     rows = max(1, math.ceil(len(metrics) / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[metric_name(m) for m in metrics], horizontal_spacing=0.07, vertical_spacing=0.16)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[metric_name(m) for m in metrics],
+        horizontal_spacing=0.07,
+        vertical_spacing=0.16,
+    )
     models = [m for m in MODEL_ORDER if m in set(summary["model"])] + sorted(set(summary["model"]) - set(MODEL_ORDER))
     for i, metric in enumerate(metrics):
         row, col = divmod(i, cols)
@@ -371,18 +430,29 @@ def comparison_chart(summary: pd.DataFrame, metrics: Sequence[str], panels: Sequ
                     y=mean,
                     mode="markers",
                     marker={"color": MODEL_COLOURS.get(model, "#333333"), "size": 9, "symbol": "circle"},
-                    error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(high - mean), "arrayminus": np.nan_to_num(mean - low), "thickness": 1.5, "width": 4},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": np.nan_to_num(high - mean),
+                        "arrayminus": np.nan_to_num(mean - low),
+                        "thickness": 1.5,
+                        "width": 4,
+                    },
                     name=model_name(model),
                     legendgroup=model,
                     showlegend=i == 0,
                     customdata=np.stack([low, high], axis=1),
-                    hovertemplate="%{x}: %{y:.3f} (95% CI %{customdata[0]:.3f} to %{customdata[1]:.3f})<extra>" + model_name(model) + "</extra>",
+                    hovertemplate="%{x}: %{y:.3f} (95% CI %{customdata[0]:.3f} to %{customdata[1]:.3f})<extra>"
+                    + model_name(model)
+                    + "</extra>",
                 ),
                 row=row + 1,
                 col=col + 1,
             )
         if metric in CHANCE_LEVEL:
-            fig.add_hline(y=CHANCE_LEVEL[metric], line={"color": "#555555", "dash": "dash", "width": 1}, row=row + 1, col=col + 1)
+            fig.add_hline(
+                y=CHANCE_LEVEL[metric], line={"color": "#555555", "dash": "dash", "width": 1}, row=row + 1, col=col + 1
+            )
     fig.update_layout(scattermode="group", scattergap=0.5, legend={"orientation": "h", "y": 1.1, "x": 0})
     return _finish(fig, 300 * rows + 80)
 
@@ -390,9 +460,27 @@ def comparison_chart(summary: pd.DataFrame, metrics: Sequence[str], panels: Sequ
 def permutation_null(null: np.ndarray, observed: float, p_value: float, panel: str) -> go.Figure:
     """Histogram of the label-shuffled replicates' mean CV ROC-AUC with the observed value as a line."""
     null = np.asarray(null, dtype=np.float64)
-    fig = go.Figure(go.Histogram(x=null, nbinsx=min(40, max(10, len(null) // 5)), marker_color="#9ecae1", marker_line={"color": "#4a7fb0", "width": 1}, name="shuffled labels"))
+    fig = go.Figure(
+        go.Histogram(
+            x=null,
+            nbinsx=min(40, max(10, len(null) // 5)),
+            marker_color="#9ecae1",
+            marker_line={"color": "#4a7fb0", "width": 1},
+            name="shuffled labels",
+        )
+    )
     fig.add_vline(x=observed, line={"color": HOLDOUT_COLOUR, "width": 2})
-    fig.add_annotation(x=observed, y=1, yref="paper", text=f"observed {observed:.3f}<br>p = {p_value:.3g}", showarrow=False, xanchor="left", yanchor="top", xshift=4, font={"color": HOLDOUT_COLOUR})
+    fig.add_annotation(
+        x=observed,
+        y=1,
+        yref="paper",
+        text=f"observed {observed:.3f}<br>p = {p_value:.3g}",
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
+        xshift=4,
+        font={"color": HOLDOUT_COLOUR},
+    )
     fig.add_vline(x=0.5, line={"color": "#555555", "dash": "dash", "width": 1})
     fig.update_xaxes(title_text=f"{panel}: mean CV ROC-AUC with shuffled labels")
     fig.update_yaxes(title_text="replicates")

@@ -136,7 +136,9 @@ class Figures:
             n += 1
             div_id = f"{base}-{n}"
         self.used.add(div_id)
-        body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+        body = fig.to_html(
+            full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True}
+        )
         return f'<div class="figure">{body}</div>'
 
 
@@ -178,7 +180,9 @@ def html_table(frame: pd.DataFrame, numeric: Sequence[str] = (), key_rows: Seque
     head = "".join(f'<th class="num">{esc(c)}</th>' if c in numeric else f"<th>{esc(c)}</th>" for c in frame.columns)
     rows = []
     for i, (_, row) in enumerate(frame.iterrows()):
-        cells = "".join(f'<td class="num">{esc(row[c])}</td>' if c in numeric else f"<td>{esc(row[c])}</td>" for c in frame.columns)
+        cells = "".join(
+            f'<td class="num">{esc(row[c])}</td>' if c in numeric else f"<td>{esc(row[c])}</td>" for c in frame.columns
+        )
         cls = ' class="key"' if key_rows is not None and key_rows[i] else ""
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -261,7 +265,16 @@ def summary_row(summary: pd.DataFrame, panel: str, model: str, metric: str) -> d
     """One row of summary.tsv as a dict; NaN values where the row is absent."""
     rows = summary[(summary["panel"] == panel) & (summary["model"] == model) & (summary["metric"] == metric)]
     if len(rows) == 0:
-        return {"cv_mean": math.nan, "cv_sd": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_splits": 0, "holdout": math.nan, "perm_p": math.nan, "n_permutations": 0}
+        return {
+            "cv_mean": math.nan,
+            "cv_sd": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "n_splits": 0,
+            "holdout": math.nan,
+            "perm_p": math.nan,
+            "n_permutations": 0,
+        }
     row = rows.iloc[0].to_dict()
     row["n_permutations"] = 0 if pd.isna(row.get("n_permutations")) else int(row["n_permutations"])
     return row
@@ -344,7 +357,11 @@ def panel_verdict(panel: PanelData, summary: pd.DataFrame, labels: Mapping) -> V
     acc_maj = summary_row(summary, panel.name, "majority", "accuracy")
     bal_mlp = summary_row(summary, panel.name, "mlp", "balanced_accuracy")
     d_acc = paired_difference(panel.metrics, "mlp", "majority", "accuracy")
-    acc_word = {"yes": "more accurate than", "no, worse": "less accurate than", "no clear difference": "not clearly more accurate than"}.get(_compare_word(d_acc[1], d_acc[2]), "compared with")
+    acc_word = {
+        "yes": "more accurate than",
+        "no, worse": "less accurate than",
+        "no clear difference": "not measurably more accurate than",
+    }.get(_compare_word(d_acc[1], d_acc[2]), "compared with")
     verdict.details.append(
         f"Accuracy {fmt(acc_mlp['cv_mean'])} against <b>{fmt(acc_maj['cv_mean'])}</b> for the majority baseline, which always predicts "
         f"the most common class ('{esc(majority_class(labels))}'): the MLP is {acc_word} that trivial rule. "
@@ -355,7 +372,11 @@ def panel_verdict(panel: PanelData, summary: pd.DataFrame, labels: Mapping) -> V
     lr = summary_row(summary, panel.name, "logreg", "roc_auc")
     d_lr = paired_difference(panel.metrics, "mlp", "logreg", "roc_auc")
     verdict.beats_logreg = _compare_word(d_lr[1], d_lr[2])
-    lr_word = {"yes": "the MLP is better", "no, worse": "the MLP is worse", "no clear difference": "no clear difference"}.get(verdict.beats_logreg, "not computable")
+    lr_word = {
+        "yes": "the MLP is better",
+        "no, worse": "the MLP is worse",
+        "no clear difference": "no clear difference",
+    }.get(verdict.beats_logreg, "not computable")
     verdict.details.append(
         f"Logistic regression on the same genes: ROC-AUC {fmt(lr['cv_mean'])} (95% CI {fmt(lr['ci_low'])} to {fmt(lr['ci_high'])}). "
         f"Paired by split, MLP minus logistic regression is {fmt(d_lr[0])} (95% CI {fmt(d_lr[1])} to {fmt(d_lr[2])}): {lr_word}."
@@ -384,9 +405,15 @@ def overall_headline(verdicts: Sequence[Verdict], labels: Mapping) -> tuple[str,
     n = len(verdicts)
     if with_signal:
         names = ", ".join(esc(p) for p in with_signal)
-        return (f"{len(with_signal)} of {n} panel(s) show evidence of signal for {target} ({classes}): {names}. Check the other panels and the baselines below before drawing conclusions.", "signal")
+        return (
+            f"{len(with_signal)} of {n} panel(s) show evidence of signal for {target} ({classes}): {names}. Check the other panels and the baselines below before drawing conclusions.",
+            "signal",
+        )
     if any(v.level == "unconfirmed" for v in verdicts):
-        return (f"No panel shows confirmed signal for {target} ({classes}); see the unconfirmed panel(s) below.", "unconfirmed")
+        return (
+            f"No panel shows confirmed signal for {target} ({classes}); see the unconfirmed panel(s) below.",
+            "unconfirmed",
+        )
     return (
         f"Null result: no panel shows evidence that its genes predict {target} ({classes}) better than chance. "
         f"With {labels.get('labelled', '?')} labelled samples the intervals are wide, so a small effect cannot be ruled out either; "
@@ -395,7 +422,9 @@ def overall_headline(verdicts: Sequence[Verdict], labels: Mapping) -> tuple[str,
     )
 
 
-def verdict_section(verdicts: Sequence[Verdict], panels: Sequence[PanelData], summary: pd.DataFrame, labels: Mapping) -> str:
+def verdict_section(
+    verdicts: Sequence[Verdict], panels: Sequence[PanelData], summary: pd.DataFrame, labels: Mapping
+) -> str:
     """Section 1: the overall sentence, a table and one box per panel."""
     text, level = overall_headline(verdicts, labels)
     rows = []
@@ -408,7 +437,12 @@ def verdict_section(verdicts: Sequence[Verdict], panels: Sequence[PanelData], su
                 "panel": p.name,
                 "genes": len(p.genes),
                 "MLP ROC-AUC (95% CI)": f"{fmt(auc['cv_mean'])} ({fmt(auc['ci_low'])} to {fmt(auc['ci_high'])})",
-                "signal?": {"signal": "yes", "unconfirmed": "unconfirmed", "none": "no evidence", "below": "no evidence (below chance)"}.get(v.level, "n/a"),
+                "signal?": {
+                    "signal": "yes",
+                    "unconfirmed": "unconfirmed",
+                    "none": "no evidence",
+                    "below": "no evidence (below chance)",
+                }.get(v.level, "n/a"),
                 "accuracy: MLP / majority": f"{fmt(acc['cv_mean'])} / {fmt(maj['cv_mean'])}",
                 "beats majority?": v.beats_majority,
                 "beats logistic regression?": v.beats_logreg,
@@ -418,7 +452,13 @@ def verdict_section(verdicts: Sequence[Verdict], panels: Sequence[PanelData], su
     boxes = []
     for v in verdicts:
         items = "".join(f"<li>{d}</li>" for d in v.details)
-        tag = {"signal": "signal", "unconfirmed": "unconfirmed", "none": "no evidence", "below": "no evidence", "unknown": "no verdict"}[v.level]
+        tag = {
+            "signal": "signal",
+            "unconfirmed": "unconfirmed",
+            "none": "no evidence",
+            "below": "no evidence",
+            "unknown": "no verdict",
+        }[v.level]
         boxes.append(
             f'<div class="verdict level-{v.level}" data-panel="{esc(v.panel)}"><h3>Panel {esc(v.panel)} <span class="tag level-{v.level}">{tag}</span></h3>'
             f"<p><b>{esc(v.headline)}</b></p><ul>{items}</ul></div>"
@@ -457,16 +497,25 @@ ACCOUNTING_ROWS = (
 def accounting_section(accounting: Mapping, quarantine: pd.DataFrame, labels: Mapping) -> str:
     """Section 2: what happened to every line of the input file, and to every label."""
     rows = [{"what": text, "count": accounting[key]} for key, text in ACCOUNTING_ROWS if key in accounting]
-    parts = [f"<p>Input file: <code>{esc(accounting.get('file', '?'))}</code>.</p>", html_table(pd.DataFrame(rows), numeric=("count",))]
+    parts = [
+        f"<p>Input file: <code>{esc(accounting.get('file', '?'))}</code>.</p>",
+        html_table(pd.DataFrame(rows), numeric=("count",)),
+    ]
     expected = accounting.get("parsed_as_is", 0) + accounting.get("repaired", 0) + accounting.get("quarantined", 0)
     if "data_lines" in accounting and expected != accounting["data_lines"]:
-        parts.append(f'<p class="note">The counts do not add up: parsed + repaired + quarantined = {expected}, but there are {accounting["data_lines"]} data lines.</p>')
+        parts.append(
+            f'<p class="note">The counts do not add up: parsed + repaired + quarantined = {expected}, but there are {accounting["data_lines"]} data lines.</p>'
+        )
     repaired = accounting.get("repaired_lines") or []
     if repaired:
-        parts.append(f"<p>Repaired lines (1-based line numbers in the file): {esc(', '.join(str(x) for x in repaired))}.</p>")
+        parts.append(
+            f"<p>Repaired lines (1-based line numbers in the file): {esc(', '.join(str(x) for x in repaired))}.</p>"
+        )
     gene_cols = accounting.get("gene_columns")
     if isinstance(gene_cols, Mapping):
-        parts.append(f"<p>Gene columns run from <code>{esc(gene_cols.get('first'))}</code> to <code>{esc(gene_cols.get('last'))}</code>.</p>")
+        parts.append(
+            f"<p>Gene columns run from <code>{esc(gene_cols.get('first'))}</code> to <code>{esc(gene_cols.get('last'))}</code>.</p>"
+        )
     if len(quarantine):
         shown = quarantine.copy()
         if "text" in shown:
@@ -480,23 +529,36 @@ def accounting_section(accounting: Mapping, quarantine: pd.DataFrame, labels: Ma
         {"what": "label missing (left out)", "count": labels.get("missing_label", "?")},
         {"what": "label not matching any class (left out)", "count": labels.get("unmatched_label", "?")},
     ]
-    parts.append(f"<h3>Labels from <code>{esc(labels.get('target', '?'))}</code></h3>" + html_table(pd.DataFrame(label_rows), numeric=("count",)))
+    parts.append(
+        f"<h3>Labels from <code>{esc(labels.get('target', '?'))}</code></h3>"
+        + html_table(pd.DataFrame(label_rows), numeric=("count",))
+    )
     unmatched = labels.get("unmatched_values") or {}
     if unmatched:
-        parts.append("<p>Values that matched no class: " + esc(", ".join(f"'{k}' ({v})" for k, v in unmatched.items())) + ".</p>")
+        parts.append(
+            "<p>Values that matched no class: " + esc(", ".join(f"'{k}' ({v})" for k, v in unmatched.items())) + ".</p>"
+        )
     splits = labels.get("splits") or {}
     parts.append(
         f"<p>Classes (in code order): {esc(', '.join(labels.get('classes', [])))}; positive class: <b>{esc(labels.get('positive'))}</b>. "
         f"Splits: {esc(', '.join(f'{v} {k}' for k, v in splits.items()))}.</p>"
     )
-    parts.append(caption("Every line of the input file is accounted for: read as is, repaired, or quarantined with a reason. Only samples whose label matched a class enter the models."))
+    parts.append(
+        caption(
+            "Every line of the input file is accounted for: read as is, repaired, or quarantined with a reason. Only samples whose label matched a class enter the models."
+        )
+    )
     return section("accounting", "\n".join(parts))
 
 
 def balance_section(labels: Mapping, figures: Figures) -> str:
     """Section 3: class balance bar chart."""
     counts = labels.get("class_counts") or {}
-    fig = plots.class_balance(counts, missing=int(labels.get("missing_label", 0) or 0) + int(labels.get("unmatched_label", 0) or 0), positive=labels.get("positive"))
+    fig = plots.class_balance(
+        counts,
+        missing=int(labels.get("missing_label", 0) or 0) + int(labels.get("unmatched_label", 0) or 0),
+        positive=labels.get("positive"),
+    )
     total = sum(counts.values()) or 1
     largest = max(counts.values()) if counts else 0
     text = (
@@ -517,7 +579,9 @@ def pairplot_block(panel: PanelData, max_genes: int, figures: Figures) -> str:
     head = f'<h3 id="{panel_anchor("pair", panel.name)}">{esc(panel.name)}</h3>'
     table = panel.scaled[panel.scaled["split_id"] == "holdout"]
     if len(table) == 0:
-        table = panel.scaled[panel.scaled["split_id"] == panel.scaled["split_id"].iloc[0]] if len(panel.scaled) else table
+        table = (
+            panel.scaled[panel.scaled["split_id"] == panel.scaled["split_id"].iloc[0]] if len(panel.scaled) else table
+        )
     if len(shown) < 2:
         return head + f"<p>Only one gene ({esc(', '.join(shown))}): no pairs to plot.</p>"
     fig = plots.pair_plot(table, shown, panel.classes)
@@ -527,7 +591,8 @@ def pairplot_block(panel: PanelData, max_genes: int, figures: Figures) -> str:
     text = (
         f"Each dot is one labelled sample ({len(table)} in all, training and test of the holdout split), coloured by class; "
         "each small plot compares two genes. Values are standardised (0 = training mean, 1 = one standard deviation) with the holdout split's training samples. "
-        "Separate colour clouds would hint at signal; fully overlapping clouds mean these genes, taken two at a time, do not tell the classes apart." + note
+        "Separate colour clouds would hint at signal; fully overlapping clouds mean these genes, taken two at a time, do not tell the classes apart."
+        + note
     )
     return head + figures.html(fig, f"pair-{panel.name}") + caption(text)
 
@@ -568,7 +633,9 @@ def evaluation_block(panel: PanelData, positive: str, figures: Figures) -> str:
             )
         )
     elif len(panel.classes) > 2:
-        parts.append(f'<p class="note">ROC and precision-recall curves are drawn for two classes only; this panel has {len(panel.classes)} classes. See the macro-averaged ROC-AUC and PR-AUC in section 7.</p>')
+        parts.append(
+            f'<p class="note">ROC and precision-recall curves are drawn for two classes only; this panel has {len(panel.classes)} classes. See the macro-averaged ROC-AUC and PR-AUC in section 7.</p>'
+        )
     else:
         parts.append("<p>No predictions to plot.</p>")
     if len(preds) and (preds["model"] == "mlp").any():
@@ -603,18 +670,27 @@ def summary_table(summary: pd.DataFrame) -> str:
             "95% CI": [f"{fmt(lo)} to {fmt(hi)}" for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)],
             "CV splits": summary["n_splits"].map(lambda v: "–" if pd.isna(v) else str(int(v))),
             "holdout": summary["holdout"].map(fmt),
-            "permutation p": [fmt_p(p) if (not pd.isna(n) and int(n) > 0) else "" for p, n in zip(summary["perm_p"], summary["n_permutations"], strict=True)],
+            "permutation p": [
+                fmt_p(p) if (not pd.isna(n) and int(n) > 0) else ""
+                for p, n in zip(summary["perm_p"], summary["n_permutations"], strict=True)
+            ],
             "permutations": summary["n_permutations"].map(lambda v: "0" if pd.isna(v) else str(int(v))),
         }
     )
     key = ((summary["model"] == "mlp") & (summary["metric"] == "roc_auc")).tolist()
-    return html_table(frame, numeric=("CV mean", "CV sd", "95% CI", "CV splits", "holdout", "permutation p", "permutations"), key_rows=key)
+    return html_table(
+        frame,
+        numeric=("CV mean", "CV sd", "95% CI", "CV splits", "holdout", "permutation p", "permutations"),
+        key_rows=key,
+    )
 
 
 def key_metrics_table(summary: pd.DataFrame, panels: Sequence[str]) -> str:
     """One row per panel and model, one column per key metric: 'mean [low, high]'."""
     rows, key = [], []
-    models = [m for m in plots.MODEL_ORDER if m in set(summary["model"])] + sorted(set(summary["model"]) - set(plots.MODEL_ORDER))
+    models = [m for m in plots.MODEL_ORDER if m in set(summary["model"])] + sorted(
+        set(summary["model"]) - set(plots.MODEL_ORDER)
+    )
     for panel in panels:
         for model in models:
             row = {"panel": panel, "model": plots.model_name(model)}
@@ -700,7 +776,12 @@ def _yaml_scalar(value: object) -> str:
         return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if exponent else text
     text = str(value)
     reserved = ("true", "false", "null", "yes", "no", "on", "off", "~")
-    plain = bool(text) and all(ch.isalnum() or ch in "_-./" for ch in text) and text[0] not in "-." and text.lower() not in reserved
+    plain = (
+        bool(text)
+        and all(ch.isalnum() or ch in "_-./" for ch in text)
+        and text[0] not in "-."
+        and text.lower() not in reserved
+    )
     if plain:
         try:
             float(text)
@@ -719,7 +800,9 @@ def to_yaml(value: object, indent: int = 0) -> str:
         lines = []
         for key, item in value.items():
             head = f"{pad}{_yaml_scalar(key)}:"
-            if (isinstance(item, Mapping) and item) or (isinstance(item, (list, tuple)) and any(isinstance(v, nested) for v in item)):
+            if (isinstance(item, Mapping) and item) or (
+                isinstance(item, (list, tuple)) and any(isinstance(v, nested) for v in item)
+            ):
                 lines.append(head + "\n" + to_yaml(item, indent + 1))
             else:
                 lines.append(head + " " + to_yaml(item, 0))
@@ -741,7 +824,9 @@ def provenance_section(config: Mapping, versions: Mapping[str, str]) -> str:
         + caption("The workflow configuration of this run, as YAML (comments of config/config.yaml are not kept).")
         + "<h3>Package versions</h3>"
         + html_table(rows)
-        + caption("Versions in the environment that wrote this report; training ran in the model environment (see the device under each training plot).")
+        + caption(
+            "Versions in the environment that wrote this report; training ran in the model environment (see the device under each training plot)."
+        )
     )
     return section("provenance", body)
 
@@ -764,12 +849,12 @@ def table_of_contents(panels: Sequence[str]) -> str:
 def page(title: str, subtitle: str, toc: str, sections: Sequence[str]) -> str:
     """The whole HTML document, plotly.js embedded once in the head."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n"
         f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>\n'
         "</head>\n<body>\n<main>\n"
-        f"<h1>{esc(title)}</h1>\n<p class=\"sub\">{subtitle}</p>\n{toc}\n"
+        f'<h1>{esc(title)}</h1>\n<p class="sub">{subtitle}</p>\n{toc}\n'
         + "\n".join(sections)
         + "\n</main>\n</body>\n</html>\n"
     )

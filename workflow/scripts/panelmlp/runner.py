@@ -20,7 +20,9 @@ def run(log_files: Sequence[str], step: Callable[..., Any], **kwargs: Any) -> An
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_files:
         handlers.append(logging.FileHandler(log_files[0], mode="w", encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
     try:
         return step(**kwargs)
     except PanelMlpError as exc:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .io import read_cohort_genes
+from .panels import check_panel, panel_genes
+
+log = logging.getLogger("panelmlp")
 
 
 @dataclass
@@ -54,7 +61,9 @@ def fit_scalers(matrix: pd.DataFrame, splits: pd.DataFrame) -> dict[str, Scaler]
     return scalers
 
 
-def scale_panel(matrix: pd.DataFrame, splits: pd.DataFrame, genes: Sequence[str]) -> tuple[pd.DataFrame, dict[str, Scaler]]:
+def scale_panel(
+    matrix: pd.DataFrame, splits: pd.DataFrame, genes: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, Scaler]]:
     """Every split's samples, standardised with that split's training statistics.
 
     Returns the long-by-split table (split_id, kind, sample_id, role, label, y,
@@ -86,3 +95,22 @@ def read_scaled(path: str) -> tuple[pd.DataFrame, dict]:
     arrow = pq.read_table(path)
     meta = json.loads(arrow.schema.metadata[b"panelmlp"])
     return arrow.to_pandas(), meta
+
+
+def scale_step(cohort: str, splits_path: str, labels_json: str, panel: str, spec: object, out: str) -> list[str]:
+    """cohort.parquet + splits.parquet -> the panel's scaled.parquet (training statistics only).
+
+    Reads only the panel's columns from the cohort. Stops with the missing genes
+    and their closest names when the panel names genes the cohort lacks.
+    """
+    available = read_cohort_genes(cohort)
+    genes = panel_genes(panel, spec, available)
+    check_panel(panel, genes, available)
+    sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
+    matrix = pq.read_table(cohort, columns=[sample_id, *genes]).to_pandas().set_index(sample_id)
+    split_table = pd.read_parquet(splits_path)
+    table, scalers = scale_panel(matrix, split_table, genes)
+    meta = json.loads(Path(labels_json).read_text(encoding="utf-8"))
+    write_scaled(table, scalers, genes, {"panel": panel, "classes": meta["classes"], "positive": meta["positive"]}, out)
+    log.info("scale %s: %d genes, %d splits", panel, len(genes), len(scalers))
+    return genes

@@ -7,12 +7,20 @@ A split table has one row per (split_id, sample_id) with the sample's role
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
 from .errors import PanelMlpError
-from .labels import Labels
+from .labels import Labels, derive_labels
+
+log = logging.getLogger("panelmlp")
 
 
 def holdout_split(labels: pd.Series, test_size: float, random_state: int, stratify: bool) -> pd.DataFrame:
@@ -29,8 +37,7 @@ def repeated_stratified_splits(labels: pd.Series, k: int, repeats: int, seed: in
     smallest = labels.value_counts().min()
     if smallest < k:
         raise PanelMlpError(
-            f"config split.cv_folds={k}: the smallest class has only {smallest} samples; "
-            "lower cv_folds to at most that"
+            f"config split.cv_folds={k}: the smallest class has only {smallest} samples; lower cv_folds to at most that"
         )
     ids = labels.index.to_numpy()
     splitter = RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
@@ -69,3 +76,38 @@ def make_splits(
     table["label"] = table["sample_id"].map(labels.labels)
     table["y"] = table["sample_id"].map(labels.codes()).astype("int64")
     return table
+
+
+def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out_splits: str, out_labels: str) -> dict:
+    """cohort.parquet -> splits.parquet (every split's membership and labels) and labels.json."""
+    column = target["column"]
+    schema = pq.read_schema(cohort)
+    if column not in schema.names:
+        raise PanelMlpError(f"config target.column: {column!r} is not a column of {cohort}; choose a clinical column")
+    frame = pq.read_table(cohort, columns=[sample_id, column]).to_pandas()
+    values = frame.set_index(sample_id)[column]
+    found = derive_labels(values, target["classes"], target.get("positive"))
+    table = make_splits(
+        found,
+        test_size=split["test_size"],
+        random_state=split["random_state"],
+        stratify=split.get("stratify", True),
+        cv_folds=split.get("cv_folds", 5),
+        cv_repeats=split.get("cv_repeats", 1),
+    )
+    table.to_parquet(out_splits, index=False)
+    summary = {
+        "target": column,
+        "samples": len(values),
+        "labelled": len(found.labels),
+        "missing_label": found.missing,
+        "unmatched_label": found.unmatched,
+        "unmatched_values": found.unmatched_values,
+        "classes": found.classes,
+        "positive": found.positive,
+        "class_counts": found.counts(),
+        "splits": {k: int(v) for k, v in table.groupby("kind")["split_id"].nunique().items()},
+    }
+    Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("split: %s", json.dumps(summary))
+    return summary

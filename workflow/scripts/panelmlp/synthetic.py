@@ -22,7 +22,16 @@ SMOKER_TEXTS = (
 )
 NON_SMOKER_TEXT = "Lifelong non-smoker: Less than 100 cigarettes smoked in lifetime"
 SITES = ("Frontal Lobe", "Temporal Lobe", "Parietal, Occipital, Temporal Lobe ", "Occipital lobe")
-CLINICAL = ("PATIENT_ID", "SAMPLE_ID", "TUMOR_SITE_CURATED", "AGE", "SEX", "SMOKING_HISTORY", "VITAL_STATUS", "EXCLUDED_IN_DOWNSTREAM_ANALYSIS")
+CLINICAL = (
+    "PATIENT_ID",
+    "SAMPLE_ID",
+    "TUMOR_SITE_CURATED",
+    "AGE",
+    "SEX",
+    "SMOKING_HISTORY",
+    "VITAL_STATUS",
+    "EXCLUDED_IN_DOWNSTREAM_ANALYSIS",
+)
 
 
 @dataclass

@@ -11,14 +11,21 @@ K follows the same trajectory as the same model trained alone.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from .model import StackedMLP, init_weights, loss_and_grad, output_size
+from .checkpoint import save_checkpoint
+from .model import StackedMLP, init_weights, loss_and_grad, output_size, state_dict_of
+from .scaling import read_scaled
+
+log = logging.getLogger("panelmlp")
 
 HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
 """Per-epoch quantities of every model, in the order of :attr:`TrainResult.history`'s last axis."""
@@ -289,8 +296,13 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
     init_rngs = [np.random.default_rng(s.spawn(2)[0]) for s in seeds]
     shuffle_rngs = [np.random.default_rng(s.spawn(2)[1]) for s in seeds]
     layers = [init_weights(rng, sizes) for rng in init_rngs]
-    weights = [torch.tensor(np.stack([m[i][0] for m in layers]), dtype=dtype, device=device) for i in range(len(sizes) - 1)]
-    biases = [torch.tensor(np.stack([m[i][1] for m in layers])[:, None, :], dtype=dtype, device=device) for i in range(len(sizes) - 1)]
+    weights = [
+        torch.tensor(np.stack([m[i][0] for m in layers]), dtype=dtype, device=device) for i in range(len(sizes) - 1)
+    ]
+    biases = [
+        torch.tensor(np.stack([m[i][1] for m in layers])[:, None, :], dtype=dtype, device=device)
+        for i in range(len(sizes) - 1)
+    ]
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
     optimizer = _Optimizer(stack, spec)
 
@@ -336,7 +348,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, ep
                 y_block = y_block.to(dtype)
             for e in range(block):
                 epoch = block_start + e
-                epoch_masks = _dropout_masks(drop_rngs, n_train, bs, steps_per_epoch, spec.hidden, keep, dtype, device) if drop_rngs else None
+                epoch_masks = (
+                    _dropout_masks(drop_rngs, n_train, bs, steps_per_epoch, spec.hidden, keep, dtype, device)
+                    if drop_rngs
+                    else None
+                )
                 for step in range(steps_per_epoch):
                     xb = x_block[:, e, step * bs : (step + 1) * bs]
                     yb = y_block[:, e, step * bs : (step + 1) * bs]
@@ -428,3 +444,67 @@ def model_set_from_scaled(
         keys=keys,
         n_classes=n_classes,
     )
+
+
+def train_step(
+    scaled: str,
+    model: Mapping,
+    permutations: int,
+    history_out: str,
+    checkpoints_dir: str,
+    permutations_out: str,
+    threads: int = 1,
+) -> None:
+    """scaled.parquet -> one checkpoint per split, history.parquet, permutations.parquet.
+
+    All models of the panel (every split, and ``permutations`` label-shuffled
+    copies of every cross-validation split) train together in one stacked pass.
+    """
+    table, meta = read_scaled(scaled)
+    genes, classes = meta["genes"], meta["classes"]
+    spec = TrainSpec.from_config(dict(model))
+    data = model_set_from_scaled(table, genes, len(classes), permutations=permutations, seed=spec.seed)
+    log.info(
+        "train: %d models (%d splits x real labels, %d permuted), device %s",
+        len(data.keys),
+        sum(p == 0 for _, p in data.keys),
+        sum(p > 0 for _, p in data.keys),
+        spec.device,
+    )
+    result = train_models(data, spec, threads=threads)
+    epochs = np.arange(1, spec.epochs + 1)
+    frames = []
+    perm_rows = []
+    kinds = table.groupby("split_id", sort=False)["kind"].first()
+    out_dir = Path(checkpoints_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hyper = {k: v for k, v in vars(spec).items()}
+    for k, (split_id, perm) in enumerate(result.keys):
+        if perm == 0:
+            frame = pd.DataFrame(result.history[:, k, :], columns=list(HISTORY_METRICS))
+            frame.insert(0, "epoch", epochs)
+            frame.insert(0, "kind", kinds[split_id])
+            frame.insert(0, "split_id", split_id)
+            frame["device"] = result.device
+            frames.append(frame)
+            scaler = meta["scalers"][split_id]
+            save_checkpoint(
+                out_dir / f"{split_id}.pt",
+                state_dict_of(result.stack, k, spec.hidden),
+                genes,
+                scaler["mean"],
+                scaler["scale"],
+                classes,
+                meta["positive"],
+                hyper,
+                split_id,
+                result.device,
+            )
+        else:
+            final = dict(zip(HISTORY_METRICS, result.history[-1, k, :].tolist(), strict=True))
+            perm_rows.append({"split_id": split_id, "permutation": perm, **final})
+    pd.concat(frames, ignore_index=True).to_parquet(history_out, index=False)
+    perm_frame = pd.DataFrame(perm_rows, columns=["split_id", "permutation", *HISTORY_METRICS]).astype(
+        {"split_id": "string", "permutation": "int64", **dict.fromkeys(HISTORY_METRICS, "float64")}
+    )
+    perm_frame.to_parquet(permutations_out, index=False)
