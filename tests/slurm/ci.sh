@@ -13,6 +13,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 SCRATCH=$(mktemp -d /tmp/panelmlp-slurm-ci.XXXXXX)
+chmod 755 "$SCRATCH"  # munged needs its socket path traversable by all
 STATE="$SCRATCH/cluster"
 t0=$SECONDS
 
