@@ -10,7 +10,7 @@ import torch
 from panelmlp.baselines import logreg_proba, majority_proba
 from panelmlp.checkpoint import load_checkpoint, model_from_checkpoint, predict_raw, predict_scaled, save_checkpoint
 from panelmlp.compare import corrected_ci, permutation_p_value, summarise
-from panelmlp.metrics import METRICS, classification_metrics
+from panelmlp.metrics import METRICS, classification_metrics, pr_points, roc_points
 from panelmlp.model import build_mlp
 from sklearn import metrics as skm
 
@@ -33,14 +33,62 @@ def test_binary_metrics_match_scikit_learn():
     assert (got["tp"], got["fp"], got["tn"], got["fn"]) == (tp, fp, tn, fn)
 
 
-def test_multiclass_metrics_are_macro():
-    rng = np.random.default_rng(1)
+@pytest.mark.parametrize("seed", range(12))
+def test_metrics_match_scikit_learn_with_ties_and_edge_cases(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 40))
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    p = np.round(rng.random(n), 1)  # many ties
+    if seed % 4 == 0:
+        p = np.full(n, 0.3)  # nothing predicted positive: zero_division
+    got = classification_metrics(y, np.c_[1 - p, p])
+    pred = (p >= 0.5).astype(int)
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert got["pr_auc"] == pytest.approx(skm.average_precision_score(y, p))
+    assert got["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_curves_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = np.r_[0, 1, rng.integers(0, 2, 30)]
+    p = np.round(rng.random(32), 1 + seed % 2)
+    precision, recall = pr_points(y, p)
+    ref_p, ref_r, _ = skm.precision_recall_curve(y, p)
+    np.testing.assert_allclose(precision, ref_p)
+    np.testing.assert_allclose(recall, ref_r)
+    fpr, tpr = roc_points(y, p)
+    ref_fpr, ref_tpr, _ = skm.roc_curve(y, p, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_multiclass_metrics_are_macro(seed):
+    rng = np.random.default_rng(seed)
     y = np.r_[0, 1, 2, rng.integers(0, 3, 27)]
     p = rng.dirichlet(np.ones(3), 30)
     got = classification_metrics(y, p)
-    assert got["f1"] == pytest.approx(skm.f1_score(y, p.argmax(1), average="macro"))
+    pred = p.argmax(1)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred, average="macro", zero_division=0))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred, average="macro", zero_division=0))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+    assert got["pr_auc"] == pytest.approx(skm.average_precision_score(np.eye(3)[y], p, average="macro"))
+    assert got["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
     assert "tp" not in got
+
+
+def test_ranking_metrics_are_nan_without_both_classes():
+    got = classification_metrics(np.array([0, 0, 0]), np.array([[0.6, 0.4], [0.7, 0.3], [0.2, 0.8]]))
+    assert math.isnan(got["roc_auc"]) and math.isnan(got["pr_auc"])
+    assert got["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_majority_baseline_is_the_bar_to_beat():

@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from sklearn import metrics as skm
+
+from .metrics import average_precision, pr_points, roc_auc, roc_points
 
 MODEL_ORDER = ("mlp", "logreg", "majority")
 """Models of metrics.tsv, in the order the report shows them."""
@@ -290,12 +291,12 @@ def _binary_curves(
         score = rows["probability"].to_numpy(np.float64)
         if len(np.unique(y)) < 2:
             continue
-        fpr, tpr, _ = skm.roc_curve(y, score)
-        precision, recall, _ = skm.precision_recall_curve(y, score)
+        fpr, tpr = roc_points(y, score)
+        precision, recall = pr_points(y, score)
         # drop scikit-learn's conventional (recall 0, precision 1) end point
         precision, recall = precision[:-1], recall[:-1]
-        auc = float(skm.roc_auc_score(y, score))
-        ap = float(skm.average_precision_score(y, score))
+        auc = roc_auc(y, score)
+        ap = average_precision(y, score)
         out.append((model, fpr, tpr, recall, precision, auc, ap, len(rows)))
     return out
 
