@@ -149,3 +149,13 @@ def test_real_file_recovers_every_row(real_csv):
     # The tutorial's reader silently loses the 12 lines.
     tutorial = pd.read_csv(real_csv, on_bad_lines="skip")
     assert tutorial.shape == (87, 133)
+
+
+def test_repaired_line_with_a_bad_number_is_quarantined_with_the_column(tmp_path):
+    path = _write(
+        tmp_path, ["G1,G2,PATIENT_ID,SAMPLE_ID,NOTE", "1.0,2.0,P1,S1,ok", "1.0,x2,P2,S2,a, b", "3.0,4.0,P3,S3,c, d"]
+    )
+    result = clean_csv(path, GENES, "SAMPLE_ID")
+    assert [(q["line"], q["reason"]) for q in result.quarantine] == [(3, "column G2: 'x2' is not a number")]
+    assert result.table.column("SAMPLE_ID").to_pylist() == ["S1", "S3"]
+    assert result.accounting["repaired"] == 1 and result.accounting["repaired_lines"] == [4]

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,28 @@ def repair_fields(fields: Sequence[str], n_columns: int) -> Repair:
 
 @dataclass
 class CleanResult:
-    """The cleaned cohort and the accounting of every line of the raw file."""
+    """The cleaned cohort and the accounting of every line of the raw file.
 
-    table: pa.Table
+    ``rows`` holds the parsed rows as read (good rows, then repaired ones) and
+    ``keep`` the indices of the cohort's rows in file order, so that the ordered
+    cohort is only materialised in chunks when written (see :func:`write_clean`).
+    """
+
+    rows: pa.Table
+    keep: list[int]
     quarantine: list[dict[str, object]]
     accounting: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pa.Table:
+        """The cohort in file order (a copy unless rows are already in order)."""
+        return _take(self.rows, self.keep)
+
+
+def _take(table: pa.Table, index: Sequence[int]) -> pa.Table:
+    if len(index) == table.num_rows and all(i == j for i, j in enumerate(index)):
+        return table
+    return table.take(pa.array(index, pa.int64()))
 
 
 def resolve_gene_columns(header: Sequence[str], genes: object, sample_id: str) -> list[str]:
@@ -182,6 +200,48 @@ def _null_na(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_in(values, value_set=pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), values)
 
 
+def _blank_line_numbers(path: Path) -> set[int]:
+    """Numbers of the empty lines of the file."""
+    with open(path, "rb") as handle:
+        return {number for number, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")}
+
+
+def _rows_to_table(header: Sequence[str], rows: Sequence[Sequence[str]], options: pacsv.ConvertOptions) -> pa.Table:
+    """Parse already split rows with the given conversion options (via an in-memory CSV)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return pacsv.read_csv(io.BytesIO(buffer.getvalue().encode("utf-8")), convert_options=options)
+
+
+def _parse_repaired(
+    header: Sequence[str],
+    repaired: Sequence[tuple[int | None, list[str], str]],
+    options: pacsv.ConvertOptions,
+    text_options: pacsv.ConvertOptions,
+    gene_columns: Sequence[str],
+    quarantine: list[dict[str, object]],
+) -> tuple[pa.Table, list[int | None]]:
+    """Typed table of the repaired rows and their line numbers; rows that still fail go to quarantine."""
+    try:
+        return _rows_to_table(header, [r[1] for r in repaired], options), [r[0] for r in repaired]
+    except pa.ArrowInvalid:
+        pass
+    tables, lines = [], []
+    for number, fields, text in repaired:
+        try:
+            tables.append(_rows_to_table(header, [fields], options))
+            lines.append(number)
+        except pa.ArrowInvalid as exc:
+            reason = _float_reason(_rows_to_table(header, [fields], text_options), gene_columns)[0]
+            quarantine.append(
+                {"line": number, "sample_id": None, "reason": reason or str(exc).splitlines()[0], "text": text}
+            )
+    empty = _rows_to_table(header, [], options)
+    return pa.concat_tables([empty, *tables]), lines
+
+
 def _float_reason(table: pa.Table, gene_columns: Sequence[str]) -> list[str | None]:
     """Per row, the first expression cell that is not a number (or None)."""
     reasons: list[str | None] = [None] * table.num_rows
@@ -215,7 +275,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         raise PanelMlpError(f"{path}: raw CSV not found; set raw_csv in the config to its path")
     header = read_header(path)
     n_columns = len(header)
-    duplicated = sorted({c for c in header if header.count(c) > 1})
+    duplicated = sorted(name for name, count in Counter(header).items() if count > 1)
     if duplicated:
         raise PanelMlpError(f"{path} line 1: duplicated column names {duplicated}; rename them")
     if sample_id not in header:
@@ -227,96 +287,67 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     gene_set = set(gene_columns)
     clinical_columns = [c for c in header if c not in gene_set]
 
+    def options(gene_type: pa.DataType) -> pacsv.ConvertOptions:
+        types = dict.fromkeys(gene_columns, gene_type)
+        types.update(dict.fromkeys(clinical_columns, pa.string()))
+        return pacsv.ConvertOptions(
+            column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
+        )
+
     invalid: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         invalid.append(row.text)
         return "skip"
 
-    def read(gene_type: pa.DataType) -> pa.Table:
-        types = {c: gene_type for c in gene_columns}
-        types.update({c: pa.string() for c in clinical_columns})
-        return pacsv.read_csv(
-            path,
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=NULL_VALUES,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-
+    parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
     try:
-        good = read(pa.float32())
-        text_genes = False
-    except pa.ArrowInvalid:
+        good = pacsv.read_csv(path, parse_options=parse, convert_options=options(pa.float32()))
+        gene_type = pa.float32()
+    except pa.ArrowInvalid:  # a good row holds a non-number: read genes as text, check per row below
         invalid.clear()
-        good = read(pa.string())
-        text_genes = True
+        gene_type = pa.string()
+        good = pacsv.read_csv(path, parse_options=parse, convert_options=options(gene_type))
+    good_rows = good.num_rows
 
-    # Repair the malformed lines and parse them alongside the good ones.
+    # Repair the malformed lines and parse them with the same options as the rest.
     located = _locate_lines(path, invalid)
-    repaired_rows: list[tuple[int, list[str]]] = []
     quarantine: list[dict[str, object]] = []
-    seen: dict[str, int] = {}
+    repaired: list[tuple[int | None, list[str], str]] = []
     for text in invalid:
-        number = located.get(text, [None]).pop(0) if located.get(text) else None
-        fields = next(csv.reader([text]))
-        outcome = repair_fields(fields, n_columns)
+        number = located[text].pop(0) if located.get(text) else None
+        outcome = repair_fields(next(csv.reader([text])), n_columns)
         if outcome.fields is None:
             quarantine.append({"line": number, "sample_id": None, "reason": outcome.reason, "text": text})
         else:
-            repaired_rows.append((number if number is not None else -1, outcome.fields))
-
-    good_rows = good.num_rows
-    rep = {name: pa.array([r[1][i] for r in repaired_rows], pa.string()) for i, name in enumerate(header)}
-    gene_text = pa.table({c: rep[c] for c in gene_columns})
-    repaired_reasons = _float_reason(gene_text, gene_columns)
+            repaired.append((number, outcome.fields, text))
+    rep_table, rep_lines = _parse_repaired(
+        header, repaired, options(gene_type), options(pa.string()), gene_columns, quarantine
+    )
 
     # File line numbers of the good rows: the data lines that are not malformed.
     total_lines, blank_lines = _count_lines(path)
-    bad_numbers = {q["line"] for q in quarantine} | {n for n, _ in repaired_rows}
-    data_lines = [n for n in range(2, total_lines + 1)]
-    ordered = len(data_lines) - blank_lines == good_rows + len(invalid) and None not in bad_numbers
-    if ordered and blank_lines:
-        blanks = set()
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip(b"\r\n"):
-                    blanks.add(number)
-        data_lines = [n for n in data_lines if n not in blanks]
-    good_lines = [n for n in data_lines if n not in bad_numbers] if ordered else [None] * good_rows
+    bad_numbers = {q["line"] for q in quarantine} | {n for n, _, _ in repaired}
+    ordered = total_lines - 1 - blank_lines == good_rows + len(invalid) and None not in bad_numbers
+    if ordered:
+        blanks = _blank_line_numbers(path) if blank_lines else set()
+        good_lines = [n for n in range(2, total_lines + 1) if n not in bad_numbers and n not in blanks]
+    else:
+        good_lines = [None] * good_rows
+    line_numbers = good_lines + rep_lines
 
-    # Assemble one table: gene columns (text when a good row held a non-number).
-    line_numbers = pa.array(good_lines + [n for n, _ in repaired_rows], pa.int64())
-    repaired_flag = pa.array([False] * good_rows + [True] * len(repaired_rows))
-    gene_type = pa.string() if text_genes else pa.float32()
-    columns: dict[str, pa.ChunkedArray] = {}
-    valid_repaired = pa.array([r is None for r in repaired_reasons], pa.bool_())
-    for name in gene_columns:
-        values = _null_na(rep[name])
-        if not text_genes:
-            kept = pc.if_else(valid_repaired, pc.utf8_trim_whitespace(values), pa.scalar(None, pa.string()))
-            values = pc.cast(kept, pa.float32())
-        columns[name] = pa.chunked_array([*good.column(name).chunks, values], gene_type)
-    clinical_text = {
-        name: pa.concat_arrays([*good.column(name).chunks, _null_na(rep[name])]) for name in clinical_columns
-    }
-    table = pa.table(columns)
-    for name, array in zip(clinical_columns, _parse_clinical(clinical_text).columns, strict=True):
-        table = table.append_column(name, array)
-    table = table.select(header)
+    # One table; clinical columns typed once over all rows so repaired rows agree.
+    table = pa.concat_tables([good, rep_table])
+    typed = _parse_clinical({name: table.column(name) for name in clinical_columns})
+    for name in clinical_columns:
+        table = table.set_column(header.index(name), name, typed.column(name))
 
     # Row-level checks: numbers in gene columns, present and unique sample ids.
-    reasons: list[str | None] = [None] * table.num_rows
-    if text_genes:
-        reasons = _float_reason(table, gene_columns)
-    else:
-        for i, r in enumerate(repaired_reasons):
-            reasons[good_rows + i] = r
+    text_genes = gene_type == pa.string()
+    reasons: list[str | None] = _float_reason(table, gene_columns) if text_genes else [None] * table.num_rows
     ids = table.column(sample_id).to_pylist()
-    lines = line_numbers.to_pylist()
+    lines = line_numbers
+    seen: dict[str, int | None] = {}
     order = sorted(range(table.num_rows), key=lambda i: (lines[i] is None, lines[i] or 0, i))
     for i in order:
         if reasons[i] is not None:
@@ -334,19 +365,15 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         raw_text = _row_texts(table, dropped, header)
         for i, text in zip(dropped, raw_text, strict=True):
             quarantine.append({"line": lines[i], "sample_id": ids[i], "reason": reasons[i], "text": text})
-    cohort = table.take(pa.array(keep, pa.int64()))
+    rows_kept = len(keep)
+    repaired_kept = sum(1 for i in keep if i >= good_rows)
+    repaired_lines = sorted(lines[i] for i in keep if i >= good_rows and lines[i] is not None)
     if text_genes:
-        cohort = pa.table(
-            {
-                c: (
-                    pc.cast(pc.utf8_trim_whitespace(cohort.column(c)), pa.float32())
-                    if c in gene_set
-                    else cohort.column(c)
-                )
-                for c in header
-            }
-        )
-    repaired_kept = int(pc.sum(repaired_flag.take(pa.array(keep, pa.int64()))).as_py() or 0)
+        table = _take(table, keep)
+        keep = list(range(table.num_rows))
+        for name in gene_columns:
+            column = pc.cast(pc.utf8_trim_whitespace(_null_na(table.column(name).combine_chunks())), pa.float32())
+            table = table.set_column(header.index(name), name, column)
     quarantine.sort(key=lambda q: (q["line"] is None, q["line"] or 0))
     accounting = {
         "file": str(path),
@@ -357,8 +384,8 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         "parsed_as_is": good_rows - sum(1 for i in dropped if i < good_rows),
         "repaired": repaired_kept,
         "quarantined": len(quarantine),
-        "rows_in_cohort": cohort.num_rows,
-        "repaired_lines": sorted(lines[i] for i in keep if i >= good_rows and lines[i] is not None),
+        "rows_in_cohort": rows_kept,
+        "repaired_lines": repaired_lines,
         "quarantined_lines": [q["line"] for q in quarantine],
         "n_columns": n_columns,
         "n_genes": len(gene_columns),
@@ -368,8 +395,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     if accounting["parsed_as_is"] + accounting["repaired"] + accounting["quarantined"] != accounting["data_lines"]:
         raise AssertionError(f"row accounting does not add up: {accounting}")
     metadata = {b"panelmlp.genes": json.dumps(gene_columns).encode(), b"panelmlp.sample_id": sample_id.encode()}
-    cohort = cohort.replace_schema_metadata(metadata)
-    return CleanResult(cohort, quarantine, accounting)
+    return CleanResult(table.replace_schema_metadata(metadata), keep, quarantine, accounting)
 
 
 def _row_texts(table: pa.Table, rows: list[int], header: Sequence[str]) -> list[str]:
@@ -384,10 +410,21 @@ def _row_texts(table: pa.Table, rows: list[int], header: Sequence[str]) -> list[
 
 
 def write_clean(
-    result: CleanResult, cohort_path: str | Path, quarantine_path: str | Path, json_path: str | Path
+    result: CleanResult,
+    cohort_path: str | Path,
+    quarantine_path: str | Path,
+    json_path: str | Path,
+    chunk_rows: int = 512,
 ) -> None:
     """Write the cohort parquet, the quarantine TSV and the accounting JSON."""
-    pq.write_table(result.table, cohort_path, compression="zstd")
+    rows = result.rows
+    genes = set(json.loads(rows.schema.metadata[b"panelmlp.genes"]))
+    text_columns = [c for c in rows.column_names if c not in genes]
+    # Dictionary-encoding thousands of float columns costs time and saves nothing;
+    # rows go out in file order a chunk at a time, never as a second full copy.
+    with pq.ParquetWriter(cohort_path, rows.schema, compression="zstd", use_dictionary=text_columns) as writer:
+        for start in range(0, max(len(result.keep), 1), chunk_rows):
+            writer.write_table(_take(rows, result.keep[start : start + chunk_rows]), row_group_size=chunk_rows)
     with open(quarantine_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["line", "sample_id", "reason", "text"])
