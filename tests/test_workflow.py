@@ -247,3 +247,24 @@ def test_report_renders_in_a_headless_browser(planted_run, tmp_path):
     assert dom.count('class="main-svg"') >= figures  # plotly drew into every figure
     assert "No evidence of signal" in dom or "no evidence" in dom.lower()
     assert "Evidence of signal" in dom
+
+
+def test_download_rule_fetches_a_missing_raw_csv(planted_run, tmp_path):
+    """raw_csv absent: the download rule fetches download.url, checks its sha256, and clean reads it."""
+    from panelmlp.download import sha256_of
+
+    source = planted_run / "cohort.csv"
+    config = {"download": {"url": source.as_uri(), "sha256": sha256_of(source)}, "raw_csv": "data/raw/cohort.csv"}
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "results/clean/clean.json", "--cores", "1", "--configfile", str(tmp_path / "extra.yaml"))
+    _check(proc)
+    assert (tmp_path / "data/raw/cohort.csv").read_bytes() == source.read_bytes()
+    assert json.loads((tmp_path / "results/clean/clean.json").read_text())["rows_in_cohort"] == 119
+    config["download"]["sha256"] = "0" * 64
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "raw_csv": "data/raw/other.csv"}))
+    proc = snakemake(
+        tmp_path, "results/clean/clean.json", "-F", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml")
+    )
+    assert proc.returncode != 0
+    assert "sha256 is" in (tmp_path / "logs/download.log").read_text(), proc.stderr[:1500]
+    assert not (tmp_path / "data/raw/other.csv").exists()

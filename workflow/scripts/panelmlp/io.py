@@ -149,6 +149,19 @@ def read_header(path: Path) -> list[str]:
             raise PanelMlpError(f"{path}: the file is empty; expected a CSV with a header line") from None
 
 
+def block_size_for(path: Path, rows_per_block: int = 256) -> int:
+    """pyarrow CSV block size holding about ``rows_per_block`` rows (1 MiB to 256 MiB).
+
+    pyarrow's default 1 MiB block holds only a few rows of a 20,000-gene file,
+    and every block makes a chunk per column: millions of tiny arrays, minutes
+    and gigabytes. Sizing blocks by the line length keeps chunks few.
+    """
+    with open(path, "rb") as handle:
+        handle.readline()
+        line = len(handle.readline()) or 1
+    return int(min(max(1 << 20, line * rows_per_block), 1 << 28))
+
+
 def _locate_lines(path: Path, texts: Iterable[str]) -> dict[str, list[int]]:
     """File line numbers (1-based) of each given line text, in file order."""
     wanted = {t.encode("utf-8") for t in texts}
@@ -301,13 +314,14 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         return "skip"
 
     parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
+    read = pacsv.ReadOptions(block_size=block_size_for(path))
     try:
-        good = pacsv.read_csv(path, parse_options=parse, convert_options=options(pa.float32()))
+        good = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=options(pa.float32()))
         gene_type = pa.float32()
     except pa.ArrowInvalid:  # a good row holds a non-number: read genes as text, check per row below
         invalid.clear()
         gene_type = pa.string()
-        good = pacsv.read_csv(path, parse_options=parse, convert_options=options(gene_type))
+        good = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=options(gene_type))
     good_rows = good.num_rows
 
     # Repair the malformed lines and parse them with the same options as the rest.
