@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from panelmlp.download import fetch, sha256_of
 from panelmlp.errors import PanelMlpError
 

@@ -159,3 +159,14 @@ def test_repaired_line_with_a_bad_number_is_quarantined_with_the_column(tmp_path
     assert [(q["line"], q["reason"]) for q in result.quarantine] == [(3, "column G2: 'x2' is not a number")]
     assert result.table.column("SAMPLE_ID").to_pylist() == ["S1", "S3"]
     assert result.accounting["repaired"] == 1 and result.accounting["repaired_lines"] == [4]
+
+
+def test_blank_lines_are_counted_and_rows_keep_their_line_numbers(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("G1,PATIENT_ID,SAMPLE_ID,NOTE\n1.0,P1,S1,ok\n\n\n2.0,P2,S2,a, b\n\n3.0,P3,S3,ok\n1.0,P4,S3,dup\n")
+    result = clean_csv(path, GENES, "SAMPLE_ID")
+    acc = result.accounting
+    assert acc["blank_lines"] == 3 and acc["lines_read"] == 8 and acc["data_lines"] == 4
+    assert acc["repaired_lines"] == [5] and acc["quarantined_lines"] == [8]
+    assert result.quarantine[0]["reason"] == "column SAMPLE_ID: sample id 'S3' repeats line 7"
+    assert result.table.column("SAMPLE_ID").to_pylist() == ["S1", "S2", "S3"]

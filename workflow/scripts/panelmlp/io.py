@@ -87,8 +87,8 @@ class CleanResult:
     """The cleaned cohort and the accounting of every line of the raw file.
 
     ``rows`` holds the parsed rows as read (good rows, then repaired ones) and
-    ``keep`` the indices of the cohort's rows in file order, so that the ordered
-    cohort is only materialised in chunks when written (see :func:`write_clean`).
+    ``keep`` the indices of the cohort's rows in file order; :attr:`table` puts
+    them in order as zero-copy slices, never as a second copy of the matrix.
     """
 
     rows: pa.Table
@@ -98,14 +98,21 @@ class CleanResult:
 
     @property
     def table(self) -> pa.Table:
-        """The cohort in file order (a copy unless rows are already in order)."""
+        """The cohort in file order."""
         return _take(self.rows, self.keep)
 
 
 def _take(table: pa.Table, index: Sequence[int]) -> pa.Table:
+    """Rows ``index`` of the table, without copying: consecutive runs become zero-copy slices."""
     if len(index) == table.num_rows and all(i == j for i, j in enumerate(index)):
         return table
-    return table.take(pa.array(index, pa.int64()))
+    pieces = []
+    start = 0
+    for k in range(1, len(index) + 1):
+        if k == len(index) or index[k] != index[k - 1] + 1:
+            pieces.append(table.slice(index[start], k - start))
+            start = k
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def resolve_gene_columns(header: Sequence[str], genes: object, sample_id: str) -> list[str]:
@@ -162,35 +169,22 @@ def block_size_for(path: Path, rows_per_block: int = 256) -> int:
     return int(min(max(1 << 20, line * rows_per_block), 1 << 28))
 
 
-def _locate_lines(path: Path, texts: Iterable[str]) -> dict[str, list[int]]:
-    """File line numbers (1-based) of each given line text, in file order."""
+def _scan_lines(path: Path, texts: Iterable[str]) -> tuple[int, set[int], dict[str, list[int]]]:
+    """One pass over the file: its number of lines, the numbers of its blank lines,
+    and the line numbers (1-based, in file order) of each of the given line texts."""
     wanted = {t.encode("utf-8") for t in texts}
-    found: dict[str, list[int]] = {}
-    if not wanted:
-        return found
     lengths = {len(w) for w in wanted}
+    blanks: set[int] = set()
+    found: dict[str, list[int]] = {}
+    number = 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\r\n")
-            if len(line) in lengths and line in wanted:
+            if not line:
+                blanks.add(number)
+            elif len(line) in lengths and line in wanted:
                 found.setdefault(line.decode("utf-8"), []).append(number)
-    return found
-
-
-def _count_lines(path: Path) -> tuple[int, int]:
-    """Number of lines and of blank lines in the file (a final newline ends a line)."""
-    total = blank = 0
-    previous_newline = True
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 24):
-            total += chunk.count(b"\n")
-            blank += chunk.count(b"\n\n") + chunk.count(b"\n\r\n")
-            if previous_newline and chunk[:1] in (b"\n", b"\r"):
-                blank += 1
-            previous_newline = chunk.endswith(b"\n")
-    if not previous_newline:
-        total += 1
-    return total, blank
+    return number, blanks, found
 
 
 def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
@@ -211,12 +205,6 @@ def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
 def _null_na(values: pa.Array) -> pa.Array:
     """Cells written as ``NA`` or left empty become missing."""
     return pc.if_else(pc.is_in(values, value_set=pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), values)
-
-
-def _blank_line_numbers(path: Path) -> set[int]:
-    """Numbers of the empty lines of the file."""
-    with open(path, "rb") as handle:
-        return {number for number, raw in enumerate(handle, start=1) if not raw.strip(b"\r\n")}
 
 
 def _rows_to_table(header: Sequence[str], rows: Sequence[Sequence[str]], options: pacsv.ConvertOptions) -> pa.Table:
@@ -325,7 +313,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     good_rows = good.num_rows
 
     # Repair the malformed lines and parse them with the same options as the rest.
-    located = _locate_lines(path, invalid)
+    total_lines, blanks, located = _scan_lines(path, invalid)
     quarantine: list[dict[str, object]] = []
     repaired: list[tuple[int | None, list[str], str]] = []
     for text in invalid:
@@ -340,11 +328,10 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     )
 
     # File line numbers of the good rows: the data lines that are not malformed.
-    total_lines, blank_lines = _count_lines(path)
+    blank_lines = len(blanks)
     bad_numbers = {q["line"] for q in quarantine} | {n for n, _, _ in repaired}
     ordered = total_lines - 1 - blank_lines == good_rows + len(invalid) and None not in bad_numbers
     if ordered:
-        blanks = _blank_line_numbers(path) if blank_lines else set()
         good_lines = [n for n in range(2, total_lines + 1) if n not in bad_numbers and n not in blanks]
     else:
         good_lines = [None] * good_rows
@@ -428,17 +415,14 @@ def write_clean(
     cohort_path: str | Path,
     quarantine_path: str | Path,
     json_path: str | Path,
-    chunk_rows: int = 512,
+    chunk_rows: int = 1024,
 ) -> None:
     """Write the cohort parquet, the quarantine TSV and the accounting JSON."""
-    rows = result.rows
-    genes = set(json.loads(rows.schema.metadata[b"panelmlp.genes"]))
-    text_columns = [c for c in rows.column_names if c not in genes]
-    # Dictionary-encoding thousands of float columns costs time and saves nothing;
-    # rows go out in file order a chunk at a time, never as a second full copy.
-    with pq.ParquetWriter(cohort_path, rows.schema, compression="zstd", use_dictionary=text_columns) as writer:
-        for start in range(0, max(len(result.keep), 1), chunk_rows):
-            writer.write_table(_take(rows, result.keep[start : start + chunk_rows]), row_group_size=chunk_rows)
+    table = result.table
+    genes = set(json.loads(table.schema.metadata[b"panelmlp.genes"]))
+    text_columns = [c for c in table.column_names if c not in genes]
+    # Dictionary-encoding thousands of float columns costs time and saves nothing.
+    pq.write_table(table, cohort_path, compression="zstd", use_dictionary=text_columns, row_group_size=chunk_rows)
     with open(quarantine_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["line", "sample_id", "reason", "text"])
