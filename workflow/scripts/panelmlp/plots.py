@@ -169,6 +169,34 @@ def _thin(frame: pd.DataFrame, step: int) -> pd.DataFrame:
     return frame[keep]
 
 
+def _add_line(
+    fig: go.Figure,
+    curve: tuple[np.ndarray, np.ndarray],
+    style: tuple[str, float, str],
+    name: str,
+    hover: str,
+    shown: set[str],
+    cell: tuple[int, int],
+) -> None:
+    """One per-epoch line in subplot ``cell`` (0-based row, column); one legend entry per name."""
+    colour, width, dash = style
+    fig.add_trace(
+        go.Scatter(
+            x=curve[0],
+            y=curve[1],
+            mode="lines",
+            line={"color": colour, "width": width, "dash": dash},
+            name=name,
+            legendgroup=name,
+            showlegend=name not in shown,
+            hovertemplate=f"epoch %{{x}}<br>{hover}: %{{y:.3f}}<extra></extra>",
+        ),
+        row=cell[0] + 1,
+        col=cell[1] + 1,
+    )
+    shown.add(name)
+
+
 def epoch_curves(history: pd.DataFrame) -> go.Figure:
     """Per-epoch loss and test metrics: CV mean with a mean ± 1 sd band, and the holdout split as its own line.
 
@@ -232,40 +260,23 @@ def epoch_curves(history: pd.DataFrame) -> go.Figure:
                     col=col + 1,
                 )
                 shown.add(band_key)
-                key = f"cv-{which}"
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=stats["mean"].to_numpy(np.float32),
-                        mode="lines",
-                        line={"color": CV_COLOUR, "width": 2, "dash": dash},
-                        name=f"CV mean, {which}",
-                        legendgroup=key,
-                        showlegend=key not in shown,
-                        hovertemplate=f"epoch %{{x}}<br>CV mean {metric_name(column)}: %{{y:.3f}}<extra></extra>",
-                    ),
-                    row=row + 1,
-                    col=col + 1,
+                curve = (x, stats["mean"].to_numpy(np.float32))
+                _add_line(
+                    fig,
+                    curve,
+                    (CV_COLOUR, 2, dash),
+                    f"CV mean, {which}",
+                    f"CV mean {metric_name(column)}",
+                    shown,
+                    (row, col),
                 )
-                shown.add(key)
             if len(holdout):
                 line = _thin(holdout.sort_values("epoch"), step)
-                key = f"holdout-{which}"
-                fig.add_trace(
-                    go.Scatter(
-                        x=line["epoch"].to_numpy(),
-                        y=line[column].to_numpy(np.float32),
-                        mode="lines",
-                        line={"color": HOLDOUT_COLOUR, "width": 1.5, "dash": dash},
-                        name=f"Holdout split, {which}",
-                        legendgroup=key,
-                        showlegend=key not in shown,
-                        hovertemplate=f"epoch %{{x}}<br>holdout {metric_name(column)}: %{{y:.3f}}<extra></extra>",
-                    ),
-                    row=row + 1,
-                    col=col + 1,
+                curve = (line["epoch"].to_numpy(), line[column].to_numpy(np.float32))
+                style = (HOLDOUT_COLOUR, 1.5, dash)
+                _add_line(
+                    fig, curve, style, f"Holdout split, {which}", f"holdout {metric_name(column)}", shown, (row, col)
                 )
-                shown.add(key)
         if name == "roc_auc":
             fig.add_hline(y=0.5, line={"color": "#555555", "dash": "dash", "width": 1}, row=row + 1, col=col + 1)
     fig.update_xaxes(title_text="epoch", row=2)
