@@ -81,10 +81,6 @@ def main() -> None:
     from panelmlp.synthetic import write_cohort
 
     print(f"machine: {machine()}")
-    print(
-        f"{'genes':>6} {'csv MB':>7} {'matrix MB':>9} {'arrow s':>8} {'arrow* s':>8} {'clean s':>8} "
-        f"{'vs arrow':>8} {'vs arrow*':>9} {'arrow MB':>8} {'arrow* MB':>9} {'clean MB':>8} {'vs matrix':>9} {'net x':>6} {'scale+train s':>13}"
-    )
     trains = {}
     with tempfile.TemporaryDirectory() as tmp:
         # Fixed cost of the step (code paths, thread pools, allocator), from a 10-gene, 20-sample file.
@@ -95,6 +91,10 @@ def main() -> None:
         fixed = child("clean", {k: str(tiny / v) for k, v in names.items()})
         fixed_mb = fixed["peak_mb"] - fixed["base_mb"]
         print(f"fixed memory of the clean step (tiny file): {fixed_mb:.0f} MB")
+        print(
+            f"{'genes':>6} {'csv MB':>7} {'matrix MB':>9} {'arrow s':>8} {'arrow* s':>8} {'clean s':>8} "
+            f"{'vs arrow':>8} {'vs arrow*':>9} {'arrow MB':>8} {'arrow* MB':>9} {'clean MB':>8} {'vs matrix':>9} {'net x':>6} {'scale+train s':>13}"
+        )
         for n_genes in args.genes:
             work = Path(tmp) / str(n_genes)
             work.mkdir()
