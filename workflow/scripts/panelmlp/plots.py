@@ -7,6 +7,7 @@ report runs in its small environment.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -58,8 +59,9 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric)
 
 
+@functools.cache
 def template() -> go.layout.Template:
-    """A small, quiet layout template (plotly's default one adds kilobytes to every figure)."""
+    """A small, quiet layout template (plotly's default one adds kilobytes to every figure); built once."""
     axis = {
         "showgrid": True,
         "gridcolor": "#e6e6e6",
