@@ -171,3 +171,22 @@ def test_summary_has_every_metric_with_holdout():
     auc = out[(out.model == "mlp") & (out.metric == "roc_auc")].iloc[0]
     assert auc["holdout"] == 0.5 and auc["n_splits"] == 3 and auc["cv_mean"] == pytest.approx(0.52)
     assert auc["n_permutations"] == 3 and auc["perm_p"] == pytest.approx(2 / 4)
+
+
+def test_summary_interval_stays_inside_the_metric_range():
+    import pandas as pd
+
+    rows = [
+        {
+            "panel": "p",
+            "model": "mlp",
+            "split_id": f"cv_r1_f{i}",
+            "kind": "cv",
+            "n_train": 80,
+            "n_test": 20,
+            **{m: v for m in METRICS},
+        }
+        for i, v in enumerate([1.0, 0.9, 1.0, 0.95, 1.0])
+    ]
+    out = summarise(pd.DataFrame(rows)).set_index("metric")
+    assert out.loc["roc_auc", "ci_high"] == 1.0 and out.loc["roc_auc", "ci_low"] < 0.97

@@ -56,6 +56,8 @@ def read_metrics(path: str) -> pd.DataFrame:
 def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One row per (panel, model, metric): CV mean, sd, 95% CI, number of splits, holdout value.
 
+    The interval is clipped to the metric's range ([-1, 1] for MCC, [0, 1] otherwise).
+
     For the MLP's ROC-AUC, ``perm_p`` is the permutation p-value of its mean CV
     ROC-AUC against the mean CV ROC-AUC of each label-shuffled replicate, and
     ``n_permutations`` how many replicates there were (0: not run).
@@ -67,6 +69,8 @@ def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | 
         ratio = float((cv["n_test"] / cv["n_train"]).mean()) if len(cv) else math.nan
         for metric in METRICS:
             mean, sd, low, high = corrected_ci(cv[metric].to_numpy(), ratio)
+            floor = -1.0 if metric == "mcc" else 0.0  # the interval stays inside the metric's range
+            low, high = max(low, floor), min(high, 1.0)
             row = {
                 "panel": panel,
                 "model": model,
