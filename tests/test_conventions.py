@@ -145,3 +145,14 @@ def test_envs_and_requirements_pin_the_same_versions():
     for env in ("data", "torch-cpu", "torch-cuda", "report"):
         for pkg, version in env_packages(env).items():
             assert pins.get(pkg) == version, f"envs/{env}.yaml pins {pkg}=={version}, requirements.txt {pins.get(pkg)}"
+
+
+def test_config_errors_name_the_key_in_one_line():
+    from panelmlp.config import config_error
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert config_error(config, schema) is None
+    config["split"]["cv_folds"] = 1
+    message = config_error(config, schema)
+    assert message.startswith("config split.cv_folds: 1 is less than the minimum of 2") and "\n" not in message
