@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from panelmlp.baselines import logreg_proba, majority_proba
+from panelmlp.baselines import fit_binary_logreg, logreg_proba, majority_proba
 from panelmlp.checkpoint import load_checkpoint, model_from_checkpoint, predict_raw, predict_scaled, save_checkpoint
 from panelmlp.compare import corrected_ci, permutation_p_value, summarise
 from panelmlp.metrics import METRICS, classification_metrics, pr_points, roc_points
@@ -107,6 +107,21 @@ def test_logreg_baseline_finds_a_linear_signal():
     y = (x[:, 0] > 0).astype(int)
     proba = logreg_proba(x[:150], y[:150], x[150:], 2)
     assert classification_metrics(y[150:], proba)["roc_auc"] > 0.95
+
+
+@pytest.mark.parametrize(("n", "d", "c"), [(70, 5, 1.0), (68, 100, 1.0), (40, 3, 0.1), (60, 6, 10.0)])
+def test_newton_logreg_matches_scikit_learn(n, d, c):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d))
+    y = (x[:, 0] + rng.normal(size=n) > 0.3).astype(int)
+    reference = LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit(x, y)
+    w, b = fit_binary_logreg(x, y.astype(float), c)
+    np.testing.assert_allclose(w, reference.coef_[0], atol=1e-5)
+    assert b == pytest.approx(reference.intercept_[0], abs=1e-5)
+    x_test = rng.normal(size=(20, d))
+    np.testing.assert_allclose(logreg_proba(x, y, x_test, 2, c), reference.predict_proba(x_test), atol=1e-6)
 
 
 def test_checkpoint_round_trip_is_self_contained(tmp_path):

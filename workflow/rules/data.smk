@@ -87,6 +87,8 @@ rule scale:
         "logs/scale/{panel}.log",
     benchmark:
         "benchmarks/scale/{panel}.tsv"
+    # About a second per panel: scale every panel before the long train jobs start.
+    priority: 1
     conda:
         "../../envs/data.yaml"
     threads: 1
