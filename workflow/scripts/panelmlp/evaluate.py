@@ -10,7 +10,7 @@ import pandas as pd
 
 from .baselines import logreg_proba, majority_proba
 from .checkpoint import load_checkpoint, predict_scaled
-from .metrics import classification_metrics
+from .metrics import classification_metrics, predicted_classes
 from .scaling import read_scaled
 
 log = logging.getLogger("panelmlp")
@@ -48,7 +48,7 @@ def evaluate_step(
                     **values,
                 }
             )
-            predicted = proba.argmax(axis=1) if n_classes > 2 else (proba[:, 1] >= 0.5).astype(int)
+            predicted = predicted_classes(proba)
             pred = pd.DataFrame(
                 {
                     "panel": panel,

@@ -79,6 +79,12 @@ def matthews(confusion: np.ndarray) -> float:
     return 0.0 if denominator == 0 else float((correct * n - true @ pred) / denominator)
 
 
+def predicted_classes(proba: np.ndarray) -> np.ndarray:
+    """The decision rule: class 1 when its probability is at least 0.5 (two classes), else the most probable."""
+    proba = np.asarray(proba)
+    return (proba[:, 1] >= 0.5).astype(int) if proba.shape[1] == 2 else proba.argmax(axis=1)
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Metrics of class probabilities ``proba`` ``[n, C]`` against integer labels.
 
@@ -93,7 +99,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     proba = np.asarray(proba, dtype=np.float64)
     n_classes = proba.shape[1]
     binary = n_classes == 2
-    y_pred = (proba[:, 1] >= 0.5).astype(int) if binary else proba.argmax(axis=1)
+    y_pred = predicted_classes(proba)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(confusion, (y_true, y_pred), 1)
     tp = np.diag(confusion)
