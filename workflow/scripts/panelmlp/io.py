@@ -243,11 +243,16 @@ def _parse_repaired(
     return pa.concat_tables([empty, *tables]), lines
 
 
+def _gene_text(column: pa.ChunkedArray) -> pa.Array:
+    """An expression column read as text, trimmed, with ``NA`` and empty cells missing."""
+    return pc.utf8_trim_whitespace(_null_na(column.combine_chunks()))
+
+
 def _float_reason(table: pa.Table, gene_columns: Sequence[str]) -> list[str | None]:
     """Per row, the first expression cell that is not a number (or None)."""
     reasons: list[str | None] = [None] * table.num_rows
     for name in gene_columns:
-        column = pc.utf8_trim_whitespace(_null_na(table.column(name).combine_chunks()))
+        column = _gene_text(table.column(name))
         try:
             pc.cast(column, pa.float32())
             continue
@@ -335,7 +340,6 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         good_lines = [n for n in range(2, total_lines + 1) if n not in bad_numbers and n not in blanks]
     else:
         good_lines = [None] * good_rows
-    line_numbers = good_lines + rep_lines
 
     # One table; clinical columns typed once over all rows so repaired rows agree.
     table = pa.concat_tables([good, rep_table])
@@ -347,7 +351,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
     text_genes = gene_type == pa.string()
     reasons: list[str | None] = _float_reason(table, gene_columns) if text_genes else [None] * table.num_rows
     ids = table.column(sample_id).to_pylist()
-    lines = line_numbers
+    lines = good_lines + rep_lines
     seen: dict[str, int | None] = {}
     order = sorted(range(table.num_rows), key=lambda i: (lines[i] is None, lines[i] or 0, i))
     for i in order:
@@ -373,7 +377,7 @@ def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
         table = _take(table, keep)
         keep = list(range(table.num_rows))
         for name in gene_columns:
-            column = pc.cast(pc.utf8_trim_whitespace(_null_na(table.column(name).combine_chunks())), pa.float32())
+            column = pc.cast(_gene_text(table.column(name)), pa.float32())
             table = table.set_column(header.index(name), name, column)
     quarantine.sort(key=lambda q: (q["line"] is None, q["line"] or 0))
     accounting = {
