@@ -1,18 +1,19 @@
-"""How the data steps scale with the size of the cohort.
+"""The workflow at TCGA size: 1,000 samples x 20,000 genes, the `all` panel, 5x2 CV, 200 epochs.
 
-Generates synthetic cohorts in the real file's schema (2,000 samples; 1,000,
-5,000 and 20,000 genes; a few malformed lines each) and measures, each in a
-fresh subprocess so peak memory is the step's own:
+In one invocation:
+1. generate the cohort (bench's generator, panelmlp.synthetic.write_cohort);
+2. run `snakemake` on it with the `all` panel only, and read every job's wall
+   time and peak memory (max_rss) from benchmarks/*.tsv; the size of
+   results/panels/all/ against results/clean/cohort.parquet;
+3. read the fit job's achieved training GFLOP/s (fit.json: matrix-product work
+   of training and per-epoch scoring over the training loop's wall time), and
+   measure, in this same process, torch's batched-matmul GFLOP/s on the same
+   shapes with the same threads: the forward product [K, 32, G] x [K, G, H], the
+   weight gradient [K, G, 32] x [K, 32, H] and the test-set product
+   [K, T, G] x [K, G, H]. Targets: every job's max_rss <= 1,500 MB, the panel
+   folder <= 1.5x the cohort parquet, training >= 50% of the matmul rate.
 
-- clean: wall time and peak RSS of the clean step against `pyarrow.csv.read_csv`
-  of the same file (skipping the malformed lines it cannot read) (the ratio target: time within 2x, peak memory above the
-  import baseline within 3x of the float32 expression matrix);
-- scale+train of a 50-gene panel: wall time as the total gene count grows (the
-  panel reads only its own columns from the cohort parquet; target: less than
-  2x growth from 1,000 to 20,000 genes). Training runs 100 epochs here to keep
-  the benchmark short; its cost does not depend on the total gene count.
-
-    python bench/scale.py [--genes 1000 5000 20000] [--samples 2000]
+    python bench/scale.py [--samples 1000] [--genes 20000] [--epochs 200] [--threads 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -22,136 +23,124 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import yaml
 from _common import REPO, machine
 
-CHILD = r"""
-import json, resource, sys, time
-sys.path.insert(0, {scripts!r})
-task, args = sys.argv[1], json.loads(sys.argv[2])
-import pyarrow.csv, pyarrow.parquet
-import pandas, numpy
-if task == "train":
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def read_benchmarks(work: Path) -> dict[str, dict[str, float]]:
+    """Wall seconds and max_rss (MB) of every job, from snakemake's benchmark files."""
+    out = {}
+    for path in sorted((work / "benchmarks").rglob("*.tsv")):
+        header, values = path.read_text().strip().splitlines()[:2]
+        row = dict(zip(header.split("\t"), values.split("\t"), strict=True))
+        out[str(path.relative_to(work / "benchmarks").with_suffix(""))] = {
+            "s": float(row["s"]),
+            "max_rss": float(row["max_rss"]),
+        }
+    return out
+
+
+def matmul_gflops(k: int, g: int, h: int, b: int, t: int, steps: int, threads: int, device: str) -> float:
+    """torch's batched-matmul rate (GFLOP/s) on the fit job's shapes, in its mix of one epoch.
+
+    An epoch of training is ``steps`` forward products ``[k, b, g] x [k, g, h]``
+    and as many weight gradients ``[k, g, b] x [k, b, h]``, then one scoring
+    product ``[k, t, g] x [k, g, h]`` of the test rows; each is timed alone and
+    the rate is the epoch's work over the sum of those times.
+    """
     import torch
-    from panelmlp.scaling import scale_step
-    from panelmlp.splits import split_step
-    from panelmlp.train import train_step
-from panelmlp.io import clean_step
-def rss_kb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-base = rss_kb()
-start = time.perf_counter()
-if task == "pyarrow":
-    skip = pyarrow.csv.ParseOptions(invalid_row_handler=lambda row: "skip")
-    pyarrow.csv.read_csv(args["csv"], parse_options=skip)
-elif task == "pyarrow_blocks":
-    from panelmlp.io import block_size_for
-    skip = pyarrow.csv.ParseOptions(invalid_row_handler=lambda row: "skip")
-    blocks = pyarrow.csv.ReadOptions(block_size=block_size_for(args["csv"]))
-    pyarrow.csv.read_csv(args["csv"], read_options=blocks, parse_options=skip)
-elif task == "clean":
-    clean_step(args["csv"], {{"before_column": "PATIENT_ID"}}, "SAMPLE_ID", args["cohort"], args["quarantine"], args["json"])
-else:
-    scale_step(args["cohort"], args["splits"], args["labels"], "p50", args["genes"], args["scaled"])
-    train_step(args["scaled"], {{"epochs": 100, "hidden": [64]}}, 0, args["history"], args["ckpt"], args["perm"], 1)
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"wall": wall, "peak_mb": peak / 1024, "base_mb": base / 1024}}))
-"""
 
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    x = torch.randn(k, b, g, device=dev)
+    w = torch.randn(k, g, h, device=dev)
+    grad = torch.randn(k, b, h, device=dev)
+    out = torch.empty(k, g, h, device=dev)
+    xt = torch.randn(k, t, g, device=dev)
 
-def child(task: str, args: dict) -> dict:
-    code = CHILD.format(scripts=str(REPO / "workflow" / "scripts"))
-    proc = subprocess.run([sys.executable, "-c", code, task, json.dumps(args)], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    def seconds(fn) -> float:
+        fn()
+        reps = 8
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / reps
+
+    forward = seconds(lambda: torch.bmm(x, w))
+    gradient = seconds(lambda: torch.bmm(x.transpose(1, 2), grad, out=out))
+    scoring = seconds(lambda: torch.bmm(xt, w))
+    flops = 2.0 * k * g * h * (2 * steps * b + t)
+    return flops / (steps * (forward + gradient) + scoring) / 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--genes", type=int, nargs="+", default=[1000, 5000, 20000])
-    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--genes", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", help="keep the run in this folder instead of a temporary one")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-    from panelmlp.splits import split_step
     from panelmlp.synthetic import write_cohort
 
     print(f"machine: {machine()}")
-    trains = {}
     with tempfile.TemporaryDirectory() as tmp:
-        # Fixed cost of the step (code paths, thread pools, allocator), from a 10-gene, 20-sample file.
-        tiny = Path(tmp) / "tiny"
-        tiny.mkdir()
-        write_cohort(tiny / "cohort.csv", n_samples=20, n_genes=10, n_malformed=1, seed=1)
-        names = {"csv": "cohort.csv", "cohort": "cohort.parquet", "quarantine": "q.tsv", "json": "clean.json"}
-        fixed = child("clean", {k: str(tiny / v) for k, v in names.items()})
-        fixed_mb = fixed["peak_mb"] - fixed["base_mb"]
-        print(f"fixed memory of the clean step (tiny file): {fixed_mb:.0f} MB")
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        write_cohort(work / "cohort.csv", n_samples=args.samples, n_genes=args.genes, n_malformed=5, seed=1)
+        print(f"generated {args.samples} x {args.genes} cohort in {time.perf_counter() - start:.1f} s")
+        config = {
+            "raw_csv": str(work / "cohort.csv"),
+            "panels": {"glial": None, "microglia": None, "all": "all"},
+            "model": {"epochs": args.epochs, "device": args.device},
+            "resources": {"train_threads": args.threads, "train_mem_mb": 4000},
+        }
+        (work / "bench.yaml").write_text(yaml.safe_dump(config))
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work)]
+        cmd += ["--cores", str(args.threads), "--configfile", str(work / "bench.yaml"), "--quiet", "all"]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode:
+            sys.exit(proc.stdout[-3000:] + proc.stderr[-5000:])
+        jobs = read_benchmarks(work)
+        print(f"workflow: {wall:.1f} s wall for {len(jobs)} jobs")
+        print(f"{'job':<22}{'s':>9}{'max_rss MB':>12}")
+        for name, row in jobs.items():
+            print(f"{name:<22}{row['s']:>9.1f}{row['max_rss']:>12.0f}")
+        peak = max(r["max_rss"] for r in jobs.values())
+        cohort_mb = (work / "results/clean/cohort.parquet").stat().st_size / 2**20
+        panel_mb = folder_mb(work / "results/panels/all")
+        fit = json.loads((work / "results/panels/all/fit.json").read_text())
+        labelled = json.loads((work / "results/splits/labels.json").read_text())["labelled"]
+        n_test = -(-labelled // 5)
+        steps = -(-(labelled - n_test) // 32)
+        reference = matmul_gflops(11, args.genes, 64, 32, n_test, steps, args.threads, fit["device"])
+        print(f"largest max_rss: {peak:.0f} MB (target <= 1500)")
         print(
-            f"{'genes':>6} {'csv MB':>7} {'matrix MB':>9} {'arrow s':>8} {'arrow* s':>8} {'clean s':>8} "
-            f"{'vs arrow':>8} {'vs arrow*':>9} {'arrow MB':>8} {'arrow* MB':>9} {'clean MB':>8} {'vs matrix':>9} {'net x':>6} {'scale+train s':>13}"
+            f"results/panels/all: {panel_mb:.1f} MB, cohort.parquet {cohort_mb:.1f} MB: "
+            f"{panel_mb / cohort_mb:.2f}x (target <= 1.5x)"
         )
-        for n_genes in args.genes:
-            work = Path(tmp) / str(n_genes)
-            work.mkdir()
-            csv = work / "cohort.csv"
-            write_cohort(csv, n_samples=args.samples, n_genes=n_genes, n_malformed=5, seed=1)
-            paths = {
-                k: str(work / v)
-                for k, v in {
-                    "csv": "cohort.csv",
-                    "cohort": "cohort.parquet",
-                    "quarantine": "q.tsv",
-                    "json": "clean.json",
-                    "splits": "splits.parquet",
-                    "labels": "labels.json",
-                    "scaled": "scaled.parquet",
-                    "history": "history.parquet",
-                    "ckpt": "ckpt",
-                    "perm": "perm.parquet",
-                }.items()
-            }
-            arrow = child("pyarrow", paths)
-            blocks = child("pyarrow_blocks", paths)
-            clean = child("clean", paths)
-            split_step(
-                paths["cohort"],
-                "SAMPLE_ID",
-                {
-                    "column": "SMOKING_HISTORY",
-                    "classes": {"non-smoker": "non-smoker", "smoker": "smok"},
-                    "positive": "smoker",
-                },
-                {"test_size": 0.2, "random_state": 81, "cv_folds": 5, "cv_repeats": 2},
-                paths["splits"],
-                paths["labels"],
-            )
-            paths["genes"] = [f"G{i:05d}" for i in range(1, 51)]
-            train = child("train", paths)
-            trains[n_genes] = train["wall"]
-            matrix_mb = args.samples * n_genes * 4 / 2**20
-            mem = {
-                name: r["peak_mb"] - r["base_mb"]
-                for name, r in (("arrow", arrow), ("blocks", blocks), ("clean", clean))
-            }
-            print(
-                f"{n_genes:>6} {csv.stat().st_size / 2**20:>7.0f} {matrix_mb:>9.0f} {arrow['wall']:>8.2f} {blocks['wall']:>8.2f} "
-                f"{clean['wall']:>8.2f} {clean['wall'] / arrow['wall']:>7.2f}x {clean['wall'] / blocks['wall']:>8.2f}x "
-                f"{mem['arrow']:>8.0f} {mem['blocks']:>9.0f} {mem['clean']:>8.0f} {mem['clean'] / matrix_mb:>8.2f}x {(mem['clean'] - fixed_mb) / matrix_mb:>5.2f}x {train['wall']:>13.2f}"
-            )
-    first, last = min(trains), max(trains)
-    print(
-        "arrow = pyarrow.csv.read_csv with default options; arrow* = with the block size the clean step uses.\n"
-        "clean: time vs pyarrow (target <= 2x); memory above the post-import baseline vs the float32 matrix\n"
-        "(target <= 3x); net x: the same less the clean step's fixed memory on a tiny file"
-    )
-    print(
-        f"scale+train of a 50-gene panel: {trains[last] / trains[first]:.2f}x from {first} to {last} genes (target < 2x)"
-    )
+        achieved = fit["train_gflops_per_s"]
+        print(
+            f"training on {fit['device']}, {args.threads} thread(s): {fit['train_seconds']:.1f} s, {fit['train_gflop']:.0f} GFLOP, "
+            f"{achieved:.1f} GFLOP/s; torch bmm on the same shapes: {reference:.1f} GFLOP/s; "
+            f"{achieved / reference:.0%} of it (target >= 50%)"
+        )
 
 
 if __name__ == "__main__":

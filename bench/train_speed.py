@@ -93,16 +93,22 @@ def sklearn_mlp(x_train, y_train, epochs: int) -> None:
 
 def panelmlp_models(x_train, y_train, x_test, y_test, k: int, epochs: int) -> None:
     """K copies of the model (different seeds via different split ids) in one stacked pass."""
-    x = np.concatenate([x_train, x_test])[None]
+    x = np.concatenate([x_train, x_test])
     y = np.concatenate([y_train, y_test]).astype(np.int64)
     train = np.r_[np.ones(len(x_train), bool), np.zeros(len(x_test), bool)]
+    g = x.shape[1]
     data = ModelSet(
-        x,
-        np.tile(y, (k, 1)),
-        np.tile(train, (k, 1)),
-        np.tile(~train, (k, 1)),
-        np.zeros(k, int),
-        [(f"m{i}", 0) for i in range(k)],
+        x=x,
+        mean=np.zeros((1, g)),
+        scale=np.ones((1, g)),
+        cols=np.tile(np.arange(g), (k, 1)),
+        split=np.zeros(k, int),
+        labels=y[None],
+        label=np.zeros(k, int),
+        stream=np.arange(k),
+        streams=[(f"m{i}", 0) for i in range(k)],
+        train=train[None],
+        test=~train[None],
     )
     train_models(data, TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu"), threads=1)
 

@@ -66,6 +66,12 @@ def rule_blocks() -> dict[str, dict[str, list[str]]]:
     return blocks
 
 
+def _module_files(base: Path, names: list[str]) -> list[Path]:
+    """The files a module path under ``base`` may be: ``a/b.py`` or the package ``a/b/__init__.py``."""
+    target = base.joinpath(*names) if names else base
+    return [f for f in (target.with_suffix(".py"), target / "__init__.py") if f.is_file()]
+
+
 def imported_packages(script: Path) -> set[str]:
     """Third-party top-level packages a script and the library modules it reaches import."""
     seen: set[Path] = set()
@@ -82,24 +88,30 @@ def imported_packages(script: Path) -> set[str]:
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                if node.level:  # relative: a module of the library
-                    base = path.parent / (node.module or "").replace(".", "/")
-                    targets = [base.with_suffix(".py")] if node.module else []
-                    targets += [path.parent / f"{a.name}.py" for a in node.names]
-                    todo += [t for t in targets if t.is_file()]
+                if node.level:  # relative: a module of the library, `level` packages up
+                    base = path.parent
+                    for _ in range(node.level - 1):
+                        base = base.parent
+                    module = (node.module or "").split(".") if node.module else []
+                    todo += _module_files(base, module)
+                    todo += [f for a in node.names for f in _module_files(base, [*module, a.name])]
                     continue
                 names = [node.module or ""]
             for name in names:
                 top = name.split(".")[0]
                 if top == "panelmlp":
                     parts = name.split(".")[1:]
-                    target = LIBRARY.joinpath(*parts).with_suffix(".py") if parts else LIBRARY / "__init__.py"
-                    todo.append(target)
+                    todo += _module_files(LIBRARY, parts)
                     if isinstance(node, ast.ImportFrom):
-                        todo += [LIBRARY / f"{a.name}.py" for a in node.names if (LIBRARY / f"{a.name}.py").is_file()]
+                        todo += [f for a in node.names for f in _module_files(LIBRARY, [*parts, a.name])]
                 elif top and top not in sys.stdlib_module_names and top != "__future__":
                     packages.add(IMPORT_TO_PACKAGE.get(top, top))
     return packages
+
+
+def test_the_import_walker_follows_packages_and_parent_imports():
+    needed = imported_packages(REPO / "workflow" / "scripts" / "report.py")
+    assert {"plotly", "scipy", "pandas"} <= needed and "torch" not in needed
 
 
 def env_packages(name: str) -> dict[str, str]:
@@ -115,7 +127,7 @@ def env_packages(name: str) -> dict[str, str]:
 
 def test_every_rule_env_provides_what_its_script_imports():
     blocks = rule_blocks()
-    assert {"clean", "split", "scale", "train", "evaluate", "compare", "report"} <= set(blocks)
+    assert {"clean", "split", "fit", "compare", "report"} <= set(blocks)
     problems = []
     for rule, info in blocks.items():
         assert info["envs"], f"rule {rule} declares no conda env"
@@ -130,7 +142,7 @@ def test_every_rule_env_provides_what_its_script_imports():
 
 
 def test_the_import_check_sees_torch_in_training():
-    assert "torch" in imported_packages(REPO / "workflow" / "scripts" / "train.py")
+    assert "torch" in imported_packages(REPO / "workflow" / "scripts" / "fit.py")
     assert "torch" not in imported_packages(REPO / "workflow" / "scripts" / "clean.py")
 
 

@@ -180,8 +180,18 @@ def test_summary_has_every_metric_with_holdout():
                     **{m: 0.5 + 0.01 * i for m in METRICS},
                 }
             )
-    perms = {"p": pd.DataFrame({"split_id": ["cv_r1_f1"] * 3, "permutation": [1, 2, 3], "roc_auc": [0.4, 0.6, 0.5]})}
-    out = summarise(pd.DataFrame(rows), perms)
+    nulls = pd.DataFrame(
+        {
+            "kind": "permutation",
+            "collection": "",
+            "panel": "p",
+            "size": 5,
+            "replicate": [1, 2, 3],
+            "split_id": ["cv_r1_f1"] * 3,
+            "roc_auc": [0.4, 0.6, 0.5],
+        }
+    )
+    out = summarise(pd.DataFrame(rows), nulls, {("", "p"): 5})
     assert len(out) == 2 * len(METRICS)
     auc = out[(out.model == "mlp") & (out.metric == "roc_auc")].iloc[0]
     assert auc["holdout"] == 0.5 and auc["n_splits"] == 3 and auc["cv_mean"] == pytest.approx(0.52)

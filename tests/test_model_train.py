@@ -12,16 +12,18 @@ from panelmlp.model import (
     loss_and_grad,
     loss_function,
     stack_state_dicts,
-    state_dict_of,
 )
 from panelmlp.train import (
     HISTORY_METRICS,
+    STREAM_INIT,
+    STREAM_SHUFFLE,
+    TEST_CACHE_FLOATS,
     ModelSet,
     TrainSpec,
     _epoch_orders,
     batched_metrics,
-    model_seed,
     permuted_labels,
+    stream_rng,
     train_models,
 )
 from sklearn import metrics as skm
@@ -75,27 +77,57 @@ def test_hand_written_gradients_match_autograd(activation, n_classes, dropout):
 
 
 def _data(k=3, n=50, g=5, n_classes=2, seed=1):
+    """K models, one per split, on one raw matrix; split i standardises with its own training rows."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(k, n, g)).astype(np.float32)
-    y = rng.integers(0, n_classes, size=(k, n))
-    y[:, :n_classes] = np.arange(n_classes)
+    x = rng.normal(3.0, 2.0, size=(n, g)).astype(np.float32)
+    y = rng.integers(0, n_classes, size=n)
+    y[:n_classes] = np.arange(n_classes)
     train = np.zeros((k, n), dtype=bool)
     for i in range(k):
         train[i, rng.permutation(n)[: 35 + 2 * i]] = True
     train[:, :n_classes] = False
-    return ModelSet(x, y, train, ~train, np.arange(k), [(f"split{i}", 0) for i in range(k)], n_classes)
+    mean = np.stack([x[t].mean(axis=0) for t in train])
+    scale = np.stack([x[t].std(axis=0) for t in train])
+    return ModelSet(
+        x=x,
+        mean=mean,
+        scale=scale,
+        cols=np.tile(np.arange(g), (k, 1)),
+        split=np.arange(k),
+        labels=y[None],
+        label=np.zeros(k, dtype=int),
+        stream=np.arange(k),
+        streams=[(f"split{i}", 0) for i in range(k)],
+        train=train,
+        test=~train,
+        n_classes=n_classes,
+    )
 
 
 def _subset(data, index):
+    """Model ``index`` of ``data`` alone, with only its own split and stream."""
+    s, t = data.split[index], data.stream[index]
     return ModelSet(
-        data.x[[data.split_index[index]]],
-        data.y[[index]],
-        data.train[[index]],
-        data.test[[index]],
-        np.array([0]),
-        [data.keys[index]],
-        data.n_classes,
+        x=data.x,
+        mean=data.mean[[s]],
+        scale=data.scale[[s]],
+        cols=data.cols[[index]],
+        split=np.array([0]),
+        labels=data.labels[[data.label[index]]],
+        label=np.array([0]),
+        stream=np.array([0]),
+        streams=[data.streams[t]],
+        train=data.train[[s]],
+        test=data.test[[s]],
+        n_classes=data.n_classes,
     )
+
+
+def _standardised(data, k):
+    """Model k's standardised inputs over all rows, as the trainer sees them."""
+    cols = data.cols[k][data.cols[k] >= 0]
+    s = data.split[k]
+    return ((data.x[:, cols] - data.mean[s, cols]) / data.scale[s, cols]).astype(np.float32)
 
 
 @pytest.mark.parametrize(
@@ -112,8 +144,8 @@ def test_model_in_a_batch_equals_model_alone(spec):
     for k in range(3):
         alone = train_models(_subset(data, k), spec)
         np.testing.assert_allclose(alone.history[:, 0], together.history[:, k], atol=1e-5)
-        for key, value in state_dict_of(alone.stack, 0, spec.hidden).items():
-            torch.testing.assert_close(value, state_dict_of(together.stack, k, spec.hidden)[key], atol=1e-5, rtol=0)
+        for key, value in alone.state_dict(0).items():
+            torch.testing.assert_close(value, together.state_dict(k)[key], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -124,8 +156,7 @@ def test_trainer_matches_a_plain_torch_loop(optimizer):
         hidden=[12], epochs=25, batch_size=16, lr=0.01, optimizer=optimizer, momentum=0.5 if optimizer == "sgd" else 0.0
     )
     result = train_models(data, spec)
-    seed = model_seed(spec.seed, "split0", 0)
-    init = init_weights(np.random.default_rng(seed.spawn(2)[0]), [5, 12, 1])
+    init = init_weights(stream_rng(spec.seed, "split0", 0, STREAM_INIT), [5, 12, 1])
     model = build_mlp(5, [12], 2)
     model.load_state_dict(
         {
@@ -140,8 +171,10 @@ def test_trainer_matches_a_plain_torch_loop(optimizer):
         if optimizer == "adam"
         else torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
     )
-    orders = _epoch_orders([np.random.default_rng(seed.spawn(2)[1])], data.train, spec.epochs, int(data.train.sum()))[0]
-    x, y = torch.tensor(data.x[0]), torch.tensor(data.y[0]).float()
+    orders = _epoch_orders(
+        [stream_rng(spec.seed, "split0", 0, STREAM_SHUFFLE)], data.train, spec.epochs, int(data.train.sum())
+    )[0]
+    x, y = torch.tensor(_standardised(data, 0)), torch.tensor(data.labels[0]).float()
     for epoch in range(spec.epochs):
         order = orders[epoch]
         for start in range(0, len(order), spec.batch_size):
@@ -150,7 +183,7 @@ def test_trainer_matches_a_plain_torch_loop(optimizer):
             torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]).squeeze(-1), y[idx]).backward()
             opt.step()
     for key, value in model.state_dict().items():
-        torch.testing.assert_close(state_dict_of(result.stack, 0, [12])[key], value, atol=1e-5, rtol=0)
+        torch.testing.assert_close(result.state_dict(0)[key], value, atol=1e-5, rtol=0)
 
 
 def test_training_is_deterministic_and_depends_on_the_seed():
@@ -169,7 +202,7 @@ def test_per_epoch_metrics_match_scikit_learn():
     for k in range(4):
         rows = result.test_index[k][result.test_index[k] >= 0]
         prob = result.test_scores[k][: len(rows)]
-        y = data.y[k][rows]
+        y = data.labels[0][rows]
         pred = (prob >= 0.5).astype(int)
         expected = [
             skm.accuracy_score(y, pred),
@@ -209,11 +242,24 @@ def test_multiclass_training_runs_and_learns():
     rng = np.random.default_rng(0)
     n = 90
     y = np.repeat([0, 1, 2], 30)
-    x = rng.normal(size=(1, n, 3)).astype(np.float32)
-    x[0, np.arange(n), y] += 3
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    x[np.arange(n), y] += 3
     train = np.zeros((1, n), bool)
     train[0, rng.permutation(n)[:60]] = True
-    data = ModelSet(x, y[None], train, ~train, np.array([0]), [("s", 0)], 3)
+    data = ModelSet(
+        x=x,
+        mean=x[train[0]].mean(0, keepdims=True),
+        scale=x[train[0]].std(0, keepdims=True),
+        cols=np.arange(3)[None],
+        split=np.array([0]),
+        labels=y[None],
+        label=np.array([0]),
+        stream=np.array([0]),
+        streams=[("s", 0)],
+        train=train,
+        test=~train,
+        n_classes=3,
+    )
     result = train_models(data, TrainSpec(hidden=[16], epochs=60, batch_size=16, lr=0.01))
     assert result.history[-1, 0, 2] > 0.85
     assert result.history[-1, 0, 0] < result.history[0, 0, 0]
@@ -226,3 +272,58 @@ def test_permuted_labels_shuffle_training_rows_only():
     np.testing.assert_array_equal(out[~train], y[~train])
     assert sorted(out[train]) == sorted(y[train])
     np.testing.assert_array_equal(out, permuted_labels(y, train, 0, "cv_r1_f1", 3))
+
+
+MEMORY_CHILD = """
+import sys, json
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from panelmlp.train import ModelSet, TrainSpec, train_models
+def rss_mb(key="VmRSS:"):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+n, g, k, epochs = 400, 4000, 11, int(sys.argv[2])
+rng = np.random.default_rng(0)
+x = rng.normal(size=(n, g)).astype(np.float32)
+train = np.zeros((k, n), bool)
+for i in range(k):
+    train[i, rng.permutation(n)[:320]] = True
+data = ModelSet(x=x, mean=np.zeros((k, g)), scale=np.ones((k, g)), cols=np.tile(np.arange(g), (k, 1)),
+                split=np.arange(k), labels=rng.integers(0, 2, n)[None], label=np.zeros(k, int), stream=np.arange(k),
+                streams=[(f"s{i}", 0) for i in range(k)], train=train, test=~train)
+train_models(ModelSet(x=x[:, :5].copy(), mean=data.mean[:, :5], scale=data.scale[:, :5], cols=data.cols[:, :5],
+             split=data.split, labels=data.labels, label=data.label, stream=data.stream, streams=data.streams,
+             train=train, test=~train), TrainSpec(epochs=1), threads=1)
+base = rss_mb()
+with open("/proc/self/clear_refs", "w") as handle:  # reset the peak (VmHWM) to the current RSS
+    handle.write("5")
+train_models(data, TrainSpec(epochs=epochs, hidden=[64]), threads=1)
+print(json.dumps({"base": base, "peak": rss_mb("VmHWM:")}))
+"""
+
+
+def test_training_memory_does_not_grow_with_epochs():
+    """Peak memory: the matrix, parameters, gradients and optimiser state, one minibatch; not epochs x models x genes."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[1] / "workflow" / "scripts")
+    peaks = {}
+    for epochs in (3, 30):
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, scripts, str(epochs)], capture_output=True, text=True, check=True
+        )
+        peaks[epochs] = json.loads(out.stdout.strip().splitlines()[-1])
+    n, g, k, hidden = 400, 4000, 11, 64
+    matrix_mb = n * g * 4 / 2**20
+    params_mb = k * (g * hidden + 2 * hidden + 1) * 4 / 2**20
+    batch_mb = k * 32 * g * 4 / 2**20
+    # weights, gradients, two Adam moments, one minibatch, the kept test inputs, and a small constant
+    bound = matrix_mb + 4 * params_mb + batch_mb + TEST_CACHE_FLOATS * 4 / 2**20 + 32
+    for epochs, r in peaks.items():
+        assert r["peak"] - r["base"] < bound, (epochs, r, bound)
+    # The old trainer held 50 epochs of minibatches: 50 x 11 x 320 x 4000 x 4 B = 2.8 GB here.
+    assert abs(peaks[30]["peak"] - peaks[3]["peak"]) < 16, peaks

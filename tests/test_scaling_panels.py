@@ -3,42 +3,36 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from panelmlp.errors import PanelMlpError
 from panelmlp.panels import check_panel, panel_genes, read_panel_file
-from panelmlp.scaling import fit_scaler, scale_panel
+from panelmlp.scaling import fit_scaler, read_matrix, split_statistics
 
 
-def _splits(ids, test):
-    return pd.DataFrame(
-        {
-            "split_id": "s",
-            "kind": "cv",
-            "sample_id": ids,
-            "role": ["test" if i in test else "train" for i in ids],
-            "label": "a",
-            "y": 0,
-        }
-    )
-
-
-def test_scaler_uses_training_rows_only():
+def test_split_statistics_use_training_rows_only():
     rng = np.random.default_rng(0)
-    ids = [f"s{i}" for i in range(30)]
-    matrix = pd.DataFrame(rng.normal(5, 2, size=(30, 3)), index=ids, columns=["A", "B", "C"])
-    splits = _splits(ids, {"s0", "s1", "s2"})
-    table, scalers = scale_panel(matrix, splits, ["A", "C"])
-    train = matrix.loc[ids[3:], ["A", "C"]].to_numpy()
-    np.testing.assert_allclose(scalers["s"].mean, train.mean(axis=0))
-    np.testing.assert_allclose(scalers["s"].scale, train.std(axis=0))
-    got_train = table.loc[table.role == "train", ["A", "C"]].to_numpy()
-    np.testing.assert_allclose(got_train.mean(axis=0), 0, atol=1e-6)
-    # Changing a test sample changes nothing about how training rows are scaled.
-    matrix.loc["s0", "A"] = 1e6
-    table2, _ = scale_panel(matrix, splits, ["A", "C"])
-    np.testing.assert_array_equal(table2.loc[table2.role == "train", ["A", "C"]].to_numpy(), got_train)
-    assert list(table.columns) == ["split_id", "kind", "sample_id", "role", "label", "y", "A", "C"]
+    x = rng.normal(5, 2, size=(30, 3)).astype(np.float32)
+    train = np.ones((2, 30), dtype=bool)
+    train[0, :3] = False
+    train[1, 10:20] = False
+    mean, scale = split_statistics(x, train, block=2)
+    for s in range(2):
+        np.testing.assert_allclose(mean[s], x[train[s]].astype(np.float64).mean(axis=0))
+        np.testing.assert_allclose(scale[s], x[train[s]].astype(np.float64).std(axis=0))
+    # Changing a test sample changes nothing about the statistics.
+    x[0, 0] = 1e6
+    np.testing.assert_array_equal(split_statistics(x, train)[0][0], mean[0])
+    assert not np.array_equal(split_statistics(x, train)[0][1], mean[1])
+
+
+def test_read_matrix_reads_only_the_named_columns_in_sample_order(tmp_path):
+    table = pa.table({"id": ["b", "a", "c"], "G1": [1.0, 2.0, None], "G2": [4.0, 5.0, 6.0], "G3": [7.0, 8.0, 9.0]})
+    pq.write_table(table, tmp_path / "c.parquet")
+    out = read_matrix(str(tmp_path / "c.parquet"), "id", ["G3", "G1"], ["a", "c", "b"])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.array([[8.0, 2.0], [9.0, np.nan], [7.0, 1.0]], dtype=np.float32))
 
 
 def test_missing_values_become_training_mean_and_constant_columns_zero():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -46,10 +47,11 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cohort = write_cohort(
         work / "cohort.csv", n_samples=120, n_genes=12, effect=2.0, n_malformed=4, n_broken=1, seed=11
     )
+    # Two panels: with 49 permutations a lone signal's permutation q-value can reach 2/50 = 0.04 < 0.05.
     extra = {
-        "panels": {"glial": None, "microglia": None, "planted": ["SIG1", "SIG2"], "noise": "noise.txt"},
+        "panels": {"glial": None, "microglia": None, "all": None, "planted": ["SIG1", "SIG2"], "noise": "noise.txt"},
         "model": {"epochs": 150, "hidden": [16]},
-        "evaluate": {"permutations": 24},
+        "evaluate": {"permutations": 49},
     }
     (work / "noise.txt").write_text("G00001\nG00002\nG00003\n")
     (work / "extra.yaml").write_text(yaml.safe_dump(extra))
@@ -72,25 +74,35 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_output_is_written(planted_run):
     results = planted_run / "results"
-    for panel in ("planted", "noise", "all"):
+    for panel in ("planted", "noise"):
         base = results / "panels" / panel
-        for name in ("scaled.parquet", "history.parquet", "metrics.tsv", "predictions.parquet", "permutations.parquet"):
+        for name in (
+            "panels.tsv",
+            "history.parquet",
+            "metrics.tsv",
+            "predictions.parquet",
+            "nulls.parquet",
+            "fit.json",
+        ):
             assert (base / name).is_file(), base / name
-        checkpoints = sorted(p.name for p in (base / "checkpoints").glob("*.pt"))
+        checkpoints = sorted(p.name for p in (base / "checkpoints" / panel).glob("*.pt"))
         assert checkpoints == sorted(["holdout.pt"] + [f"cv_r{r}_f{f}.pt" for r in (1, 2) for f in range(1, 6)])
-    assert not (results / "panels" / "glial").exists()
+    assert not (results / "panels" / "glial").exists() and not (results / "panels" / "all").exists()
     for name in (
         "clean/cohort.parquet",
         "clean/quarantine.tsv",
         "clean/clean.json",
         "splits/splits.parquet",
         "metrics/summary.tsv",
+        "metrics/panels.tsv",
         "report.html",
     ):
         assert (results / name).is_file(), name
     for rule in ("clean", "split", "compare", "report"):
         assert (planted_run / "logs" / f"{rule}.log").is_file()
         assert (planted_run / "benchmarks" / f"{rule}.tsv").is_file()
+    assert (planted_run / "logs" / "fit" / "planted.log").is_file()
+    assert (planted_run / "benchmarks" / "fit" / "planted.tsv").is_file()
 
 
 def test_row_accounting_and_labels(planted_run):
@@ -119,11 +131,13 @@ def test_planted_signal_beats_the_baseline_and_noise_does_not(planted_run):
     assert value("planted", "mlp", "roc_auc", "ci_low") > 0.5
     assert value("planted", "mlp", "balanced_accuracy") > value("planted", "majority", "balanced_accuracy") + 0.15
     assert value("planted", "mlp", "roc_auc", "perm_p") < 0.05
-    assert value("planted", "mlp", "roc_auc", "n_permutations") == 24
+    assert value("planted", "mlp", "roc_auc", "n_permutations") == 49
+    assert value("planted", "mlp", "roc_auc", "perm_q") < 0.05
     assert value("noise", "mlp", "roc_auc", "perm_p") >= 0.05
     assert value("noise", "mlp", "roc_auc", "ci_low") < 0.5 < value("noise", "mlp", "roc_auc", "ci_high") + 0.2
     assert value("planted", "majority", "roc_auc") == 0.5
     metrics = pd.read_csv(planted_run / "results/panels/planted/metrics.tsv", sep="\t")
+    assert value("planted", "mlp", "roc_auc", "t_q") < 0.05 and value("noise", "mlp", "roc_auc", "t_q") >= 0.05
     assert set(metrics["model"]) == {"mlp", "majority", "logreg"}
     assert len(metrics) == 3 * 11
     history = pd.read_parquet(planted_run / "results/panels/planted/history.parquet")
@@ -159,7 +173,7 @@ def test_rerun_is_a_no_op_and_a_new_panel_reruns_only_its_chain(planted_run):
         for line in text.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    assert counts == {"scale": 1, "train": 1, "evaluate": 1, "compare": 1, "report": 1, "all": 1, "total": 6}, text
+    assert counts == {"fit": 1, "compare": 1, "report": 1, "all": 1, "total": 4}, text
 
 
 def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
@@ -175,7 +189,7 @@ def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
         work, "--cores", "1", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={work / 'cohort.csv'}"
     )
     assert proc.returncode != 0
-    log = (work / "logs/scale/bad.log").read_text()
+    log = (work / "logs/fit/bad.log").read_text()
     assert "panelmlp error: panel bad: 1 gene(s) not in the cohort: SIG3 (closest: SIG" in log
     assert "SIG1" in log and "SIG2" in log and len(log.strip().splitlines()) == 1
     assert not (work / "results/panels/bad/history.parquet").exists()
@@ -218,7 +232,7 @@ def test_snakemake_report_zip(planted_run):
     assert sum(n.endswith("/report.html") for n in names) == 2, names  # Snakemake's own page and ours
     assert any(n.endswith("summary.tsv") for n in names)
     assert any(n.endswith("quarantine.tsv") for n in names)
-    assert sum(n.endswith("metrics.tsv") for n in names) == 3
+    assert sum(n.endswith("metrics.tsv") for n in names) == 2  # one per fit job
 
 
 def test_report_renders_in_a_headless_browser(planted_run, tmp_path):
@@ -268,3 +282,95 @@ def test_download_rule_fetches_a_missing_raw_csv(planted_run, tmp_path):
     assert proc.returncode != 0
     assert "sha256 is" in (tmp_path / "logs/download.log").read_text(), proc.stderr[:1500]
     assert not (tmp_path / "data/raw/other.csv").exists()
+
+
+def _write_screen_gmt(path: Path, genes: list[str], n_sets: int = 50, size: int = 10, seed: int = 2) -> None:
+    """A collection of ``n_sets`` sets of ``size`` genes: PLANTED holds SIG1 and SIG2, the others only noise genes."""
+    rng = np.random.default_rng(seed)
+    noise = [g for g in genes if not g.startswith("SIG")]
+    lines = [
+        "PLANTED\tsignal in SIG1 and SIG2\t" + "\t".join(["SIG1", "SIG2", *rng.choice(noise, size - 2, replace=False)])
+    ]
+    for i in range(1, n_sets):
+        lines.append(f"NOISE_{i:02d}\tnoise\t" + "\t".join(rng.choice(noise, size, replace=False)))
+    lines.append("TOO_MANY_MISSING\tcoverage\tG00001\tABSENT1\tABSENT2\tABSENT3\tG00002\tG00003")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def screen_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 50-set collection screen on a generated cohort whose signal sits in one set, with random-panel nulls."""
+    work = tmp_path_factory.mktemp("screen")
+    cohort = write_cohort(work / "cohort.csv", n_samples=200, n_genes=120, effect=1.5, n_malformed=3, seed=21)
+    _write_screen_gmt(work / "screen.gmt", cohort.genes)
+    extra = {
+        "panels": {"glial": None, "microglia": None, "all": None, "screen": {"gmt": "screen.gmt", "min_size": 5}},
+        "model": {"epochs": 100, "hidden": [16]},
+        "split": {"cv_repeats": 1},
+        "evaluate": {"random_panels": 100},
+        "resources": {"panels_per_job": 30},
+    }
+    (work / "extra.yaml").write_text(yaml.safe_dump(extra))
+    proc = snakemake(
+        work, "--cores", "2", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={cohort.path}"
+    )
+    _check(proc)
+    return work
+
+
+def test_a_collection_screen_finds_the_planted_set_and_only_it(screen_run):
+    results = screen_run / "results"
+    assert sorted(p.name for p in (results / "panels" / "screen").iterdir()) == ["part-001", "part-002"]
+    panels = pd.read_csv(results / "metrics/panels.tsv", sep="\t", keep_default_na=False)
+    assert len(panels) == 51 and (panels.collection == "screen").all()
+    skipped = panels[panels.status == "skipped"]
+    assert skipped.panel.tolist() == ["TOO_MANY_MISSING"] and "below min_coverage 0.80" in skipped.reason.iloc[0]
+    summary = pd.read_csv(results / "metrics/summary.tsv", sep="\t", keep_default_na=False)
+    auc = summary[(summary.model == "mlp") & (summary.metric == "roc_auc")].copy()
+    for column in ("cv_mean", "t_q", "random_p", "n_random"):
+        auc[column] = pd.to_numeric(auc[column])
+    assert len(auc) == 50 and set(auc.collection) == {"screen"}
+    ranked = auc.sort_values("cv_mean", ascending=False)
+    best = ranked.iloc[0]
+    assert best.panel == "PLANTED"
+    assert best.t_q < 0.05 and best.random_p < 0.05 and best.n_random == 100
+    noise = auc[auc.panel != "PLANTED"]
+    assert (noise.t_q >= 0.05).all(), noise.sort_values("t_q").head()
+    # One random pool of size 10 for the whole screen, though it ran as two jobs.
+    nulls = pd.concat(pd.read_parquet(p) for p in results.glob("panels/screen/*/nulls.parquet"))
+    assert set(nulls[nulls.kind == "random"]["size"]) == {10}
+    assert "random-panel q-value cannot fall below" in (screen_run / "logs/compare.log").read_text()
+
+
+def test_a_bad_gmt_file_is_named_before_any_job(tmp_path):
+    (tmp_path / "bad.gmt").write_text("GOOD\tdesc\tA\tB\nBROKEN with spaces A B C\n")
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"panels": {"bad": {"gmt": str(tmp_path / "bad.gmt")}}}))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "extra.yaml"), "--config", "raw_csv=x.csv")
+    assert proc.returncode != 0
+    assert f"panelmlp error: config panels.bad: {tmp_path / 'bad.gmt'}:2:" in proc.stdout + proc.stderr
+
+
+@pytest.mark.realdata
+def test_the_example_collection_on_the_real_cohort(real_csv, tmp_path):
+    (tmp_path / "extra.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "panels": {
+                    "glial": None,
+                    "microglia": None,
+                    "all": None,
+                    "example": {"gmt": "config/genesets/example.gmt"},
+                },
+                "model": {"epochs": 20},
+            }
+        )
+    )
+    proc = snakemake(
+        tmp_path, "--cores", "2", "--configfile", str(tmp_path / "extra.yaml"), "--config", f"raw_csv={real_csv}"
+    )
+    _check(proc)
+    panels = pd.read_csv(tmp_path / "results/metrics/panels.tsv", sep="\t", keep_default_na=False)
+    assert (panels.status == "kept").sum() >= 5 and (panels.status == "skipped").sum() >= 1
+    summary = pd.read_csv(tmp_path / "results/metrics/summary.tsv", sep="\t", keep_default_na=False)
+    assert set(summary.collection) == {"example"}
+    assert set(summary.panel) == set(panels[panels.status == "kept"].panel)

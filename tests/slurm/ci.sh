@@ -26,7 +26,8 @@ sys.path.insert(0, "workflow/scripts")
 from panelmlp.synthetic import write_cohort
 write_cohort(f"{sys.argv[1]}/cohort.csv", n_samples=80, n_genes=8, n_malformed=3, n_broken=1, seed=5)
 PY
-sed "s|@RAW@|$SCRATCH/cohort.csv|" tests/slurm/ci_config.yaml > "$SCRATCH/config.yaml"
+printf 'PLANTED\tsignal\tSIG1\tSIG2\tG00004\nNOISE_A\tnoise\tG00001\tG00002\nNOISE_B\tnoise\tG00003\tG00005\tG00006\n' > "$SCRATCH/sets.gmt"
+sed -e "s|@RAW@|$SCRATCH/cohort.csv|" -e "s|@GMT@|$SCRATCH/sets.gmt|" tests/slurm/ci_config.yaml > "$SCRATCH/config.yaml"
 
 echo "== local run"
 timeout -s KILL 300 python -m snakemake --cores 2 --directory "$SCRATCH/local" --configfile "$SCRATCH/config.yaml" --quiet all
@@ -43,9 +44,9 @@ import pandas as pd
 
 local, slurm = Path(sys.argv[1]), Path(sys.argv[2])
 files = ["metrics/summary.tsv", "clean/quarantine.tsv"]
-files += [str(p.relative_to(local)) for p in sorted(local.glob("panels/*/metrics.tsv"))]
-files += [str(p.relative_to(local)) for p in sorted(local.glob("panels/*/*.parquet"))]
-assert len(files) > 6, files
+files += [str(p.relative_to(local)) for p in sorted(local.glob("panels/**/metrics.tsv"))]
+files += [str(p.relative_to(local)) for p in sorted(local.glob("panels/**/*.parquet"))]
+assert len(files) > 12, files
 for name in files:
     read = pd.read_parquet if name.endswith(".parquet") else (lambda p: pd.read_csv(p, sep="\t"))
     a, b = read(local / name), read(slurm / name)

@@ -73,29 +73,3 @@ rule split:
         split=config["split"],
     script:
         "../scripts/split.py"
-
-
-rule scale:
-    input:
-        cohort="results/clean/cohort.parquet",
-        splits="results/splits/splits.parquet",
-        labels="results/splits/labels.json",
-        panel_file=panel_file,
-    output:
-        scaled="results/panels/{panel}/scaled.parquet",
-    log:
-        "logs/scale/{panel}.log",
-    benchmark:
-        "benchmarks/scale/{panel}.tsv"
-    # About a second per panel: scale every panel before the long train jobs start.
-    priority: 1
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(2000),
-        runtime=10,
-    params:
-        spec=panel_spec,
-    script:
-        "../scripts/scale.py"

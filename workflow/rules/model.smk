@@ -1,14 +1,25 @@
-rule train:
+rule fit:
     input:
-        scaled="results/panels/{panel}/scaled.parquet",
+        cohort="results/clean/cohort.parquet",
+        splits="results/splits/splits.parquet",
+        labels="results/splits/labels.json",
+        panel_files=unit_files,
     output:
-        history="results/panels/{panel}/history.parquet",
-        checkpoints=directory("results/panels/{panel}/checkpoints"),
-        permutations="results/panels/{panel}/permutations.parquet",
+        panels="results/panels/{unit}/panels.tsv",
+        history="results/panels/{unit}/history.parquet",
+        metrics=report(
+            "results/panels/{unit}/metrics.tsv",
+            category="3. Fit",
+            labels={"unit": "{unit}", "table": "metrics per split"},
+        ),
+        predictions="results/panels/{unit}/predictions.parquet",
+        nulls="results/panels/{unit}/nulls.parquet",
+        summary="results/panels/{unit}/fit.json",
+        checkpoints=directory("results/panels/{unit}/checkpoints"),
     log:
-        "logs/train/{panel}.log",
+        "logs/fit/{unit}.log",
     benchmark:
-        "benchmarks/train/{panel}.tsv"
+        "benchmarks/fit/{unit}.tsv"
     conda:
         training_env()
     threads: config["resources"]["train_threads"]
@@ -17,34 +28,44 @@ rule train:
         runtime=config["resources"]["train_runtime"],
         gpu=gpus_for_training(),
     params:
+        unit=lambda wildcards: UNITS[wildcards.unit],
+        out_dir=lambda wildcards: f"results/panels/{wildcards.unit}",
         model=config["model"],
         permutations=config["evaluate"]["permutations"],
-    script:
-        "../scripts/train.py"
-
-
-rule evaluate:
-    input:
-        scaled="results/panels/{panel}/scaled.parquet",
-        checkpoints="results/panels/{panel}/checkpoints",
-    output:
-        metrics=report(
-            "results/panels/{panel}/metrics.tsv",
-            category="3. Evaluate",
-            labels={"panel": "{panel}", "table": "metrics per split"},
-        ),
-        predictions="results/panels/{panel}/predictions.parquet",
-    log:
-        "logs/evaluate/{panel}.log",
-    benchmark:
-        "benchmarks/evaluate/{panel}.tsv"
-    conda:
-        training_env()
-    threads: 1
-    resources:
-        mem_mb=mem_mb(2000),
-        runtime=20,
-    params:
+        random_panels=config["evaluate"]["random_panels"],
         logreg_c=config["evaluate"]["logreg_C"],
     script:
-        "../scripts/evaluate.py"
+        "../scripts/fit.py"
+
+
+rule compare:
+    input:
+        panels=unit_outputs("panels.tsv"),
+        metrics=unit_outputs("metrics.tsv"),
+        nulls=unit_outputs("nulls.parquet"),
+    output:
+        summary=report(
+            "results/metrics/summary.tsv",
+            category="4. Compare",
+            labels={"table": "summary across panels"},
+        ),
+        panels=report(
+            "results/metrics/panels.tsv",
+            category="4. Compare",
+            labels={"table": "panels and skipped gene sets"},
+        ),
+    log:
+        "logs/compare.log",
+    benchmark:
+        "benchmarks/compare.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=10,
+    params:
+        permutations=config["evaluate"]["permutations"],
+        random_panels=config["evaluate"]["random_panels"],
+    script:
+        "../scripts/compare.py"

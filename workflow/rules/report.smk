@@ -1,38 +1,16 @@
-rule compare:
-    input:
-        metrics=expand("results/panels/{panel}/metrics.tsv", panel=PANELS),
-        permutations=expand("results/panels/{panel}/permutations.parquet", panel=PANELS),
-    output:
-        summary=report(
-            "results/metrics/summary.tsv",
-            category="4. Compare",
-            labels={"table": "summary across panels"},
-        ),
-    log:
-        "logs/compare.log",
-    benchmark:
-        "benchmarks/compare.tsv"
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(1000),
-        runtime=10,
-    script:
-        "../scripts/compare.py"
-
-
 rule report:
     input:
         accounting="results/clean/clean.json",
         quarantine="results/clean/quarantine.tsv",
         labels="results/splits/labels.json",
+        cohort="results/clean/cohort.parquet",
+        splits="results/splits/splits.parquet",
         summary="results/metrics/summary.tsv",
-        scaled=expand("results/panels/{panel}/scaled.parquet", panel=PANELS),
-        history=expand("results/panels/{panel}/history.parquet", panel=PANELS),
-        metrics=expand("results/panels/{panel}/metrics.tsv", panel=PANELS),
-        predictions=expand("results/panels/{panel}/predictions.parquet", panel=PANELS),
-        permutations=expand("results/panels/{panel}/permutations.parquet", panel=PANELS),
+        panels="results/metrics/panels.tsv",
+        history=unit_outputs("history.parquet"),
+        metrics=unit_outputs("metrics.tsv"),
+        predictions=unit_outputs("predictions.parquet"),
+        nulls=unit_outputs("nulls.parquet"),
     output:
         html=report(
             "results/report.html",
@@ -50,7 +28,6 @@ rule report:
         mem_mb=mem_mb(2000),
         runtime=10,
     params:
-        panels=PANELS,
         config=config,
     script:
         "../scripts/report.py"

@@ -4,7 +4,11 @@ from panelmlp.runner import run
 run(
     snakemake.log,
     compare_step,
+    panel_paths=list(snakemake.input.panels),
     metrics_paths=list(snakemake.input.metrics),
-    permutation_paths=list(snakemake.input.permutations),
-    out=snakemake.output.summary,
+    null_paths=list(snakemake.input.nulls),
+    summary_out=snakemake.output.summary,
+    panels_out=snakemake.output.panels,
+    permutations=snakemake.params.permutations,
+    random_panels=snakemake.params.random_panels,
 )

@@ -1,15 +1,83 @@
-"""Summaries across splits: means with confidence intervals, and permutation p-values."""
+"""Summaries across splits and panels: means with confidence intervals, p-values and q-values.
+
+For every panel, model and metric, ``summary.tsv`` holds the mean over the CV
+splits with its corrected resampled t interval and the holdout value. The
+MLP's ROC-AUC (and every model's, for the t-test) gets three p-values, each
+with a Benjamini-Hochberg q-value over all panels of the run:
+
+- ``t_p``: the corrected resampled t-test (one-sided) of the mean CV ROC-AUC
+  against 0.5, chance;
+- ``perm_p``: the permutation test, against the same pipeline trained on
+  shuffled labels (``evaluate.permutations``);
+- ``random_p``: against random gene sets of the panel's size
+  (``evaluate.random_panels``): is this panel better than random genes?
+
+The empirical p-values use the add-one estimator, so they cannot fall below
+``1 / (N + 1)`` with N replicates; with m panels a lone real signal needs
+``m / (N + 1) < 0.05`` to reach q < 0.05. :func:`multiplicity_warnings` says
+when N is too small for that.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit
+from scipy.special import stdtr, stdtrit
 
+from .errors import PanelMlpError
 from .metrics import METRICS
+
+log = logging.getLogger("panelmlp")
+
+ALPHA = 0.05
+"""The false discovery rate a panel's q-value must stay under to be called a signal."""
+
+SUMMARY_COLUMNS = [
+    "collection",
+    "panel",
+    "n_genes",
+    "model",
+    "metric",
+    "cv_mean",
+    "cv_sd",
+    "ci_low",
+    "ci_high",
+    "n_splits",
+    "holdout",
+    "t_p",
+    "t_q",
+    "perm_p",
+    "perm_q",
+    "n_permutations",
+    "random_p",
+    "random_q",
+    "random_pct",
+    "n_random",
+]
+"""Columns of summary.tsv, in order."""
+
+TEXT_COLUMNS = (
+    "unit",
+    "collection",
+    "panel",
+    "directory",
+    "description",
+    "model",
+    "metric",
+    "split_id",
+    "kind",
+    "status",
+    "reason",
+    "hint",
+    "genes",
+    "genes_missing",
+)
+"""Columns of the workflow's tables that hold text, never numbers (a panel called ``NA`` stays ``NA``)."""
 
 
 def corrected_ci(values: np.ndarray, test_over_train: float, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -33,6 +101,25 @@ def corrected_ci(values: np.ndarray, test_over_train: float, level: float = 0.95
     return mean, sd, mean - half, mean + half
 
 
+def corrected_t_p(values: np.ndarray, test_over_train: float, null: float = 0.5) -> float:
+    """One-sided p-value of the corrected resampled t-test that the mean exceeds ``null``.
+
+    The same variance as :func:`corrected_ci`; ``t = (mean - null) / sqrt((1/J +
+    n_test/n_train) s^2)`` on J-1 degrees of freedom. With no spread at all the
+    test is decided by the mean alone (0 above ``null``, 1 otherwise).
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    j = len(values)
+    if j < 2:
+        return math.nan
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    if sd == 0:
+        return 0.0 if mean > null else 1.0
+    t = (mean - null) / math.sqrt((1 / j + test_over_train) * sd**2)
+    return float(stdtr(j - 1, -t))
+
+
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
     """Empirical one-sided p-value with the add-one estimator: (1 + #{null >= observed}) / (N + 1)."""
     null = np.asarray(null, dtype=float)
@@ -42,65 +129,216 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed)) / (len(null) + 1))
 
 
+def percentile_in(observed: float, null: np.ndarray) -> float:
+    """Where ``observed`` falls in ``null``, in percent: the share below it, ties counted half."""
+    null = np.asarray(null, dtype=float)
+    null = null[~np.isnan(null)]
+    if len(null) == 0 or math.isnan(observed):
+        return math.nan
+    return float(100 * (np.sum(null < observed) + 0.5 * np.sum(null == observed)) / len(null))
+
+
+def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg q-values (step-up, monotone, capped at 1); NaN p-values stay NaN and do not count."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(len(p), math.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m == 0:
+        return q
+    order = ok[np.argsort(p[ok], kind="stable")]
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return q
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A TSV of the workflow with name columns kept as text and the rest numeric."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        if column not in TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+    return frame
+
+
 def read_metrics(path: str) -> pd.DataFrame:
     """A metrics.tsv with names kept as text (a panel called ``NA`` stays ``NA``)."""
-    return pd.read_csv(
-        path,
-        sep="\t",
-        keep_default_na=False,
-        na_values={m: ["", "nan", "NaN"] for m in METRICS},
-        dtype={"panel": str, "model": str, "split_id": str, "kind": str},
-    )
+    return read_table(path)
 
 
-def summarise(metrics: pd.DataFrame, permutations: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """One row per (panel, model, metric): CV mean, sd, 95% CI, number of splits, holdout value.
+def _null_means(nulls: pd.DataFrame, kind: str, keys: Sequence[str]) -> dict[tuple, np.ndarray]:
+    """Per key (e.g. panel or size), the mean CV ROC-AUC of each null replicate."""
+    part = nulls[nulls["kind"] == kind]
+    if part.empty:
+        return {}
+    means = part.groupby([*keys, "replicate"], sort=True)["roc_auc"].mean()
+    out: dict[tuple, np.ndarray] = {}
+    for key, values in means.groupby(level=list(range(len(keys)))):
+        out[key if isinstance(key, tuple) else (key,)] = values.to_numpy(np.float64)
+    return out
 
-    The interval is clipped to the metric's range ([-1, 1] for MCC, [0, 1] otherwise).
 
-    For the MLP's ROC-AUC, ``perm_p`` is the permutation p-value of its mean CV
-    ROC-AUC against the mean CV ROC-AUC of each label-shuffled replicate, and
-    ``n_permutations`` how many replicates there were (0: not run).
+def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: dict | None = None) -> pd.DataFrame:
+    """One row per (collection, panel, model, metric): CV mean, sd, 95% CI, holdout value, p- and q-values.
+
+    The interval is clipped to the metric's range ([-1, 1] for MCC, [0, 1]
+    otherwise). ``nulls`` is the concatenated nulls.parquet of all units:
+    permutation replicates per panel, random-panel replicates per size (the
+    same draws may come from several jobs; each is counted once). ``sizes``
+    maps ``(collection, panel)`` to the panel's number of genes.
     """
+    if "collection" not in metrics:
+        metrics = metrics.assign(collection="")
+    nulls = (
+        nulls
+        if nulls is not None
+        else pd.DataFrame(columns=["kind", "collection", "panel", "size", "replicate", "split_id", "roc_auc"])
+    )
+    random_rows = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
+    perms = _null_means(nulls, "permutation", ["collection", "panel"])
+    randoms = _null_means(random_rows, "random", ["size"])
+    sizes = sizes or {}
     rows = []
-    for (panel, model), part in metrics.groupby(["panel", "model"], sort=False):
+    for (collection, panel, model), part in metrics.groupby(["collection", "panel", "model"], sort=False):
         cv = part[part["kind"] == "cv"]
         holdout = part[part["kind"] == "holdout"]
         ratio = float((cv["n_test"] / cv["n_train"]).mean()) if len(cv) else math.nan
+        n_genes = sizes.get((collection, panel), math.nan)
         for metric in METRICS:
-            mean, sd, low, high = corrected_ci(cv[metric].to_numpy(), ratio)
+            values = cv[metric].to_numpy(np.float64)
+            mean, sd, low, high = corrected_ci(values, ratio)
             floor = -1.0 if metric == "mcc" else 0.0  # the interval stays inside the metric's range
-            low, high = max(low, floor), min(high, 1.0)
             row = {
+                "collection": collection,
                 "panel": panel,
+                "n_genes": n_genes,
                 "model": model,
                 "metric": metric,
                 "cv_mean": mean,
                 "cv_sd": sd,
-                "ci_low": low,
-                "ci_high": high,
+                "ci_low": max(low, floor),
+                "ci_high": min(high, 1.0),
                 "n_splits": int(cv[metric].notna().sum()),
                 "holdout": float(holdout[metric].iloc[0]) if len(holdout) else math.nan,
+                "t_p": math.nan,
                 "perm_p": math.nan,
                 "n_permutations": 0,
+                "random_p": math.nan,
+                "random_pct": math.nan,
+                "n_random": 0,
             }
-            if model == "mlp" and metric == "roc_auc" and permutations is not None and panel in permutations:
-                perm = permutations[panel]
-                if len(perm):
-                    null = perm.groupby("permutation")["roc_auc"].mean().to_numpy()
+            if metric == "roc_auc":
+                row["t_p"] = corrected_t_p(values, ratio)
+            if metric == "roc_auc" and model == "mlp":
+                null = perms.get((collection, panel))
+                if null is not None and len(null):
                     row["perm_p"] = permutation_p_value(mean, null)
                     row["n_permutations"] = len(null)
+                null = randoms.get((n_genes,)) if not math.isnan(n_genes) else None
+                if null is not None and len(null):
+                    row["random_p"] = permutation_p_value(mean, null)
+                    row["random_pct"] = percentile_in(mean, null)
+                    row["n_random"] = len(null)
             rows.append(row)
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    for p_col, q_col in (("t_p", "t_q"), ("perm_p", "perm_q"), ("random_p", "random_q")):
+        summary[q_col] = math.nan
+        for (_model, metric), part in summary.groupby(["model", "metric"], sort=False):
+            if metric == "roc_auc":
+                summary.loc[part.index, q_col] = benjamini_hochberg(part[p_col].to_numpy())
+    return summary.reindex(columns=SUMMARY_COLUMNS)
 
 
-def compare_step(metrics_paths: Sequence[str], permutation_paths: Sequence[str], out: str) -> pd.DataFrame:
-    """Every panel's metrics.tsv -> summary.tsv: CV mean with 95% CI, holdout value, permutation p."""
+def multiplicity_warnings(n_panels: int, permutations: int, random_panels: int) -> list[str]:
+    """Warnings for empirical p-values that can never reach q < 0.05 with this many replicates and panels."""
+    out = []
+    for name, n, key in (
+        ("permutation", permutations, "evaluate.permutations"),
+        ("random-panel", random_panels, "evaluate.random_panels"),
+    ):
+        if n <= 0:
+            continue
+        floor = 1 / (n + 1)
+        if floor >= ALPHA:
+            out.append(
+                f"{key}={n}: a {name} p-value cannot fall below 1/(N+1) = {floor:.3g}, so it can never reach {ALPHA}; "
+                f"use at least {math.ceil(1 / ALPHA)} replicates"
+            )
+        elif n_panels > 1 and n_panels * floor >= ALPHA:
+            need = math.ceil(n_panels / ALPHA) - 1
+            out.append(
+                f"{key}={n} with {n_panels} panels: a single panel's {name} q-value cannot fall below "
+                f"m/(N+1) = {n_panels * floor:.3g}, so a lone signal cannot reach q < {ALPHA}; "
+                f"use at least {need} replicates (about 20 per panel)"
+            )
+    return out
+
+
+def compare_step(
+    panel_paths: Sequence[str],
+    metrics_paths: Sequence[str],
+    null_paths: Sequence[str],
+    summary_out: str,
+    panels_out: str,
+    permutations: int = 0,
+    random_panels: int = 0,
+) -> pd.DataFrame:
+    """Every unit's tables -> summary.tsv (means, CIs, p- and q-values) and panels.tsv (every panel and skipped set)."""
+    panels = pd.concat([read_table(p) for p in panel_paths], ignore_index=True)
+    for collection, part in panels[panels["collection"] != ""].groupby("collection", sort=False):
+        if not (part["status"] == "kept").any():
+            reasons = (
+                part["reason"].str.split("; ").explode().str.replace(r"^\d+ genes? found", "n genes found", regex=True)
+            )
+            common = reasons.value_counts().index[0] if len(reasons) else "?"
+            raise PanelMlpError(
+                f"config panels.{collection}: none of its {len(part)} gene sets passes the filters "
+                f"(most common reason: {common}); lower min_size or min_coverage, raise max_size, or check the gene names"
+            )
+    panels.to_csv(panels_out, sep="\t", index=False)
     frames = [read_metrics(p) for p in metrics_paths]
-    metrics = pd.concat(frames, ignore_index=True)
-    perms = {}
-    for frame, ppath in zip(frames, permutation_paths, strict=True):
-        perms[frame["panel"].iloc[0]] = pd.read_parquet(ppath)
-    summary = summarise(metrics, perms)
-    summary.to_csv(out, sep="\t", index=False, float_format="%.6g")
+    metrics = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    nulls = pd.concat([pd.read_parquet(p) for p in null_paths], ignore_index=True)
+    kept = panels[panels["status"] == "kept"]
+    sizes = {(c, p): int(n) for c, p, n in zip(kept["collection"], kept["panel"], kept["n_found"], strict=True)}
+    summary = summarise(metrics, nulls, sizes)
+    summary.to_csv(summary_out, sep="\t", index=False, float_format="%.6g")
+    for warning in multiplicity_warnings(len(kept), permutations, random_panels):
+        log.warning("%s", warning)
+    log.info("compare: %s", json.dumps({"panels": len(kept), "skipped": int(len(panels) - len(kept))}))
     return summary
+
+
+def signal_level(row: dict | pd.Series) -> str:
+    """The verdict on one panel's model from its ROC-AUC row of summary.tsv.
+
+    ``signal``: the 95% interval lies above 0.5, the t-test's q-value over all
+    panels is below :data:`ALPHA`, and so is the permutation test's where it
+    ran. ``unconfirmed``: the interval lies above 0.5 but a q-value is not
+    below :data:`ALPHA` (with many panels, chance alone lifts some intervals
+    above 0.5). ``below``: the interval lies under 0.5. ``none``: it includes
+    0.5. ``unknown``: too few CV splits, or test sets lacking a class.
+    """
+    mean, low, high = float(row["cv_mean"]), float(row["ci_low"]), float(row["ci_high"])
+    if math.isnan(mean) or math.isnan(low) or math.isnan(high):
+        return "unknown"
+    if low > 0.5:
+        t_q = float(row.get("t_q", math.nan))
+        if math.isnan(t_q):
+            t_q = float(row.get("t_p", math.nan))
+        if not t_q < ALPHA:
+            return "unconfirmed"
+        if int(row.get("n_permutations", 0) or 0) > 0 and not float(row.get("perm_q", math.nan)) < ALPHA:
+            return "unconfirmed"
+        return "signal"
+    if high < 0.5:
+        return "below"
+    return "none"
+
+
+def beats_random(row: dict | pd.Series) -> str:
+    """Is the panel better than random gene sets of its size? ``yes`` (q < ALPHA), ``no``, or ``not run``."""
+    if not int(row.get("n_random", 0) or 0):
+        return "not run"
+    q = float(row.get("random_q", math.nan))
+    return "yes" if q < ALPHA else "no"

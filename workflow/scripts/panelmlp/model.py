@@ -143,29 +143,56 @@ class StackedMLP:
         return logits, cache
 
     def backward(
-        self, grad_logits: torch.Tensor, cache: list, drop_masks: Sequence[torch.Tensor] | None = None
+        self,
+        grad_logits: torch.Tensor,
+        cache: list,
+        drop_masks: Sequence[torch.Tensor] | None = None,
+        out: Sequence[torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
-        """Gradients of the loss, in :attr:`params` order, given d loss / d logits."""
+        """Gradients of the loss, in :attr:`params` order, given d loss / d logits.
+
+        ``out`` (optional) holds one preallocated tensor per parameter, in
+        :attr:`params` order, that the gradients are written into: a wide first
+        layer then reuses its buffer every step instead of allocating one.
+        The gradient with respect to the network's input is never formed.
+        """
         grads: list[torch.Tensor] = []
+        n_layers = len(self.weights)
+        slots = list(out) if out is not None else [None] * (2 * n_layers)
+
+        def bias_grad(g: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+            return g.sum(dim=1, keepdim=True) if slot is None else torch.sum(g, dim=1, keepdim=True, out=slot)
+
+        def weight_grad(h: torch.Tensor, g: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+            return torch.bmm(h.transpose(1, 2), g) if slot is None else torch.bmm(h.transpose(1, 2), g, out=slot)
+
         g = grad_logits
         h_last = cache[-1][0]
-        grads.append(g.sum(dim=1, keepdim=True))
         single = g.shape[-1] == 1
-        grads.append((h_last * g).sum(1).unsqueeze(-1) if single else torch.bmm(h_last.transpose(1, 2), g))
-        for layer in range(len(self.weights) - 2, -1, -1):
+        grads.append(bias_grad(g, slots[-1]))
+        if single:
+            w_grad = (h_last * g).sum(1).unsqueeze(-1)
+            grads.append(w_grad if slots[-2] is None else slots[-2].copy_(w_grad))
+        else:
+            grads.append(weight_grad(h_last, g, slots[-2]))
+        for layer in range(n_layers - 2, -1, -1):
             h_in, z, a = cache[layer]
             w_next = self.weights[layer + 1]
-            if single and layer == len(self.weights) - 2:
-                g = g * w_next.transpose(1, 2)
-            else:
-                g = torch.bmm(g, w_next.transpose(1, 2))
+            last_hidden = single and layer == n_layers - 2  # one logit: a broadcast product beats a mat-vec
+            g = g * w_next.transpose(1, 2) if last_hidden else torch.bmm(g, w_next.transpose(1, 2))
             if drop_masks is not None:
                 g = g * drop_masks[layer]
             g = _act_backward(g, z, a, self.activation)
-            grads.append(g.sum(dim=1, keepdim=True))
-            grads.append(torch.bmm(h_in.transpose(1, 2), g))
+            grads.append(bias_grad(g, slots[2 * layer + 1]))
+            grads.append(weight_grad(h_in, g, slots[2 * layer]))
         grads.reverse()
         return grads
+
+    def head(self, k: int) -> StackedMLP:
+        """The first ``k`` models, as views of the same weights (no copy)."""
+        return StackedMLP(
+            [w[:k] for w in self.weights], [b[:k] for b in self.biases], self.activation, self.dropout, self.n_classes
+        )
 
 
 def loss_and_grad(
@@ -203,10 +230,18 @@ def stack_state_dicts(
     return weights, biases
 
 
-def state_dict_of(stack: StackedMLP, index: int, hidden: Sequence[int]) -> dict[str, torch.Tensor]:
-    """One model of the stack as a :func:`build_mlp` ``state_dict`` (float32, CPU)."""
+def state_dict_of(
+    stack: StackedMLP, index: int, hidden: Sequence[int], n_inputs: int | None = None
+) -> dict[str, torch.Tensor]:
+    """One model of the stack as a :func:`build_mlp` ``state_dict`` (float32, CPU).
+
+    ``n_inputs`` cuts the first layer to the model's own inputs when it was
+    trained zero-padded beside models with more genes.
+    """
     out = {}
-    for key, w, b in zip(linear_keys(hidden, stack.dropout), stack.weights, stack.biases, strict=True):
-        out[f"{key}.weight"] = w[index].T.detach().to("cpu", torch.float32).contiguous()
+    keys = linear_keys(hidden, stack.dropout)
+    for layer, (key, w, b) in enumerate(zip(keys, stack.weights, stack.biases, strict=True)):
+        weight = w[index] if layer or n_inputs is None else w[index, :n_inputs]
+        out[f"{key}.weight"] = weight.T.detach().to("cpu", torch.float32).contiguous()
         out[f"{key}.bias"] = b[index, 0].detach().to("cpu", torch.float32).contiguous()
     return out

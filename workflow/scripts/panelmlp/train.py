@@ -1,34 +1,55 @@
-"""Training many small MLPs as one stacked model.
+"""Training many small MLPs as one stacked model, with memory set by the data.
 
-Every model of a panel (one per split, plus permutation nulls) is trained in the
-same pass: one forward and backward per step for all K models, each model with
-its own initial weights, its own shuffled minibatches and its own training-set
-size. A model's randomness comes only from its own seed (the run seed, its split
-and its permutation index), and a model that has run out of minibatches in an
-epoch is left untouched (no optimiser step), so a model trained inside a batch of
-K follows the same trajectory as the same model trained alone.
+Every model of a job (each panel's splits, permutation nulls and random-panel
+nulls) is trained in the same pass: one forward and backward per step for all K
+models, each with its own genes, its own training rows and its own labels.
+
+Nothing is copied per model or per split. The job holds the raw expression
+matrix once (samples x the genes its models use) and, per split, the mean and
+standard deviation of each gene over that split's training rows. Each step
+gathers the minibatch rows of every model and standardises them on the spot,
+so memory is the matrix plus the models' parameters and optimiser state plus
+one minibatch, whatever the number of epochs.
+
+Randomness comes from streams, not from models. A stream is one
+``(split, permutation)`` pair; its seed gives the initial weights (per input
+width), the epoch shuffles and the dropout masks. Models on the same stream,
+such as two panels on the same split, see the same minibatch order and, at the
+same width, start from the same weights (common random numbers, which make the
+comparison of a panel with random gene sets sharper). A model whose minibatches
+for the epoch are used up is not stepped. So a model trained among K follows
+the same trajectory as trained alone.
 """
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import logging
+import math
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from .checkpoint import save_checkpoint
 from .model import StackedMLP, init_weights, loss_and_grad, output_size, state_dict_of
-from .scaling import read_scaled
 
 log = logging.getLogger("panelmlp")
 
 HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
 """Per-epoch quantities of every model, in the order of :attr:`TrainResult.history`'s last axis."""
+
+HISTORY_BLOCK_FLOATS = 4_000_000
+"""Test logits are kept for at most this many floats before their metrics are computed (memory bound)."""
+
+FEED_BLOCK_FLOATS = 8_000_000
+"""Largest gathered input block (models x rows x genes) of one test-set forward pass."""
+
+TEST_CACHE_FLOATS = 4_000_000
+"""The tracked models' standardised test inputs are kept between epochs when they take at most this many floats."""
 
 
 @dataclass
@@ -65,46 +86,99 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def model_seed(seed: int, split_id: str, permutation: int) -> np.random.SeedSequence:
-    """The seed of one model, from the run seed, its split and its permutation (0 = real labels)."""
-    return np.random.SeedSequence([seed, zlib.crc32(split_id.encode()), permutation])
+STREAM_INIT, STREAM_SHUFFLE, STREAM_DROPOUT, STREAM_LABELS = 0, 3, 6, 9
+"""Child seeds of a stream, one per use: initial weights, epoch shuffles, dropout masks, permuted labels."""
+
+
+def stream_seed(seed: int, split_id: str, permutation: int, purpose: int) -> np.random.SeedSequence:
+    """The seed of one use (:data:`STREAM_INIT`, ...) of the stream ``(split_id, permutation)``.
+
+    Each use is an explicit child (``spawn_key``), never a call to ``spawn``,
+    whose result depends on how often it was called before: a stream's
+    numbers must not depend on what else is trained beside it.
+    """
+    return np.random.SeedSequence([seed, zlib.crc32(split_id.encode()), permutation], spawn_key=(purpose,))
+
+
+def stream_rng(seed: int, split_id: str, permutation: int, purpose: int) -> np.random.Generator:
+    """A fresh generator for one use of one stream (see :func:`stream_seed`)."""
+    return np.random.default_rng(stream_seed(seed, split_id, permutation, purpose))
 
 
 @dataclass
 class ModelSet:
-    """What K models train on.
+    """What K models train on, without a copy of the data per model or per split.
 
-    ``x`` is ``[S, N, G]``: the N samples standardised for each of S splits.
-    Model k uses ``x[split_index[k]]``, labels ``y[k]`` (``[K, N]`` integer
-    classes; permuted for nulls), trains on rows ``train[k]`` and is scored on rows
-    ``test[k]`` (boolean ``[K, N]``). ``keys[k]`` is ``(split_id, permutation)``.
+    ``x`` is the raw ``[N, U]`` float32 matrix (NaN = missing; a missing value
+    becomes the training mean). ``mean`` and ``scale`` are ``[S, U]``: per split,
+    each column's training-row statistics. Model k reads columns ``cols[k]``
+    (``[K, G]``; -1 pads a model with fewer inputs, which then sees zeros),
+    uses the statistics of split ``split[k]``, trains on that split's ``train``
+    rows and is scored on its ``test`` rows (``[S, N]`` booleans) against the
+    class codes ``labels[label[k]]`` (``[L, N]``). Its randomness is stream
+    ``stream[k]``, whose seed is ``streams[stream[k]] = (split_id, permutation)``.
+    Models with ``tracked[k]`` get a per-epoch history; the others (nulls) are
+    scored at the last epoch only.
     """
 
     x: np.ndarray
-    y: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    cols: np.ndarray
+    split: np.ndarray
+    labels: np.ndarray
+    label: np.ndarray
+    stream: np.ndarray
+    streams: list[tuple[str, int]]
     train: np.ndarray
     test: np.ndarray
-    split_index: np.ndarray
-    keys: list[tuple[str, int]]
+    tracked: np.ndarray | None = None
     n_classes: int = 2
+
+    @property
+    def n_models(self) -> int:
+        """K."""
+        return len(self.cols)
+
+    @property
+    def n_inputs(self) -> np.ndarray:
+        """Each model's own number of input genes (its first layer's fan-in)."""
+        return (self.cols >= 0).sum(axis=1)
 
 
 @dataclass
 class TrainResult:
-    """Trained stack and its per-epoch history ``[epochs, K, len(HISTORY_METRICS)]``."""
+    """The trained stack, the tracked models' per-epoch history and every model's final test scores."""
 
     stack: StackedMLP
+    """All models, in the trainer's internal order; :attr:`position` maps a model index into it."""
+    position: np.ndarray
     history: np.ndarray
-    keys: list[tuple[str, int]]
+    """``[epochs, tracked models, len(HISTORY_METRICS)]``, tracked models in model order."""
+    tracked: np.ndarray
+    """Model indices of the history's second axis."""
+    final: np.ndarray
+    """``[K, len(HISTORY_METRICS)]``: every model's quantities at the last epoch."""
     device: str
     test_scores: np.ndarray
     """Final positive-class probability (two classes) or class probabilities, ``[K, T(, C)]``, on padded test rows."""
     test_index: np.ndarray
     """``[K, T]`` row index of the padded test rows; -1 pads."""
+    n_inputs: np.ndarray
+    """Each model's input width (its checkpoint's first layer)."""
+    hidden: list[int] = field(default_factory=list)
+    flops: float = 0.0
+    """Multiply-adds x 2 of every matrix product of training and per-epoch scoring."""
+    seconds: float = 0.0
+    """Wall time of the training loop (after the data are on the device)."""
+
+    def state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Model ``k`` as a :func:`panelmlp.model.build_mlp` ``state_dict`` at its own input width."""
+        return state_dict_of(self.stack, int(self.position[k]), self.hidden, int(self.n_inputs[k]))
 
 
 def _padded_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per model, the indices of its True rows, padded with 0 (and a validity mask)."""
+    """Per row of ``mask``, the indices of its True entries, padded with 0 (and a validity mask)."""
     counts = mask.sum(axis=1)
     width = max(int(counts.max()), 1)
     index = np.zeros((mask.shape[0], width), dtype=np.int64)
@@ -117,74 +191,85 @@ def _padded_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Optimizer:
-    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD, per model, on one flat buffer.
+    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD over the stack's tensors.
 
-    All weights and biases of the stack are views into one ``[K, P]`` tensor, so an
-    update is a handful of operations whatever the depth of the network. Each
-    model keeps its own step count; a model not active in a step keeps its weights
-    and moments unchanged.
+    Models are ordered so that those still active in a step are a prefix of
+    the stack, and models with the same number of steps per epoch form
+    contiguous groups, each with its own step count (Adam's bias correction).
+    Adam is torch's fused kernel over row ranges of the weight tensors.
     """
 
-    def __init__(self, stack: StackedMLP, spec: TrainSpec) -> None:
+    def __init__(self, stack: StackedMLP, spec: TrainSpec, group_ends: Sequence[int]) -> None:
         if spec.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, not {spec.optimizer!r}")
-        params = stack.params
-        self.flat = torch.cat([p.flatten(1) for p in params], dim=1)
-        offset = 0
-        views = []
-        for p in params:
-            size = p[0].numel()
-            views.append(self.flat[:, offset : offset + size].view(p.shape))
-            offset += size
-        stack.weights = views[0::2]
-        stack.biases = views[1::2]
+        self.params = stack.params
         self.spec = spec
         self.adam = spec.optimizer == "adam"
-        self.m = torch.zeros_like(self.flat)
-        self.v = torch.zeros_like(self.flat) if self.adam else None
-        self.steps = np.zeros(self.flat.shape[0], dtype=np.int64)
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params] if self.adam else []
+        starts = [0, *group_ends[:-1]]
+        self.groups = list(zip(starts, group_ends, strict=True))
+        device = self.params[0].device
+        self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.groups]
+        self.first = True
 
-    def step(self, grads: list[torch.Tensor], active: np.ndarray | None) -> None:
-        """One update from per-tensor gradients; ``active`` (bool per model) is None when all models step."""
+    def prepare(self, actives: Sequence[int]) -> None:
+        """Build, once, the tensor lists each step of an epoch updates (``actives[j]``: models active in step j)."""
+        self.plans = []
+        for active in actives:
+            live = [(g, a, b) for g, (a, b) in enumerate(self.groups) if a < active]
+            lists: dict[str, list[torch.Tensor]] = {"params": [], "m": [], "v": [], "steps": []}
+            for g, a, b in live:
+                for i, p in enumerate(self.params):
+                    lists["params"].append(p[a:b])
+                    lists["m"].append(self.m[i][a:b])
+                    if self.adam:
+                        lists["v"].append(self.v[i][a:b])
+                    lists["steps"].append(self.steps[g])
+            self.plans.append((active, [g for g, _, _ in live], [(a, b) for _, a, b in live], lists))
+
+    def step(self, grads: Sequence[torch.Tensor], step: int) -> None:
+        """Update the models active in ``step`` of the epoch from their gradients (``grads`` cover them)."""
         spec = self.spec
-        g = torch.cat([x.flatten(1) for x in grads], dim=1)
-        if spec.weight_decay:
-            g.add_(self.flat, alpha=spec.weight_decay)
-        self.steps += 1 if active is None else active
-        device, dtype = self.flat.device, self.flat.dtype
-        gate = None if active is None else torch.tensor(active, device=device).view(-1, 1)
+        active, live, ranges, lists = self.plans[step]
         if self.adam:
-            beta1, beta2, eps = 0.9, 0.999, 1e-8
-            if gate is None and self.steps.min() == self.steps.max():
-                t = int(self.steps[0])
-                self.m.lerp_(g, 1 - beta1)
-                self.v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = self.v.sqrt().div_((1 - beta2**t) ** 0.5).add_(eps)
-                self.flat.addcdiv_(self.m, denom, value=-spec.lr / (1 - beta1**t))
-                return
-            t = torch.tensor(np.maximum(self.steps, 1), dtype=dtype, device=device).view(-1, 1)
-            m = self.m.lerp(g, 1 - beta1)
-            v = self.v.mul(beta2).addcmul_(g, g, value=1 - beta2)
-            if gate is not None:
-                m = torch.where(gate, m, self.m)
-                v = torch.where(gate, v, self.v)
-            self.m.copy_(m)
-            self.v.copy_(v)
-            update = (spec.lr / (1 - beta1**t)) * m / (v.sqrt() / torch.sqrt(1 - beta2**t) + eps)
-            self.flat.sub_(update if gate is None else torch.where(gate, update, 0.0))
+            for g in live:
+                self.steps[g] += 1
+            gs = [grad[a:b] for a, b in ranges for grad in grads]
+            torch._fused_adam_(
+                lists["params"],
+                gs,
+                lists["m"],
+                lists["v"],
+                [],
+                lists["steps"],
+                lr=spec.lr,
+                beta1=0.9,
+                beta2=0.999,
+                weight_decay=spec.weight_decay,
+                eps=1e-8,
+                amsgrad=False,
+                maximize=False,
+            )
             return
-        if spec.momentum:
-            first = torch.tensor(self.steps == 1, device=device).view(-1, 1)
-            new = torch.where(first, g, spec.momentum * self.m + g)
-            self.m.copy_(new if gate is None else torch.where(gate, new, self.m))
-            g = self.m
-        self.flat.sub_(spec.lr * (g if gate is None else torch.where(gate, g, 0.0)))
+        for p, grad, m in zip(self.params, grads, self.m, strict=True):
+            p_a, g_a, m_a = p[:active], grad[:active], m[:active]
+            if spec.weight_decay:
+                g_a = g_a.add(p_a, alpha=spec.weight_decay)
+            if spec.momentum:
+                if self.first:
+                    m_a.copy_(g_a)
+                else:
+                    m_a.mul_(spec.momentum).add_(g_a)
+                g_a = m_a
+            p_a.sub_(g_a, alpha=spec.lr)
+        self.first = False
 
 
 def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: int, width: int) -> np.ndarray:
-    """Shuffled training rows of each model for a block of epochs: ``[K, epochs, width]``.
+    """Shuffled training rows of each stream for a block of epochs: ``[streams, epochs, width]``.
 
-    Each model draws one uniform key per row from its own generator; sorting the
+    Each stream draws one uniform key per row from its own generator; sorting the
     keys, with non-training rows pushed last, gives a uniform permutation of its
     training rows.
     """
@@ -196,34 +281,64 @@ def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: in
     return out
 
 
-def batched_metrics(prob: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
+def batched_metrics(score: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Accuracy, precision, recall, F1 and ROC-AUC of every model, ``[K, 5]``.
 
-    ``prob`` is the positive-class probability ``[K, T]`` for two classes
-    (threshold 0.5) or class probabilities ``[K, T, C]``; ``y`` the true classes,
-    ``valid`` marks real (not padded) rows. Two classes: the positive class's
-    precision, recall and F1, zero when undefined, as scikit-learn's
-    ``zero_division=0``; ROC-AUC from the Mann-Whitney statistic with ties
-    counted half, NaN when a class is absent. More classes: macro averages and
-    one-vs-rest macro ROC-AUC.
+    ``score`` is the positive-class logit or probability ``[K, T]`` for two
+    classes (``logits=False``: threshold 0.5 on a probability) or class scores
+    ``[K, T, C]``; ``y`` the true classes, ``valid`` marks real (not padded)
+    rows. Two classes: the positive class's precision, recall and F1, zero when
+    undefined, as scikit-learn's ``zero_division=0``; ROC-AUC from average ranks
+    (the Mann-Whitney statistic, ties counted half), NaN when a class is absent.
+    More classes: macro averages and one-vs-rest macro ROC-AUC. Probabilities
+    are expected; see :func:`metrics_from_logits` for logits.
     """
-    v = valid.to(prob.dtype)
+    v = valid.to(score.dtype)
     n = v.sum(dim=1).clamp(min=1)
     if n_classes == 2:
-        pred = (prob >= 0.5).to(prob.dtype)
-        truth = y.to(prob.dtype)
-        accuracy = ((pred == truth).to(prob.dtype) * v).sum(1) / n
-        precision, recall, f1 = _prf(pred * v, truth * v)
-        auc = _auc(prob, truth * v, (1 - truth) * v)
-        return torch.stack([accuracy, precision, recall, f1, auc], dim=1)
-    pred = prob.argmax(dim=-1)
-    accuracy = ((pred == y).to(prob.dtype) * v).sum(1) / n
+        pred = (score >= 0.5).to(score.dtype)
+        return _binary_metrics(score, pred, y, v, n)
+    pred = score.argmax(dim=-1)
+    return _multiclass_metrics(score, pred, y, v, n, n_classes)
+
+
+def metrics_from_logits(logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """:func:`batched_metrics` of logits ``[K, T, out]``, ranking on the logits themselves.
+
+    A sigmoid or softmax can round distinct logits to equal probabilities
+    (1.0 in float32); ranking the logits keeps them apart. The decision rule is
+    the same: positive when the logit is at least 0 (probability at least 0.5).
+    """
+    if logits.shape[-1] == 1:
+        o = logits.squeeze(-1)
+        v = valid.to(o.dtype)
+        n = v.sum(dim=1).clamp(min=1)
+        return _binary_metrics(o, (o >= 0).to(o.dtype), y, v, n)
+    v = valid.to(logits.dtype)
+    n = v.sum(dim=1).clamp(min=1)
+    return _multiclass_metrics(torch.log_softmax(logits, dim=-1), logits.argmax(dim=-1), y, v, n, logits.shape[-1])
+
+
+def _binary_metrics(
+    score: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, v: torch.Tensor, n: torch.Tensor
+) -> torch.Tensor:
+    truth = y.to(score.dtype)
+    accuracy = ((pred == truth).to(score.dtype) * v).sum(1) / n
+    precision, recall, f1 = _prf(pred * v, truth * v)
+    auc = _auc(score, truth * v, (1 - truth) * v, v)
+    return torch.stack([accuracy, precision, recall, f1, auc], dim=1)
+
+
+def _multiclass_metrics(
+    score: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, v: torch.Tensor, n: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    accuracy = ((pred == y).to(score.dtype) * v).sum(1) / n
     parts = []
     for c in range(n_classes):
-        pc_ = (pred == c).to(prob.dtype) * v
-        tc = (y == c).to(prob.dtype) * v
+        pc_ = (pred == c).to(score.dtype) * v
+        tc = (y == c).to(score.dtype) * v
         p, r, f = _prf(pc_, tc)
-        parts.append(torch.stack([p, r, f, _auc(prob[..., c], tc, (1 - tc) * v)], dim=1))
+        parts.append(torch.stack([p, r, f, _auc(score[..., c], tc, (1 - tc) * v, v)], dim=1))
     macro = torch.stack(parts).mean(dim=0)
     return torch.cat([accuracy[:, None], macro], dim=1)
 
@@ -239,38 +354,32 @@ def _prf(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return precision, recall, f1
 
 
-def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    greater = (score[:, :, None] > score[:, None, :]).to(score.dtype)
-    ties = (score[:, :, None] == score[:, None, :]).to(score.dtype)
-    weight = pos[:, :, None] * neg[:, None, :]
-    pairs = weight.sum(dim=(1, 2))
-    wins = ((greater + 0.5 * ties) * weight).sum(dim=(1, 2))
-    return torch.where(pairs > 0, wins / pairs.clamp(min=1), torch.nan)
+def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """ROC-AUC per row from average ranks among the valid entries (ties share their mean rank).
 
-
-def _dropout_masks(
-    rngs: list[np.random.Generator],
-    n_train: np.ndarray,
-    bs: int,
-    steps: int,
-    hidden: Sequence[int],
-    keep: float,
-    dtype: torch.dtype,
-    device: torch.device,
-) -> list[torch.Tensor]:
-    """One epoch of inverted-dropout masks per hidden layer, ``[K, steps, bs, h]``.
-
-    Each model draws exactly the masks of its own minibatches from its own
-    generator, so its masks do not depend on the models beside it.
+    Sorting costs ``T log T`` per model, so a per-epoch AUC stays cheap for
+    large test sets. Padded entries are moved past every valid one.
     """
-    out = []
-    for h in hidden:
-        masks = np.zeros((len(rngs), steps, bs, h), dtype=np.float32)
-        for k, rng in enumerate(rngs):
-            own = -(-int(n_train[k]) // bs)
-            masks[k, :own] = (rng.random((own, bs, h)) < keep) / keep
-        out.append(torch.tensor(masks, dtype=dtype, device=device))
-    return out
+    k, t = score.shape
+    big = torch.finfo(score.dtype).max
+    keyed = torch.where(valid > 0, score.to(torch.float64), big)
+    ordered, order = torch.sort(keyed, dim=1, stable=True)
+    new_group = torch.ones_like(ordered, dtype=torch.bool)
+    new_group[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = torch.cumsum(new_group, dim=1) - 1
+    flat = group + torch.arange(k, device=score.device)[:, None] * t
+    position = torch.arange(t, device=score.device, dtype=torch.float64).expand(k, t).reshape(-1)
+    first = torch.full((k * t,), float(t), dtype=torch.float64, device=score.device)
+    last = torch.zeros(k * t, dtype=torch.float64, device=score.device)
+    first.scatter_reduce_(0, flat.reshape(-1), position, reduce="amin")
+    last.scatter_reduce_(0, flat.reshape(-1), position, reduce="amax")
+    rank_sorted = ((first[flat] + last[flat]) / 2 + 1).view(k, t)
+    ranks = torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted)
+    pos64, neg64 = pos.to(torch.float64), neg.to(torch.float64)
+    n_pos, n_neg = pos64.sum(1), neg64.sum(1)
+    u = (ranks * pos64).sum(1) - n_pos * (n_pos + 1) / 2
+    auc = torch.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg).clamp(min=1), torch.nan)
+    return auc.to(score.dtype)
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -279,232 +388,428 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)
 
 
-def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None, epoch_block: int = 50) -> TrainResult:
+class _Feed:
+    """Standardised inputs of the stack's models for given rows, gathered on demand.
+
+    When every model reads the same columns (one panel's splits) the rows are
+    copied whole with ``index_select``; otherwise each model's own columns are
+    picked element by element. Standardising is one fused multiply-add with
+    per-model ``1/sd`` and ``-mean/sd`` (both 0 on padding columns, which thus
+    feed zeros).
+    """
+
+    def __init__(self, data: ModelSet, order: np.ndarray, dtype: torch.dtype, device: torch.device) -> None:
+        cols = data.cols[order]
+        pad = cols < 0
+        safe = np.where(pad, 0, cols)
+        split = data.split[order]
+        with np.errstate(divide="ignore"):
+            inv = np.where(pad, 0.0, 1.0 / data.scale[split[:, None], safe])
+        shift = np.where(pad, 0.0, -data.mean[split[:, None], safe] * inv)
+        self.shared = bool((cols == cols[0]).all()) and not pad.any()
+        if self.shared:
+            used = cols[0]
+            matrix = data.x if np.array_equal(used, np.arange(data.x.shape[1])) else data.x[:, used]
+            self.cols = None
+        else:
+            matrix = data.x
+            self.cols = torch.tensor(safe, device=device)
+        self.x = torch.as_tensor(np.ascontiguousarray(matrix, dtype=np.float32), device=device)
+        self.flat_x = self.x.reshape(-1)
+        self.stride = self.x.shape[1]
+        self.width = cols.shape[1]
+        self.inv = torch.tensor(inv[:, None, :], dtype=dtype, device=device)
+        self.shift = torch.tensor(shift[:, None, :], dtype=dtype, device=device)
+        self.has_nan = bool(np.isnan(matrix).any())
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, rows: torch.Tensor, start: int = 0, buffer: str | None = "train") -> torch.Tensor:
+        """Inputs ``[k, b, G]`` of models ``start .. start+k`` for their rows ``[k, b]``.
+
+        The result lives in the named reusable ``buffer`` (valid until the next
+        call with that name), or in a new tensor when ``buffer`` is None.
+        """
+        k, b = rows.shape
+        size = k * b * self.width
+        if buffer is None:
+            store = torch.empty(size, dtype=self.x.dtype, device=self.x.device)
+        else:
+            store = self.buffers.get(buffer)
+            if store is None or store.numel() < size:
+                store = self.buffers[buffer] = torch.empty(size, dtype=self.x.dtype, device=self.x.device)
+        out = store[:size].view(k, b, self.width)
+        if self.cols is None:
+            torch.index_select(self.x, 0, rows.reshape(-1), out=out.view(k * b, self.width))
+        else:
+            index = rows[:, :, None] * self.stride + self.cols[start : start + k, None, :]
+            torch.take(self.flat_x, index, out=out)
+        torch.addcmul(self.shift[start : start + k], out, self.inv[start : start + k], out=out)
+        if self.has_nan:
+            out.nan_to_num_(nan=0.0)
+        return out
+
+
+def _layer_flops(sizes: Sequence[int], rows: int, backward: bool) -> float:
+    """Floating-point operations of one model's matrix products for ``rows`` rows."""
+    forward = sum(2.0 * rows * a * b for a, b in itertools.pairwise(sizes))
+    if not backward:
+        return forward
+    weight_grads = forward
+    input_grads = sum(2.0 * rows * a * b for a, b in itertools.pairwise(sizes[1:]))
+    return forward + weight_grads + input_grads
+
+
+def _initial_weights(
+    data: ModelSet, sizes: list[int], seed: int, order: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, stacked initial weights ``[K, in, out]`` and biases ``[K, 1, out]`` (models in ``order``).
+
+    A model starts from its stream's generator at its own input width; the
+    first layer is zero-padded to the widest model. Draws are cached per
+    (stream, width): every model with both in common starts alike.
+    """
+    n_inputs = data.n_inputs[order]
+    cache: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    weights = [np.zeros((len(order), a, b), dtype=np.float32) for a, b in itertools.pairwise(sizes)]
+    biases = [np.zeros((len(order), 1, b), dtype=np.float32) for b in sizes[1:]]
+    for i, (stream, width) in enumerate(zip(data.stream[order], n_inputs, strict=True)):
+        key = (int(stream), int(width))
+        if key not in cache:
+            split_id, perm = data.streams[key[0]]
+            cache[key] = init_weights(stream_rng(seed, split_id, perm, STREAM_INIT), [key[1], *sizes[1:]])
+        for layer, (w, b) in enumerate(cache[key]):
+            weights[layer][i, : w.shape[0]] = w
+            biases[layer][i, 0] = b
+    return list(zip(weights, biases, strict=True))
+
+
+def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) -> TrainResult:
     """Train all K models of ``data`` together; see the module docstring.
 
     Deterministic on CPU for a given ``spec.seed``. ``threads`` caps torch's
-    intra-op threads (the rule's ``threads``).
+    intra-op threads (the rule's ``threads``). Peak memory: the matrix, the
+    per-model statistics, parameters, gradients and optimiser state, one
+    minibatch, and a bounded block of test logits; none of it grows with epochs.
     """
     if threads:
         torch.set_num_threads(threads)
+    _keep_freed_memory()
     device = resolve_device(spec.device)
     dtype = torch.float32
-    k_models = len(data.keys)
-    n_in = data.x.shape[2]
-    sizes = [n_in, *spec.hidden, output_size(data.n_classes)]
-    seeds = [model_seed(spec.seed, split, perm) for split, perm in data.keys]
-    init_rngs = [np.random.default_rng(s.spawn(2)[0]) for s in seeds]
-    shuffle_rngs = [np.random.default_rng(s.spawn(2)[1]) for s in seeds]
-    layers = [init_weights(rng, sizes) for rng in init_rngs]
-    weights = [
-        torch.tensor(np.stack([m[i][0] for m in layers]), dtype=dtype, device=device) for i in range(len(sizes) - 1)
-    ]
-    biases = [
-        torch.tensor(np.stack([m[i][1] for m in layers])[:, None, :], dtype=dtype, device=device)
-        for i in range(len(sizes) - 1)
-    ]
-    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
-    optimizer = _Optimizer(stack, spec)
-
-    x = torch.tensor(data.x, dtype=dtype, device=device)
-    split_of = torch.tensor(data.split_index, dtype=torch.long, device=device)
-    y = torch.tensor(data.y, dtype=torch.long, device=device)
-    n_train = data.train.sum(axis=1)
-    if (n_train == 0).any():
+    k_models = data.n_models
+    n_train_split = data.train.sum(axis=1)
+    if (n_train_split[data.split] == 0).any():
         raise ValueError("every model needs at least one training row")
-    width = int(n_train.max())
     bs = spec.batch_size
-    steps_per_epoch = -(-width // bs)
-    n_train_t = torch.tensor(n_train, dtype=dtype, device=device)
-    test_index, test_valid = _padded_index(data.test)
-    test_idx = torch.tensor(test_index, device=device)
-    test_ok = torch.tensor(test_valid, device=device)
-    x_test = x[split_of[:, None], test_idx]
-    y_test = y.gather(1, test_idx)
-    n_test = test_ok.sum(1).clamp(min=1).to(dtype)
-    rows = torch.arange(k_models, device=device)[:, None]
-    drop_rngs = [np.random.default_rng(s.spawn(3)[2]) for s in seeds] if spec.dropout > 0 else None
+    own_steps = -(-n_train_split[data.split] // bs)
+    tracked = np.ones(k_models, bool) if data.tracked is None else np.asarray(data.tracked, bool)
+    # Models with more steps per epoch first, so the active ones of a step are a prefix;
+    # then tracked models first, so their per-epoch scoring reads contiguous views.
+    order = np.lexsort((~tracked, -own_steps))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(k_models)
+    steps_sorted = own_steps[order]
+    group_ends = [int(i) for i in np.flatnonzero(np.diff(steps_sorted)) + 1] + [k_models]
+    n_train = n_train_split[data.split[order]]
+    width = int(n_train.max())
+    steps_per_epoch = int(steps_sorted[0])
+    tracked_sorted = np.flatnonzero(tracked[order])
+
+    sizes = [int(data.cols.shape[1]), *spec.hidden, output_size(data.n_classes)]
+    init = _initial_weights(data, sizes, spec.seed, order)
+    weights = [torch.from_numpy(w).to(device) for w, _ in init]
+    biases = [torch.from_numpy(b).to(device) for _, b in init]
+    del init
+    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
+    optimizer = _Optimizer(stack, spec, group_ends)
+    grad_buffers = [torch.empty_like(p) for p in stack.params]
+    feed = _Feed(data, order, dtype, device)
+
+    stream_of = torch.tensor(data.stream[order], device=device)
+    label_rows = torch.tensor(data.labels, dtype=torch.long, device=device)
+    label_of = torch.tensor(data.label[order], device=device)
+    shuffle_rngs = [stream_rng(spec.seed, sid, perm, STREAM_SHUFFLE) for sid, perm in data.streams]
+    drop_rngs = (
+        [stream_rng(spec.seed, sid, perm, STREAM_DROPOUT) for sid, perm in data.streams] if spec.dropout else None
+    )
     keep = 1.0 - spec.dropout
+    stream_split = np.zeros(len(data.streams), dtype=np.int64)
+    stream_split[data.stream] = data.split
+    stream_train = data.train[stream_split]
+    stream_steps = -(-n_train_split[stream_split] // bs)
 
-    # Per step of an epoch: which batch slots hold a real row of each model.
-    step_valid, step_n, step_active = [], [], []
+    per_model_step = _layer_flops(sizes, 1, backward=True)
+    per_model_test = _layer_flops(sizes, 1, backward=False)
+    # Everything a step needs that does not change between epochs, as views.
+    labels_t = torch.tensor(data.labels, dtype=dtype if data.n_classes == 2 else torch.long, device=device)
+    one_labelling = data.labels.shape[0] == 1
+    chunk = _chunk_models(bs, sizes)
+    plans = []
     for step in range(steps_per_epoch):
+        active = int((steps_sorted > step).sum())
         slots = step * bs + np.arange(min(bs, width - step * bs))
-        valid = slots[None, :] < n_train[:, None]
-        step_valid.append(torch.tensor(valid, dtype=dtype, device=device))
-        step_n.append(torch.tensor(np.maximum(valid.sum(1), 1), dtype=dtype, device=device))
-        active = valid.any(axis=1)
-        step_active.append(None if active.all() else active)
-    test_logits = torch.empty((spec.epochs, *x_test.shape[:2], sizes[-1]), dtype=dtype, device=device)
-    train_loss = torch.zeros((spec.epochs, k_models), dtype=dtype, device=device)
-
-    with torch.inference_mode():
-        for block_start in range(0, spec.epochs, epoch_block):
-            block = min(epoch_block, spec.epochs - block_start)
-            orders = torch.tensor(_epoch_orders(shuffle_rngs, data.train, block, width), device=device)
-            x_block = x[split_of[:, None, None], orders]
-            y_block = y[rows[:, :, None], orders]
-            if data.n_classes == 2:
-                y_block = y_block.to(dtype)
-            for e in range(block):
-                epoch = block_start + e
-                epoch_masks = (
-                    _dropout_masks(drop_rngs, n_train, bs, steps_per_epoch, spec.hidden, keep, dtype, device)
-                    if drop_rngs
-                    else None
+        valid = torch.tensor(slots[None, :] < n_train[:active, None], dtype=dtype, device=device)
+        parts = []
+        for lo in range(0, active, chunk):
+            hi = min(active, lo + chunk)
+            parts.append(
+                _ChunkPlan(
+                    lo=lo,
+                    hi=hi,
+                    stack=_slice(stack, lo, hi),
+                    grads=[g[lo:hi] for g in grad_buffers],
+                    streams=stream_of[lo:hi],
+                    labels=None if one_labelling else label_of[lo:hi, None],
+                    valid=valid[lo:hi],
+                    n_valid=valid[lo:hi].sum(1).clamp(min=1),
                 )
-                for step in range(steps_per_epoch):
-                    xb = x_block[:, e, step * bs : (step + 1) * bs]
-                    yb = y_block[:, e, step * bs : (step + 1) * bs]
+            )
+        plans.append(
+            _StepPlan(
+                active=active,
+                start=step * bs,
+                stop=step * bs + len(slots),
+                chunks=parts,
+                flops=per_model_step * active * len(slots),
+            )
+        )
+    optimizer.prepare([p.active for p in plans])
+
+    test_index, test_valid = _padded_index(data.test)
+    test_rows = torch.tensor(test_index[data.split[order]], device=device)
+    test_ok = torch.tensor(test_valid[data.split[order]], device=device)
+    y_test = label_rows[label_of[:, None], test_rows]
+    n_test = test_ok.sum(1).clamp(min=1).to(dtype)
+    n_tracked = len(tracked_sorted)
+    tracked_t = torch.tensor(tracked_sorted, device=device)
+    t_width = test_rows.shape[1]
+    block = max(1, min(spec.epochs, HISTORY_BLOCK_FLOATS // max(1, n_tracked * t_width * sizes[-1])))
+    order_block = max(1, min(spec.epochs, HISTORY_BLOCK_FLOATS // max(1, len(data.streams) * data.x.shape[0])))
+    history = np.zeros((spec.epochs, n_tracked, len(HISTORY_METRICS)), dtype=np.float32)
+    train_loss = torch.zeros((spec.epochs, k_models), dtype=dtype, device=device)
+    per_test_epoch = per_model_test * n_tracked * t_width
+    flops = 0.0
+
+    test_chunk = min(_chunk_models(t_width, sizes), max(1, FEED_BLOCK_FLOATS // max(1, t_width * sizes[0])))
+    # The test inputs never change: keep the tracked models' standardised test rows when they are small.
+    cached_inputs: dict[tuple[int, int], torch.Tensor] = {}
+    if n_tracked * t_width * sizes[0] <= TEST_CACHE_FLOATS:
+        for lo, hi in _runs(tracked_sorted, test_chunk):
+            cached_inputs[(lo, hi)] = feed(test_rows[lo:hi], lo, buffer=None)
+
+    def test_logits(ids: np.ndarray) -> torch.Tensor:
+        """Logits ``[k, T, out]`` of the models at sorted positions ``ids`` (ascending) on their test rows."""
+        parts = []
+        for lo, hi in _runs(ids, test_chunk):
+            inputs = cached_inputs.get((lo, hi))
+            if inputs is None:
+                inputs = feed(test_rows[lo:hi], lo, buffer="test")
+            parts.append(_slice(stack, lo, hi).forward(inputs)[0])
+        return torch.cat(parts)
+
+    def flush(start: int, logits: list[torch.Tensor]) -> None:
+        """Test loss and metrics of a block of epochs of the tracked models."""
+        if not logits:
+            return
+        n_ep = len(logits)
+        stacked = torch.cat(logits)  # [n_ep * tracked, T, out]
+        yt = y_test[tracked_t].repeat(n_ep, 1)
+        ok = test_ok[tracked_t].repeat(n_ep, 1)
+        nt = n_test[tracked_t].repeat(n_ep)
+        rows, _ = loss_and_grad(stacked, yt.to(dtype) if stacked.shape[-1] == 1 else yt, ok.to(dtype), nt)
+        history[start : start + n_ep, :, 1] = (rows.sum(1) / nt).view(n_ep, n_tracked).cpu().numpy()
+        values = metrics_from_logits(stacked, yt, ok, data.n_classes)
+        history[start : start + n_ep, :, 2:] = values.view(n_ep, n_tracked, -1).cpu().numpy()
+
+    started = time.perf_counter()
+    with torch.inference_mode():
+        pending: list[torch.Tensor] = []
+        pending_start = 0
+        orders_block = torch.empty(0)
+        for epoch in range(spec.epochs):
+            if epoch % order_block == 0:
+                n_block = min(order_block, spec.epochs - epoch)
+                orders_block = torch.tensor(_epoch_orders(shuffle_rngs, stream_train, n_block, width), device=device)
+            orders = orders_block[:, epoch % order_block]
+            epoch_masks = None
+            if drop_rngs:
+                epoch_masks = _dropout_masks(
+                    drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keep, dtype, device
+                )
+            loss_row = train_loss[epoch]
+            for step, plan in enumerate(plans):
+                for part in plan.chunks:
+                    rows = orders[part.streams, plan.start : plan.stop]
+                    xb = feed(rows, part.lo)
+                    yb = labels_t[0][rows] if part.labels is None else labels_t[part.labels, rows]
                     masks = None
                     if epoch_masks is not None:
-                        masks = [m[:, step, : xb.shape[1]] for m in epoch_masks]
-                    logits, cache = stack.forward(xb, masks)
-                    row_loss, grad = loss_and_grad(logits, yb, step_valid[step], step_n[step])
-                    train_loss[epoch] += row_loss.sum(1)
-                    optimizer.step(stack.backward(grad, cache, masks), step_active[step])
-                test_logits[epoch] = stack.forward(x_test)[0]
+                        masks = [m[part.streams, step, : rows.shape[1]] for m in epoch_masks]
+                    logits, cache = part.stack.forward(xb, masks)
+                    row_loss, grad = loss_and_grad(logits, yb, part.valid, part.n_valid)
+                    loss_row[part.lo : part.hi] += row_loss.sum(1)
+                    part.stack.backward(grad, cache, masks, out=part.grads)
+                optimizer.step(grad_buffers, step)
+                flops += plan.flops
+            if n_tracked:
+                pending.append(test_logits(tracked_sorted))
+                flops += per_test_epoch
+                if len(pending) == block:
+                    flush(pending_start, pending)
+                    pending, pending_start = [], epoch + 1
+        flush(pending_start, pending)
+        final_logits = test_logits(np.arange(k_models))
+        final_metrics = metrics_from_logits(final_logits, y_test, test_ok, data.n_classes)
+        final_rows, _ = loss_and_grad(
+            final_logits, y_test.to(dtype) if final_logits.shape[-1] == 1 else y_test, test_ok.to(dtype), n_test
+        )
+        train_loss /= torch.tensor(n_train, dtype=dtype, device=device)
+        prob = _probabilities(final_logits)
+    seconds = time.perf_counter() - started
 
-        train_loss /= n_train_t
-        history = torch.empty((spec.epochs, k_models, len(HISTORY_METRICS)), dtype=dtype, device=device)
-        history[:, :, 0] = train_loss
-        chunk = max(1, 2_000_000 // max(1, k_models * x_test.shape[1] ** 2))
-        for start in range(0, spec.epochs, chunk):
-            logits = test_logits[start : start + chunk].flatten(0, 1)
-            n_ep = logits.shape[0] // k_models
-            yt = y_test.repeat(n_ep, 1)
-            ok = test_ok.repeat(n_ep, 1)
-            test_rows, _ = loss_and_grad(logits, yt, ok.to(dtype), n_test.repeat(n_ep))
-            history[start : start + n_ep, :, 1] = (test_rows.sum(1) / n_test.repeat(n_ep)).view(n_ep, k_models)
-            metrics = batched_metrics(_probabilities(logits), yt, ok, data.n_classes)
-            history[start : start + n_ep, :, 2:] = metrics.view(n_ep, k_models, -1)
-        prob = _probabilities(test_logits[-1])
-
+    loss_np = train_loss.cpu().numpy()
+    history[:, :, 0] = loss_np[:, tracked_sorted]
+    final = np.zeros((k_models, len(HISTORY_METRICS)), dtype=np.float32)
+    final[:, 0] = loss_np[-1]
+    final[:, 1] = (final_rows.sum(1) / n_test).cpu().numpy()
+    final[:, 2:] = final_metrics.cpu().numpy()
+    # Back to the caller's model order (the stack itself stays sorted; ``position`` maps into it).
+    history_order = np.argsort(order[tracked_sorted], kind="stable")
     return TrainResult(
         stack=stack,
-        history=history.cpu().numpy(),
-        keys=list(data.keys),
+        position=inverse,
+        history=history[:, history_order],
+        tracked=np.sort(order[tracked_sorted]),
+        final=final[inverse],
         device=str(device),
-        test_scores=prob.detach().cpu().numpy(),
-        test_index=np.where(test_valid, test_index, -1),
+        test_scores=prob.cpu().numpy()[inverse],
+        test_index=np.where(test_valid, test_index, -1)[data.split],
+        n_inputs=data.n_inputs,
+        hidden=list(spec.hidden),
+        flops=flops,
+        seconds=seconds,
     )
+
+
+@dataclass
+class _ChunkPlan:
+    """A slice ``lo .. hi`` of a step's active models, small enough for its activations to stay in cache."""
+
+    lo: int
+    hi: int
+    stack: StackedMLP
+    grads: list[torch.Tensor]
+    streams: torch.Tensor
+    labels: torch.Tensor | None
+    valid: torch.Tensor
+    n_valid: torch.Tensor
+
+
+@dataclass
+class _StepPlan:
+    """The fixed part of one step of every epoch: which models step, in which chunks, on which batch slots."""
+
+    active: int
+    start: int
+    stop: int
+    chunks: list[_ChunkPlan]
+    flops: float
+
+
+CHUNK_BYTES = 1 << 19
+"""Bytes of one hidden activation tensor of a chunk of models: small enough to stay in cache."""
+
+
+def _chunk_models(rows: int, sizes: Sequence[int]) -> int:
+    """Models per chunk: each elementwise pass over ``[chunk, rows, hidden]`` then runs in cache.
+
+    Activations of thousands of models at once (tens of MB) make every
+    elementwise operation wait on memory; a few dozen models at a time run
+    2-3 times faster, while a chunk still amortises the per-operation cost.
+    """
+    widest = max(sizes[1:]) if len(sizes) > 1 else 1
+    return max(1, CHUNK_BYTES // (4 * rows * widest))
+
+
+def _slice(stack: StackedMLP, lo: int, hi: int) -> StackedMLP:
+    """Models ``lo .. hi`` of a stack, as views."""
+    return StackedMLP(
+        [w[lo:hi] for w in stack.weights],
+        [b[lo:hi] for b in stack.biases],
+        stack.activation,
+        stack.dropout,
+        stack.n_classes,
+    )
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks for reuse instead of returning them to the OS.
+
+    By default glibc hands blocks above its mmap threshold back to the kernel on
+    free; a training step that frees and reallocates activations of a few MB
+    then page-faults on every first touch, which halves the speed of
+    elementwise operations. Peak memory is unchanged (freed blocks are reused).
+    Does nothing where glibc's ``mallopt`` is absent.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):
+        pass
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+"""glibc's mallopt parameter numbers (malloc.h)."""
+
+
+def _runs(ids: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Ascending positions ``ids`` as ``(lo, hi)`` ranges of consecutive positions, each at most ``limit`` long."""
+    out: list[tuple[int, int]] = []
+    if len(ids) == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    for run in np.split(ids, breaks):
+        for start in range(0, len(run), limit):
+            part = run[start : start + limit]
+            out.append((int(part[0]), int(part[-1]) + 1))
+    return out
+
+
+def _dropout_masks(
+    rngs: list[np.random.Generator],
+    n_steps: np.ndarray,
+    bs: int,
+    steps: int,
+    hidden: Sequence[int],
+    keep: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[torch.Tensor]:
+    """One epoch of inverted-dropout masks per hidden layer, ``[streams, steps, bs, h]``.
+
+    Each stream draws exactly the masks of its own minibatches from its own
+    generator, so its masks do not depend on the streams beside it.
+    """
+    out = []
+    for h in hidden:
+        masks = np.zeros((len(rngs), steps, bs, h), dtype=np.float32)
+        for k, rng in enumerate(rngs):
+            own = int(n_steps[k])
+            masks[k, :own] = (rng.random((own, bs, h)) < keep) / keep
+        out.append(torch.tensor(masks, dtype=dtype, device=device))
+    return out
 
 
 def permuted_labels(y: np.ndarray, train: np.ndarray, seed: int, split_id: str, permutation: int) -> np.ndarray:
     """Labels with the training rows' labels shuffled among themselves (a permutation null)."""
-    rng = np.random.default_rng(model_seed(seed, split_id, permutation).spawn(4)[3])
+    rng = stream_rng(seed, split_id, permutation, STREAM_LABELS)
     out = y.copy()
     rows = np.flatnonzero(train)
     out[rows] = y[rng.permutation(rows)]
     return out
 
 
-def model_set_from_scaled(
-    table, genes: Sequence[str], n_classes: int, permutations: int = 0, seed: int = 0
-) -> ModelSet:
-    """Build the K models of a panel from its scaled table (see :mod:`panelmlp.scaling`).
-
-    One model per split, then ``permutations`` label-shuffled copies of every
-    cross-validation split. Samples are aligned across splits by sample id.
-    """
-    split_ids = list(dict.fromkeys(table["split_id"]))
-    samples = sorted(set(table["sample_id"]))
-    position = {s: i for i, s in enumerate(samples)}
-    n, g = len(samples), len(genes)
-    x = np.zeros((len(split_ids), n, g), dtype=np.float32)
-    y = np.zeros((len(split_ids), n), dtype=np.int64)
-    train = np.zeros((len(split_ids), n), dtype=bool)
-    test = np.zeros((len(split_ids), n), dtype=bool)
-    kinds = {}
-    for s, (split_id, rows) in enumerate(table.groupby("split_id", sort=False)):
-        idx = rows["sample_id"].map(position).to_numpy()
-        x[s, idx] = rows[list(genes)].to_numpy(dtype=np.float32)
-        y[s, idx] = rows["y"].to_numpy()
-        train[s, idx] = (rows["role"] == "train").to_numpy()
-        test[s, idx] = (rows["role"] == "test").to_numpy()
-        kinds[split_id] = rows["kind"].iloc[0]
-    keys = [(sid, 0) for sid in split_ids]
-    split_index = list(range(len(split_ids)))
-    ys, trains, tests = list(y), list(train), list(test)
-    for p in range(1, permutations + 1):
-        for s, sid in enumerate(split_ids):
-            if kinds[sid] != "cv":
-                continue
-            keys.append((sid, p))
-            split_index.append(s)
-            ys.append(permuted_labels(y[s], train[s], seed, sid, p))
-            trains.append(train[s])
-            tests.append(test[s])
-    return ModelSet(
-        x=x,
-        y=np.stack(ys),
-        train=np.stack(trains),
-        test=np.stack(tests),
-        split_index=np.array(split_index),
-        keys=keys,
-        n_classes=n_classes,
-    )
-
-
-def train_step(
-    scaled: str,
-    model: Mapping,
-    permutations: int,
-    history_out: str,
-    checkpoints_dir: str,
-    permutations_out: str,
-    threads: int = 1,
-) -> None:
-    """scaled.parquet -> one checkpoint per split, history.parquet, permutations.parquet.
-
-    All models of the panel (every split, and ``permutations`` label-shuffled
-    copies of every cross-validation split) train together in one stacked pass.
-    """
-    table, meta = read_scaled(scaled)
-    genes, classes = meta["genes"], meta["classes"]
-    spec = TrainSpec.from_config(dict(model))
-    data = model_set_from_scaled(table, genes, len(classes), permutations=permutations, seed=spec.seed)
-    log.info(
-        "train: %d models (%d splits x real labels, %d permuted), device %s",
-        len(data.keys),
-        sum(p == 0 for _, p in data.keys),
-        sum(p > 0 for _, p in data.keys),
-        spec.device,
-    )
-    result = train_models(data, spec, threads=threads)
-    epochs = np.arange(1, spec.epochs + 1)
-    frames = []
-    perm_rows = []
-    kinds = table.groupby("split_id", sort=False)["kind"].first()
-    out_dir = Path(checkpoints_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hyper = {k: v for k, v in vars(spec).items()}
-    for k, (split_id, perm) in enumerate(result.keys):
-        if perm == 0:
-            frame = pd.DataFrame(result.history[:, k, :], columns=list(HISTORY_METRICS))
-            frame.insert(0, "epoch", epochs)
-            frame.insert(0, "kind", kinds[split_id])
-            frame.insert(0, "split_id", split_id)
-            frame["device"] = result.device
-            frames.append(frame)
-            scaler = meta["scalers"][split_id]
-            save_checkpoint(
-                out_dir / f"{split_id}.pt",
-                state_dict_of(result.stack, k, spec.hidden),
-                genes,
-                scaler["mean"],
-                scaler["scale"],
-                classes,
-                meta["positive"],
-                hyper,
-                split_id,
-                result.device,
-            )
-        else:
-            final = dict(zip(HISTORY_METRICS, result.history[-1, k, :].tolist(), strict=True))
-            perm_rows.append({"split_id": split_id, "permutation": perm, **final})
-    pd.concat(frames, ignore_index=True).to_parquet(history_out, index=False)
-    perm_frame = pd.DataFrame(perm_rows, columns=["split_id", "permutation", *HISTORY_METRICS]).astype(
-        {"split_id": "string", "permutation": "int64", **dict.fromkeys(HISTORY_METRICS, "float64")}
-    )
-    perm_frame.to_parquet(permutations_out, index=False)
+def achieved_gflops(result: TrainResult) -> float:
+    """GFLOP/s of a training run: its matrix-product work over its wall time."""
+    return result.flops / result.seconds / 1e9 if result.seconds > 0 else math.nan

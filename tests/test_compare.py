@@ -1,0 +1,148 @@
+"""Summaries across panels: the t-test, empirical p-values, Benjamini-Hochberg and the verdict under multiplicity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from panelmlp.compare import (
+    beats_random,
+    benjamini_hochberg,
+    corrected_ci,
+    corrected_t_p,
+    multiplicity_warnings,
+    percentile_in,
+    signal_level,
+    summarise,
+)
+from panelmlp.metrics import METRICS
+
+
+def test_benjamini_hochberg_matches_r_p_adjust():
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2, NA), "BH")
+    p = [0.01, 0.04, 0.03, 0.005, 0.2, math.nan]
+    q = benjamini_hochberg(p)
+    np.testing.assert_allclose(q[:5], [0.025, 0.05, 0.05, 0.025, 0.2])
+    assert math.isnan(q[5])
+    assert benjamini_hochberg([]).shape == (0,)
+    assert benjamini_hochberg([0.3]).tolist() == [0.3]
+
+
+def test_one_sided_t_test_agrees_with_the_interval():
+    """p < 0.025 exactly when the two-sided 95% interval lies above 0.5."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = rng.normal(rng.uniform(0.4, 0.8), rng.uniform(0.01, 0.2), size=10)
+        _, _, low, _ = corrected_ci(values, 0.25)
+        p = corrected_t_p(values, 0.25)
+        assert (p < 0.025) == (low > 0.5)
+    assert corrected_t_p(np.array([1.0, 1.0, 1.0]), 0.25) == 0.0
+    assert corrected_t_p(np.array([0.5, 0.5]), 0.25) == 1.0
+    assert math.isnan(corrected_t_p(np.array([0.7]), 0.25))
+
+
+def test_percentile_counts_ties_half():
+    assert percentile_in(0.6, np.array([0.5, 0.6, 0.7, 0.4])) == pytest.approx(100 * 2.5 / 4)
+    assert math.isnan(percentile_in(0.6, np.array([])))
+
+
+def _metrics(panels: dict[str, list[float]], collection: str = "") -> pd.DataFrame:
+    rows = []
+    for panel, values in panels.items():
+        for i, v in enumerate(values):
+            rows.append(
+                {
+                    "collection": collection,
+                    "panel": panel,
+                    "model": "mlp",
+                    "split_id": f"cv_r1_f{i + 1}",
+                    "kind": "cv",
+                    "n_train": 80,
+                    "n_test": 20,
+                    **dict.fromkeys(METRICS, v),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _random_nulls(size: int, means: list[float], splits: int = 5, copies: int = 1) -> pd.DataFrame:
+    rows = [
+        {
+            "kind": "random",
+            "collection": "",
+            "panel": "",
+            "size": size,
+            "replicate": r + 1,
+            "split_id": f"cv_r1_f{s + 1}",
+            "roc_auc": m,
+        }
+        for _ in range(copies)
+        for r, m in enumerate(means)
+        for s in range(splits)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_random_panel_p_value_per_size_and_draws_counted_once():
+    metrics = _metrics({"a": [0.8] * 5, "b": [0.55] * 5, "c": [0.9] * 5})
+    nulls = pd.concat([_random_nulls(10, [0.5, 0.6, 0.7, 0.85], copies=2), _random_nulls(3, [0.95, 0.97])])
+    sizes = {("", "a"): 10, ("", "b"): 10, ("", "c"): 3}
+    out = summarise(metrics, nulls, sizes).set_index(["panel", "metric"])
+    a, b, c = (out.loc[(p, "roc_auc")] for p in "abc")
+    assert a["n_random"] == 4 and a["random_p"] == pytest.approx((1 + 1) / 5)  # one draw (0.85) beats 0.8
+    assert a["random_pct"] == pytest.approx(75.0)
+    assert b["random_p"] == pytest.approx((1 + 3) / 5)
+    assert c["n_random"] == 2 and c["random_p"] == pytest.approx(1.0)
+    # q-values over the three panels
+    np.testing.assert_allclose(
+        out.xs("roc_auc", level="metric").loc[["a", "b", "c"], "random_q"],
+        benjamini_hochberg([a["random_p"], b["random_p"], c["random_p"]]),
+    )
+
+
+def test_many_noise_panels_are_not_called_signal():
+    """Among 200 noise panels some intervals exclude 0.5 by chance; after BH none is a signal."""
+    rng = np.random.default_rng(1)
+    # CV folds of one panel share most samples, so a panel's folds move together: a chance offset per panel.
+    panels = {
+        f"set{i:03d}": list(np.clip(rng.normal(0.5 + rng.normal(0, 0.04), 0.06, size=5), 0, 1)) for i in range(200)
+    }
+    panels["real"] = [0.86, 0.9, 0.88, 0.92, 0.87]
+    out = summarise(_metrics(panels, "screen"))
+    auc = out[out.metric == "roc_auc"].set_index("panel")
+    lucky = auc[(auc.index != "real") & (auc.ci_low > 0.5)]
+    assert len(lucky) > 0  # chance alone lifts some intervals above 0.5 ...
+    levels = {p: signal_level(row) for p, row in auc.iterrows()}
+    assert all(levels[p] == "unconfirmed" for p in lucky.index)  # ... but their q-values are not below 0.05
+    assert levels["real"] == "signal" and auc.loc["real", "t_q"] < 0.05
+
+
+def test_signal_level_needs_the_permutation_q_value_too():
+    row = {
+        "cv_mean": 0.8,
+        "ci_low": 0.7,
+        "ci_high": 0.9,
+        "t_p": 0.001,
+        "t_q": 0.002,
+        "n_permutations": 99,
+        "perm_q": 0.2,
+    }
+    assert signal_level(row) == "unconfirmed"
+    assert signal_level({**row, "perm_q": 0.01}) == "signal"
+    assert signal_level({**row, "n_permutations": 0}) == "signal"
+    assert signal_level({**row, "ci_low": 0.45}) == "none"
+    assert signal_level({"cv_mean": 0.3, "ci_low": 0.2, "ci_high": 0.4}) == "below"
+    assert signal_level({"cv_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan}) == "unknown"
+    assert beats_random({"n_random": 0}) == "not run"
+    assert beats_random({"n_random": 100, "random_q": 0.01}) == "yes"
+
+
+def test_multiplicity_warnings_say_when_q_cannot_reach_alpha():
+    assert multiplicity_warnings(1, 0, 0) == []
+    assert "can never reach" in multiplicity_warnings(1, 10, 0)[0]
+    assert multiplicity_warnings(1, 99, 0) == []
+    (warning,) = multiplicity_warnings(50, 0, 200)
+    assert "evaluate.random_panels=200 with 50 panels" in warning and "999" in warning
+    assert multiplicity_warnings(50, 0, 2000) == []

@@ -1,0 +1,17 @@
+from panelmlp.fit import fit_unit
+from panelmlp.runner import run
+
+run(
+    snakemake.log,
+    fit_unit,
+    unit=snakemake.params.unit,
+    cohort=snakemake.input.cohort,
+    splits_path=snakemake.input.splits,
+    labels_json=snakemake.input.labels,
+    model=snakemake.params.model,
+    permutations=snakemake.params.permutations,
+    random_panels=snakemake.params.random_panels,
+    logreg_c=snakemake.params.logreg_c,
+    out_dir=snakemake.params.out_dir,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,512 @@
+"""One fit job: every panel of a unit trained, scored against baselines and saved, in one process.
+
+A unit is a named panel, or one part of a gene-set collection (up to
+``resources.panels_per_job`` sets). Its job reads the raw values of the genes it
+needs once, trains all of its models in a few stacked passes (panels grouped by
+width, narrower panels zero-padded), scores every split's test rows for the
+MLP and the baselines, and writes, under ``results/panels/{unit}/``:
+
+- ``panels.tsv``: every panel of the unit (for a collection, every set of the
+  part, kept or skipped, with its coverage and the reason);
+- ``history.parquet``: per panel, split and epoch, the training and test loss
+  and the test metrics;
+- ``metrics.tsv`` and ``predictions.parquet``: per panel, model and split;
+- ``nulls.parquet``: last-epoch metrics of the permutation nulls (per panel)
+  and of the random-panel nulls (per panel size);
+- ``checkpoints/{panel}/{split}.pt`` and ``fit.json`` (what was trained, how fast).
+
+Random-panel nulls (Venet et al. 2011) are gene sets drawn from all of the
+cohort's expression genes, ``evaluate.random_panels`` per panel size. A size's
+pool is drawn from its own seed, so every job that needs it draws, and trains,
+the same sets; panels of one size share one pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .baselines import logreg_proba, majority_proba
+from .checkpoint import save_checkpoint
+from .errors import PanelMlpError
+from .gmt import panel_dir_name, panel_dir_names, read_gmt, resolve_sets
+from .io import read_cohort_genes
+from .metrics import classification_metrics, predicted_classes
+from .panels import check_panel, panel_genes
+from .scaling import read_matrix, split_statistics
+from .train import HISTORY_METRICS, ModelSet, TrainSpec, permuted_labels, train_models
+
+log = logging.getLogger("panelmlp")
+
+RANDOM_SEED_TAG = 0x52414E44
+"""Mixed into the seed of the random-panel draws, so they never coincide with another stream."""
+
+GROUP_OVERHEAD_FLOPS = 2e7
+"""Fixed cost of one more stacked pass per step, in floating-point operations (about a millisecond)."""
+
+PANEL_COLUMNS = [
+    "unit",
+    "collection",
+    "panel",
+    "directory",
+    "description",
+    "n_listed",
+    "n_found",
+    "coverage",
+    "status",
+    "reason",
+    "hint",
+    "genes",
+    "genes_missing",
+]
+"""Columns of panels.tsv."""
+
+NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", *HISTORY_METRICS]
+"""Columns of nulls.parquet: ``kind`` is ``permutation`` (per panel) or ``random`` (per size; panel empty)."""
+
+
+@dataclass
+class Panel:
+    """A panel to train: its name, its collection ('' for a named panel), its directory name and genes."""
+
+    name: str
+    collection: str
+    directory: str
+    genes: list[str]
+
+
+@dataclass
+class ModelKey:
+    """What one trained model is: a panel's real model, or a null."""
+
+    kind: str
+    """``panel``, ``permutation`` or ``random``."""
+    panel: int
+    """Index into the unit's panels; -1 for a random-panel null."""
+    split: int
+    replicate: int
+    """0 for a real model; the permutation or random draw number (from 1) for a null."""
+    cols: np.ndarray
+    """Column indices into the job's gene list."""
+
+
+def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], pd.DataFrame]:
+    """The panels a unit trains, and its panels table (for a collection part: kept and skipped sets).
+
+    ``unit`` is the fit rule's ``params.unit``: ``{"name", "collection": "", "panel", "spec"}``
+    for a named panel, or ``{"name", "collection", "gmt", "sets", "min_size",
+    "max_size", "min_coverage"}`` for a part of a collection. A named panel that
+    lists a gene the cohort lacks stops the run; a collection drops such genes
+    and records the coverage.
+    """
+    if not unit.get("collection"):
+        name = str(unit["panel"])
+        genes = panel_genes(name, unit["spec"], available)
+        check_panel(name, genes, available)
+        panel = Panel(name, "", panel_dir_name(name), genes)
+        row = {
+            "unit": unit["name"],
+            "collection": "",
+            "panel": name,
+            "directory": panel.directory,
+            "description": "",
+            "n_listed": len(genes),
+            "n_found": len(genes),
+            "coverage": 1.0,
+            "status": "kept",
+            "reason": "",
+            "hint": "",
+            "genes": " ".join(genes),
+            "genes_missing": "",
+        }
+        return [panel], pd.DataFrame([row], columns=PANEL_COLUMNS)
+    collection = str(unit["collection"])
+    sets = read_gmt(unit["gmt"])
+    directories = dict(zip([s.name for s in sets], panel_dir_names([s.name for s in sets]), strict=True))
+    wanted = list(unit["sets"])
+    by_name = {s.name: s for s in sets}
+    gone = [n for n in wanted if n not in by_name]
+    if gone:
+        raise PanelMlpError(
+            f"{unit['gmt']}: sets {gone[:3]} changed while the workflow ran; rerun snakemake so the collection is re-read"
+        )
+    table = resolve_sets(
+        [by_name[n] for n in wanted],
+        available,
+        min_size=int(unit.get("min_size", 1)),
+        max_size=unit.get("max_size"),
+        min_coverage=float(unit.get("min_coverage", 0.0)),
+    )
+    frame = pd.DataFrame(
+        {
+            "unit": unit["name"],
+            "collection": collection,
+            "panel": table["name"],
+            "directory": [directories[n] for n in table["name"]],
+            "description": table["description"],
+            "n_listed": table["n_listed"],
+            "n_found": table["n_found"],
+            "coverage": table["coverage"],
+            "status": table["status"],
+            "reason": table["reason"],
+            "hint": table["hint"],
+            "genes": [" ".join(g) for g in table["genes_found"]],
+            "genes_missing": [" ".join(g) for g in table["genes_missing"]],
+        },
+        columns=PANEL_COLUMNS,
+    )
+    panels = [
+        Panel(name, collection, directories[name], list(genes))
+        for name, genes, status in zip(table["name"], table["genes_found"], table["status"], strict=True)
+        if status == "kept"
+    ]
+    return panels, frame
+
+
+def random_gene_sets(n_available: int, size: int, count: int, seed: int) -> np.ndarray:
+    """``count`` random sets of ``size`` distinct gene indices out of ``n_available``, ``[count, size]``.
+
+    Drawn from a generator seeded by ``(seed, size)`` alone, so every job that
+    needs the pool of a size draws the same sets in the same order.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, RANDOM_SEED_TAG, size]))
+    return np.stack([rng.choice(n_available, size=size, replace=False) for _ in range(count)]).reshape(count, size)
+
+
+def group_by_width(widths: Sequence[int], counts: Sequence[int], hidden: int) -> list[list[int]]:
+    """Cut widths (sorted ascending) into contiguous groups trained as one stack each, cheapest overall.
+
+    A group costs a fixed :data:`GROUP_OVERHEAD_FLOPS` per step plus, for each
+    of its models, the first layer at the group's widest input (narrower models
+    are zero-padded): ``6 * width * hidden`` operations per row. Dynamic
+    programming over the sorted widths finds the cheapest cut. Returns index
+    lists into ``widths``.
+    """
+    order = np.argsort(widths, kind="stable")
+    w = np.asarray(widths, dtype=float)[order]
+    c = np.asarray(counts, dtype=float)[order]
+    n = len(w)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=int)
+    prefix = np.r_[0.0, np.cumsum(c)]
+    for j in range(1, n + 1):
+        for i in range(j):
+            cost = best[i] + GROUP_OVERHEAD_FLOPS + 6.0 * w[j - 1] * max(hidden, 1) * 32 * (prefix[j] - prefix[i])
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups = []
+    j = n
+    while j > 0:
+        groups.append([int(k) for k in order[cut[j] : j]])
+        j = cut[j]
+    return groups[::-1]
+
+
+def _labelled(splits: pd.DataFrame) -> tuple[list[str], list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Samples (sorted), split ids and kinds, labels ``[N]`` and train/test masks ``[S, N]`` of a split table."""
+    split_ids = list(dict.fromkeys(splits["split_id"]))
+    samples = sorted(set(splits["sample_id"]))
+    position = {s: i for i, s in enumerate(samples)}
+    y = np.zeros(len(samples), dtype=np.int64)
+    train = np.zeros((len(split_ids), len(samples)), dtype=bool)
+    test = np.zeros_like(train)
+    kinds = []
+    for s, (_, rows) in enumerate(splits.groupby("split_id", sort=False)):
+        idx = rows["sample_id"].map(position).to_numpy()
+        y[idx] = rows["y"].to_numpy()
+        train[s, idx] = (rows["role"] == "train").to_numpy()
+        test[s, idx] = (rows["role"] == "test").to_numpy()
+        kinds.append(str(rows["kind"].iloc[0]))
+    return samples, split_ids, kinds, y, train, test
+
+
+def fit_unit(
+    unit: Mapping,
+    cohort: str,
+    splits_path: str,
+    labels_json: str,
+    model: Mapping,
+    permutations: int,
+    random_panels: int,
+    logreg_c: float,
+    out_dir: str,
+    threads: int = 1,
+) -> dict:
+    """cohort + splits -> every output of one unit under ``out_dir`` (see the module docstring)."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    available = read_cohort_genes(cohort)
+    panels, panel_table = resolve_unit(unit, available)
+    label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
+    classes, positive = list(label_info["classes"]), label_info.get("positive")
+    n_classes = len(classes)
+    sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
+    samples, split_ids, kinds, y, train, test = _labelled(pd.read_parquet(splits_path))
+    cv = [s for s, kind in enumerate(kinds) if kind == "cv"]
+    spec = TrainSpec.from_config(dict(model))
+
+    # Every gene a model reads: the panels', and the random pools' (drawn from all expression genes).
+    sizes = sorted({len(p.genes) for p in panels if len(p.genes) < len(available)}) if random_panels and cv else []
+    pools = {n: random_gene_sets(len(available), n, random_panels, spec.seed) for n in sizes}
+    index_of = {g: i for i, g in enumerate(available)}
+    used = sorted({index_of[g] for p in panels for g in p.genes} | {int(i) for v in pools.values() for i in v.flat})
+    genes = [available[i] for i in used]
+    column = {g: j for j, g in enumerate(genes)}
+    x = read_matrix(cohort, sample_id, genes, samples) if genes else np.zeros((len(samples), 0), np.float32)
+    mean, scale = split_statistics(x, train)
+    n_missing = int(np.isnan(x).sum())
+
+    # Labels: real ones, then one permuted labelling per (CV split, permutation), shared by all panels.
+    labels = [y]
+    label_row: dict[tuple[int, int], int] = {}
+    streams: list[tuple[str, int]] = [(sid, 0) for sid in split_ids]
+    stream_of: dict[tuple[int, int], int] = {(s, 0): s for s in range(len(split_ids))}
+    for perm in range(1, permutations + 1):
+        for s in cv:
+            label_row[(s, perm)] = len(labels)
+            labels.append(permuted_labels(y, train[s], spec.seed, split_ids[s], perm))
+            stream_of[(s, perm)] = len(streams)
+            streams.append((split_ids[s], perm))
+
+    keys: list[ModelKey] = []
+    for p, panel in enumerate(panels):
+        cols = np.array([column[g] for g in panel.genes], dtype=np.int64)
+        keys += [ModelKey("panel", p, s, 0, cols) for s in range(len(split_ids))]
+        keys += [ModelKey("permutation", p, s, perm, cols) for perm in range(1, permutations + 1) for s in cv]
+    for draws in pools.values():
+        for r, draw in enumerate(draws, start=1):
+            cols = np.array([column[available[i]] for i in draw], dtype=np.int64)
+            keys += [ModelKey("random", -1, s, r, cols) for s in cv]
+
+    widths = sorted({len(k.cols) for k in keys})
+    counts = [sum(len(k.cols) == w for k in keys) for w in widths]
+    groups = group_by_width(widths, counts, spec.hidden[0] if spec.hidden else 1)
+    log.info(
+        "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random) in %d stacked pass(es)",
+        unit["name"],
+        len(panels),
+        int((panel_table["status"] == "skipped").sum()),
+        len(genes),
+        len(keys),
+        sum(k.kind == "panel" for k in keys),
+        sum(k.kind == "permutation" for k in keys),
+        sum(k.kind == "random" for k in keys),
+        len(groups),
+    )
+
+    history_parts, metric_rows, prediction_parts, null_rows = [], [], [], []
+    hyper = dict(vars(spec))
+    train_seconds, train_flops, device = 0.0, 0.0, spec.device
+    labels_np = np.stack(labels)
+    for group in groups:
+        group_widths = {widths[i] for i in group}
+        members = [i for i, k in enumerate(keys) if len(k.cols) in group_widths]
+        width = max(group_widths)
+        chosen = [keys[i] for i in members]
+        cols = np.full((len(chosen), width), -1, dtype=np.int64)
+        for i, k in enumerate(chosen):
+            cols[i, : len(k.cols)] = k.cols
+        used_streams = sorted({stream_of[(k.split, k.replicate if k.kind == "permutation" else 0)] for k in chosen})
+        stream_index = {s: i for i, s in enumerate(used_streams)}
+        data = ModelSet(
+            x=x,
+            mean=mean,
+            scale=scale,
+            cols=cols,
+            split=np.array([k.split for k in chosen]),
+            labels=labels_np,
+            label=np.array([label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in chosen]),
+            stream=np.array(
+                [stream_index[stream_of[(k.split, k.replicate if k.kind == "permutation" else 0)]] for k in chosen]
+            ),
+            streams=[streams[s] for s in used_streams],
+            train=train,
+            test=test,
+            tracked=np.array([k.kind == "panel" for k in chosen]),
+            n_classes=n_classes,
+        )
+        result = train_models(data, spec, threads=threads)
+        train_seconds += result.seconds
+        train_flops += result.flops
+        device = result.device
+        tracked_pos = {int(m): j for j, m in enumerate(result.tracked)}
+        for i, k in enumerate(chosen):
+            if k.kind != "panel":
+                panel_name = panels[k.panel].name if k.panel >= 0 else ""
+                collection = panels[k.panel].collection if k.panel >= 0 else ""
+                null_rows.append(
+                    [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *result.final[i]]
+                )
+                continue
+            panel = panels[k.panel]
+            history_parts.append((panel, k.split, result.history[:, tracked_pos[i]], result.device))
+            scores = result.test_scores[i]
+            rows = result.test_index[i]
+            n_test = int((rows >= 0).sum())
+            proba_mlp = scores[:n_test]
+            proba_mlp = np.c_[1 - proba_mlp, proba_mlp] if n_classes == 2 else proba_mlp
+            test_rows = rows[:n_test]
+            mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
+            train_rows = np.flatnonzero(train[k.split])
+            z_train = np.nan_to_num((x[np.ix_(train_rows, k.cols)] - mean_s) / scale_s)
+            z_test = np.nan_to_num((x[np.ix_(test_rows, k.cols)] - mean_s) / scale_s)
+            probas = {
+                "mlp": proba_mlp,
+                "majority": majority_proba(y[train_rows], n_test, n_classes),
+                "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
+            }
+            for name, proba in probas.items():
+                metric_rows.append(
+                    {
+                        "collection": panel.collection,
+                        "panel": panel.name,
+                        "model": name,
+                        "split_id": split_ids[k.split],
+                        "kind": kinds[k.split],
+                        "n_train": len(train_rows),
+                        "n_test": n_test,
+                        **classification_metrics(y[test_rows], proba),
+                    }
+                )
+                prediction_parts.append(
+                    _predictions(panel, name, split_ids[k.split], kinds[k.split], samples, test_rows, y, proba, classes)
+                )
+            save_checkpoint(
+                _checkpoint_path(out, panel, split_ids[k.split]),
+                result.state_dict(i),
+                panel.genes,
+                mean_s,
+                scale_s,
+                classes,
+                positive,
+                hyper,
+                split_ids[k.split],
+                result.device,
+            )
+        del result, data
+
+    panel_table.to_csv(out / "panels.tsv", sep="\t", index=False)
+    _write_history(out / "history.parquet", history_parts, split_ids, kinds, spec.epochs)
+    metric_frame = pd.DataFrame(metric_rows)
+    if metric_frame.empty:
+        metric_frame = pd.DataFrame(columns=["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"])
+    metric_frame.to_csv(out / "metrics.tsv", sep="\t", index=False, float_format="%.6g")
+    predictions = pd.concat(prediction_parts, ignore_index=True) if prediction_parts else _empty_predictions()
+    predictions.to_parquet(out / "predictions.parquet", index=False)
+    nulls = pd.DataFrame(null_rows, columns=NULL_COLUMNS).astype(
+        {
+            "kind": "string",
+            "collection": "string",
+            "panel": "string",
+            "size": "int64",
+            "replicate": "int64",
+            "split_id": "string",
+            **dict.fromkeys(HISTORY_METRICS, "float64"),
+        }
+    )
+    nulls.to_parquet(out / "nulls.parquet", index=False)
+    summary = {
+        "unit": unit["name"],
+        "panels": len(panels),
+        "skipped": int((panel_table["status"] == "skipped").sum()),
+        "genes_read": len(genes),
+        "samples": len(samples),
+        "missing_values": n_missing,
+        "models": {kind: sum(k.kind == kind for k in keys) for kind in ("panel", "permutation", "random")},
+        "stacked_passes": len(groups),
+        "device": device,
+        "epochs": spec.epochs,
+        "train_seconds": round(train_seconds, 3),
+        "train_gflop": round(train_flops / 1e9, 3),
+        "train_gflops_per_s": round(train_flops / train_seconds / 1e9, 3) if train_seconds > 0 else None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("fit %s: %s", unit["name"], json.dumps(summary))
+    return summary
+
+
+def _checkpoint_path(out: Path, panel: Panel, split_id: str) -> Path:
+    folder = out / "checkpoints" / panel.directory
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{split_id}.pt"
+
+
+def _predictions(
+    panel: Panel,
+    model: str,
+    split_id: str,
+    kind: str,
+    samples: Sequence[str],
+    rows: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+) -> pd.DataFrame:
+    """One model's test predictions of one split."""
+    names = np.asarray(classes, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "collection": panel.collection,
+            "panel": panel.name,
+            "model": model,
+            "split_id": split_id,
+            "kind": kind,
+            "sample_id": np.asarray(samples, dtype=object)[rows],
+            "true_label": names[y[rows]],
+            "predicted_label": names[predicted_classes(proba)],
+            "probability": proba[:, -1] if len(classes) == 2 else proba.max(axis=1),
+        }
+    )
+    if len(classes) > 2:
+        for c, name in enumerate(classes):
+            frame[f"prob_{name}"] = proba[:, c]
+    return frame
+
+
+def _empty_predictions() -> pd.DataFrame:
+    columns = ["collection", "panel", "model", "split_id", "kind", "sample_id", "true_label", "predicted_label"]
+    frame = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+    frame["probability"] = pd.Series(dtype="float64")
+    return frame
+
+
+def _write_history(
+    path: Path,
+    parts: list[tuple[Panel, int, np.ndarray, str]],
+    split_ids: Sequence[str],
+    kinds: Sequence[str],
+    epochs: int,
+) -> None:
+    """Per-epoch history of every real model, as one parquet (names dictionary-encoded, values float32)."""
+    n = len(parts)
+    values = np.concatenate([h for _, _, h, _ in parts]) if parts else np.zeros((0, len(HISTORY_METRICS)), np.float32)
+
+    def repeated(items: Sequence[str]) -> pa.DictionaryArray:
+        dictionary = list(dict.fromkeys(items))
+        index = {v: i for i, v in enumerate(dictionary)}
+        codes = np.repeat(np.array([index[v] for v in items], dtype=np.int32), epochs)
+        return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary, type=pa.string()))
+
+    columns = {
+        "collection": repeated([p.collection for p, _, _, _ in parts]),
+        "panel": repeated([p.name for p, _, _, _ in parts]),
+        "split_id": repeated([split_ids[s] for _, s, _, _ in parts]),
+        "kind": repeated([kinds[s] for _, s, _, _ in parts]),
+        "epoch": pa.array(np.tile(np.arange(1, epochs + 1, dtype=np.int32), n)),
+    }
+    for j, metric in enumerate(HISTORY_METRICS):
+        columns[metric] = pa.array(values[:, j].astype(np.float32))
+    columns["device"] = repeated([d for _, _, _, d in parts])
+    pq.write_table(pa.table(columns), path)

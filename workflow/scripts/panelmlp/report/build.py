@@ -1,0 +1,173 @@
+"""Assembling the report: read the run, rank the panels, build each section, write one HTML file.
+
+The per-unit tables are read one unit at a time and turned into each panel's
+details right away (facts for its verdict, figures as JSON), so memory follows
+the largest unit. The output is deterministic: ids come from panel names,
+numbers are rounded the same way each time, and no time stamp is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import plotly.offline
+
+from .. import __version__
+from ..versions import library_versions
+from .accounting import accounting_section, balance_section
+from .comparison import comparison_section
+from .detail import Context, detail_block, guide, panel_figures
+from .figures import TEMPLATE, points_per_curve
+from .genesets import genesets_section
+from .inputs import (
+    Panel,
+    Run,
+    as_list,
+    pair_data,
+    pair_genes,
+    panels_of,
+    permutation_means,
+    random_pools,
+    read_run,
+    unit_tables,
+)
+from .nulls import nulls_section
+from .page import Figures, Ids, caption, esc, page, section, table_of_contents
+from .provenance import provenance_section
+from .ranking import ranked_table
+from .verdict import FEW_PANELS, boxes_shown, panel_facts, verdict_section_body
+
+log = logging.getLogger("panelmlp")
+
+DEFAULT_PAIRPLOT_GENES = 5
+"""Genes drawn in a pair plot when the config does not say (``report.pairplot_max_genes``)."""
+
+
+def null_counts(config: Mapping, panels: Sequence[Panel]) -> tuple[int, int]:
+    """Permutations per panel and random gene sets per size: as configured, else as found in the summary."""
+    evaluate = config.get("evaluate") or {}
+    found_perm = max((int(p.auc["n_permutations"] or 0) for p in panels), default=0)
+    found_random = max((int(p.auc["n_random"] or 0) for p in panels), default=0)
+    permutations = evaluate.get("permutations")
+    random_panels = evaluate.get("random_panels")
+    return (
+        int(permutations) if permutations is not None else found_perm,
+        int(random_panels) if random_panels is not None else found_random,
+    )
+
+
+def make_context(inputs: Mapping, run: Run, panels: Sequence[Panel], config: Mapping, random_panels: int) -> Context:
+    """What every panel's details share: pair-plot values (one read of the cohort), null distributions, labels."""
+    max_genes = int((config.get("report") or {}).get("pairplot_max_genes") or DEFAULT_PAIRPLOT_GENES)
+    genes = pair_genes(panels, max_genes)
+    pair = pair_data(str(inputs["cohort"]), str(inputs["splits"]), [g for gs in genes.values() for g in gs])
+    return Context(
+        labels=run.labels,
+        classes=run.classes,
+        positive=run.positive,
+        pair=pair,
+        pair_genes=genes,
+        permutation_nulls=permutation_means(run.nulls),
+        random_pools=random_pools(run.nulls),
+        n_panels=len(panels),
+        random_panels=random_panels,
+        explain=len(panels) <= FEW_PANELS,
+        points=points_per_curve(len(panels)),
+    )
+
+
+def detail_blocks(inputs: Mapping, panels: Sequence[Panel], ctx: Context) -> dict[tuple[str, str], str]:
+    """Every panel's details block, unit by unit; sets each panel's facts for its verdict on the way."""
+    by_key = {p.key: p for p in panels}
+    up_front = {p.key for p in boxes_shown(panels)}
+    blocks: dict[tuple[str, str], str] = {}
+    open_ = ctx.explain
+    for unit in unit_tables(inputs):
+        for key, metrics in unit.metrics.items():
+            panel = by_key.get(key)
+            if panel is None:
+                continue
+            history, predictions = unit.history.get(key), unit.predictions.get(key)
+            panel.facts = panel_facts(metrics, history)
+            figs, notes = panel_figures(panel, history, predictions, ctx)
+            blocks[key] = detail_block(panel, figs, notes, ctx, open_, key in up_front)
+    for panel in panels:
+        if panel.key not in blocks:
+            missing = {"curves": "No outputs of this panel were given."}
+            blocks[panel.key] = detail_block(panel, {}, missing, ctx, open_, panel.key in up_front)
+    return blocks
+
+
+def details_section(panels: Sequence[Panel], blocks: Mapping[tuple[str, str], str], ctx: Context) -> str:
+    """All panels' details in rank order, with the figure guide once on top when they are many."""
+    if ctx.explain:
+        intro = "Each panel's verdict and figures. Click a panel's line to fold it."
+    else:
+        intro = (
+            f"Each of the {len(panels)} panels in rank order; click one (or its name in the ranked table) to open its verdict "
+            "and draw its figures."
+        )
+    body = caption(intro) + ("" if ctx.explain else guide()) + "\n".join(blocks[p.key] for p in panels)
+    return section("details", body)
+
+
+def subtitle(run: Run, panels: Sequence[Panel]) -> str:
+    """Target, classes, what was tested, and the version."""
+    labels = run.labels
+    collections = sorted({p.collection for p in panels if p.collection})
+    named = [p.name for p in panels if not p.collection]
+    parts = [esc(", ".join(named))] if named and len(named) <= 5 else []
+    parts += [f"collection{'s' if len(collections) != 1 else ''} {esc(', '.join(collections))}"] if collections else []
+    tested = f"{len(panels)} panel{'s' if len(panels) != 1 else ''}" + (f" ({'; '.join(parts)})" if parts else "")
+    return (
+        f"Target <b>{esc(labels.get('target', '?'))}</b>, classes {esc(', '.join(labels.get('classes', [])))} "
+        f"(positive: {esc(run.positive)}); {tested}. Generated by panelmlp {esc(__version__)}."
+    )
+
+
+def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out: str) -> None:
+    """Write the HTML report of a run to ``out``.
+
+    ``inputs`` has the paths ``accounting``, ``quarantine``, ``labels``,
+    ``cohort``, ``splits``, ``summary`` and ``panels``, and lists (one path per
+    unit, in the same order) ``history``, ``metrics``, ``predictions`` and
+    ``nulls``.
+    """
+    started = time.perf_counter()
+    run = read_run(inputs)
+    panels = panels_of(run.summary, run.panel_table)
+    ids = Ids()
+    for p in panels:
+        p.anchor = ids.make("panel", f"{p.collection}-{p.name}" if p.collection else p.name)
+    permutations, random_panels = null_counts(config, panels)
+    ctx = make_context(inputs, run, panels, config, random_panels)
+    blocks = detail_blocks(inputs, panels, ctx)
+    slots = Figures()
+    verdict = verdict_section_body(panels, run.labels, ranked_table(panels), permutations, random_panels)
+    sections = [
+        section("verdict", verdict),
+        genesets_section(run.panel_table, config),
+        accounting_section(run.accounting, run.quarantine, run.labels),
+        balance_section(run.labels, slots),
+        comparison_section(panels, run.summary, slots),
+        nulls_section(panels, ctx.random_pools, slots),
+        details_section(panels, blocks, ctx),
+        provenance_section(config, library_versions()),
+    ]
+    title = str((config.get("report") or {}).get("title") or "panelmlp report")
+    links = {"details": [(p.anchor, p.label) for p in panels]} if len(panels) <= FEW_PANELS else {}
+    toc = table_of_contents(links)
+    text = page(title, subtitle(run, panels), toc, sections, plotly.offline.get_plotlyjs(), TEMPLATE)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text, encoding="utf-8")
+    log.info(
+        "report: %s (%d bytes, %d panels, %d units, %.1f s)",
+        out,
+        len(text.encode()),
+        len(panels),
+        len(as_list(inputs.get("metrics", []))),
+        time.perf_counter() - started,
+    )

@@ -1,0 +1,205 @@
+"""Each panel's details: its verdict and six figures, drawn only when the reader opens the panel.
+
+A panel's figures (pair plot, training curves, ROC and PR curves, confusion
+matrices, permutation null, random-gene-set null) are one JSON block inside its
+``<details>``; the page draws them when the block opens, so a report of 200
+panels loads about as fast as one of three. With few panels the blocks start
+open, hold plain JSON, and every figure carries its full caption, so a small
+report reads as a whole; with many, the blocks start closed and are
+gzip-compressed (:func:`page.packed_block`) to keep the file small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import figures, nulls
+from .figures import Figure
+from .inputs import Key, PairData, Panel, Rows
+from .page import caption, collapsed, esc, fmt, json_block, packed_block
+from .verdict import tag, verdict_box
+
+GUIDE = {
+    "pair": (
+        "Each dot is one labelled sample, coloured by class; each small plot compares two genes. Values are standardised "
+        "(0 = training mean, 1 = one standard deviation). Separate colour clouds would hint at signal; fully overlapping clouds "
+        "mean these genes, taken two at a time, do not tell the classes apart. Looking is not testing: with many genes some "
+        "pairs separate by chance."
+    ),
+    "curves": (
+        "Blue: mean over the CV splits, with the shaded band showing mean ± 1 standard deviation across splits; red: the holdout split. "
+        "Loss panel: dotted lines are the training loss, solid lines the test loss; the other panels are measured on each split's "
+        "test samples after every epoch. A test loss that climbs while the training loss keeps falling means the network is "
+        "memorising its training samples (overfitting). ROC-AUC's dashed line marks chance (0.5). These curves describe "
+        "training; the verdict uses the final epoch only."
+    ),
+    "rocpr": (
+        "Left: ROC curve, the share of positive samples caught (true positive rate) against the share of other samples wrongly "
+        "flagged, as the probability threshold moves; the diagonal is chance. Right: precision-recall curve; the dashed line is "
+        "the share of positives, what a random ranking gets. Solid lines pool the test predictions of all CV folds (each sample "
+        "appears once per CV repeat), dotted lines the holdout split alone. The pooled AUC can differ from the per-fold mean in "
+        "the verdict. The majority baseline is not drawn: it gives every sample the same score, so its curves are the dashed chance lines."
+    ),
+    "confusion": (
+        "The MLP's confusion matrices: rows are the true class, columns the predicted class (probability ≥ 0.5 for the positive "
+        "class with two classes); counts with the share of the row. Left: the holdout split's test samples; right: all CV test "
+        "predictions summed, so each sample is counted once per CV repeat. A good classifier puts most counts on the diagonal in every row."
+    ),
+    "permutation": (
+        "Bars: the mean CV ROC-AUC of the replicates trained on shuffled labels, i.e. what this pipeline scores when there is "
+        "nothing to find. Red line: the real labels' mean CV ROC-AUC; p is the share of replicates at or above it (add-one "
+        "estimate), q its Benjamini-Hochberg value over all panels. A red line inside the bulk of the bars means the real result looks like chance."
+    ),
+    "random": (
+        "Bars: the mean CV ROC-AUC of random gene sets with as many genes as this panel, trained the same way. Red line: this "
+        "panel; p is the share of random sets at or above it (add-one estimate), the percentile where the panel falls among them. "
+        "A red line inside the bulk of the bars means random genes of the same number do as well."
+    ),
+}
+"""How to read each kind of panel figure: under every figure with few panels, once atop the section with many."""
+
+TITLES = {
+    "pair": "Gene pair plot",
+    "curves": "Training curves",
+    "rocpr": "ROC and precision-recall curves",
+    "confusion": "Confusion matrices",
+    "permutation": "Permutation test: shuffled labels",
+    "random": "Random gene sets of the same size",
+}
+"""Heading of each panel figure, in drawing order."""
+
+
+@dataclass
+class Context:
+    """What every panel's details share: labels, pair-plot values, null distributions and the report's size."""
+
+    labels: Mapping
+    classes: list[str]
+    positive: str
+    pair: PairData
+    pair_genes: dict[Key, list[str]]
+    permutation_nulls: dict[Key, np.ndarray]
+    random_pools: dict[int, np.ndarray]
+    n_panels: int
+    random_panels: int
+    explain: bool
+    """Full captions under each figure (few panels); otherwise the guide atop the section."""
+    points: int = figures.MAX_POINTS
+    """Points per drawn curve (see :func:`figures.points_per_curve`)."""
+
+
+def panel_figures(
+    panel: Panel, history: Rows | None, predictions: Rows | None, ctx: Context
+) -> tuple[dict[str, Figure], dict[str, str]]:
+    """The panel's figures by kind, and the panel-specific caption of each (a note where one is missing)."""
+    figs: dict[str, Figure] = {}
+    notes: dict[str, str] = {}
+    _pair(panel, ctx, figs, notes)
+    if history is not None and len(history):
+        figs["curves"] = figures.epoch_curves(history, ctx.points)
+        notes["curves"] = _curves_note(history, panel, ctx.points)
+    else:
+        notes["curves"] = "No training history."
+    _evaluation(predictions, ctx, figs, notes)
+    perm = nulls.permutation_figure(panel, ctx.permutation_nulls.get(panel.key))
+    if perm is not None:
+        figs["permutation"] = perm
+        notes["permutation"] = f"{int(panel.auc['n_permutations'])} label-shuffled replicates."
+    pool = ctx.random_pools.get(panel.n_genes)
+    rand = nulls.random_figure(panel, pool)
+    if rand is not None and pool is not None:
+        figs["random"] = rand
+        notes["random"] = (
+            f"{len(pool)} random sets of {panel.n_genes} genes; percentile {fmt(panel.auc['random_pct'], 0)}."
+        )
+    return figs, notes
+
+
+def _pair(panel: Panel, ctx: Context, figs: dict[str, Figure], notes: dict[str, str]) -> None:
+    """The pair plot of the panel's first genes on the holdout split, or why there is none."""
+    genes = [g for g in ctx.pair_genes.get(panel.key, []) if g in ctx.pair.columns]
+    if len(genes) < 2:
+        notes["pair"] = (
+            f"Only {len(genes)} gene{'s' if len(genes) != 1 else ''} to draw ({esc(', '.join(genes))}): no pairs to plot."
+        )
+        return
+    figs["pair"] = figures.pair_plot(ctx.pair.matrix(genes), ctx.pair.labels, genes, ctx.classes)
+    shown = len(ctx.pair.labels)
+    drawn = (
+        f"{shown} labelled samples" if shown == ctx.pair.total else f"{shown} of the {ctx.pair.total} labelled samples"
+    )
+    note = f"{drawn} of the holdout split (training and test), standardised with its training samples."
+    if len(genes) < panel.n_genes:
+        note += (
+            f" Showing the first {len(genes)} of the panel's {panel.n_genes} genes in panel order ({esc(', '.join(genes))}); "
+            "the cap is config <code>report.pairplot_max_genes</code>."
+        )
+    notes["pair"] = note
+
+
+def _curves_note(history: Rows, panel: Panel, points: int) -> str:
+    """How many splits the curves average, the device, and the thinning."""
+    n_cv = len(np.unique(history["split_id"][history["kind"] == "cv"]))
+    _first, step = figures.epoch_grid(int(history["epoch"].max()), points)
+    thinned = f" Drawn every {step} epochs, ending at the last." if step > 1 else ""
+    return f"{n_cv} CV splits and the holdout split. Trained on: {esc(panel.facts.device)}.{thinned}"
+
+
+def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure], notes: dict[str, str]) -> None:
+    """ROC and PR curves (two classes) and the MLP's confusion matrices."""
+    if predictions is None or not len(predictions):
+        notes["rocpr"] = notes["confusion"] = "No predictions to plot."
+        return
+    if len(ctx.classes) == 2:
+        figs["rocpr"] = figures.roc_pr_curves(predictions, ctx.positive, ctx.points)
+        notes["rocpr"] = f"Positive class: '{esc(ctx.positive)}'."
+    else:
+        notes["rocpr"] = (
+            f"ROC and precision-recall curves are drawn for two classes only; this run has {len(ctx.classes)} classes. "
+            "See the macro-averaged ROC-AUC and PR-AUC in the summary."
+        )
+    if (predictions["model"] == "mlp").any():
+        figs["confusion"] = figures.confusion_matrices(predictions, ctx.classes, "mlp")
+        notes["confusion"] = ""
+
+
+def detail_block(
+    panel: Panel,
+    figs: Mapping[str, Figure],
+    notes: Mapping[str, str],
+    ctx: Context,
+    open_: bool,
+    verdict_up_front: bool,
+) -> str:
+    """The panel's ``<details>``: summary line, verdict box (or a link to it), figure slots with captions, and the figures' JSON."""
+    auc = panel.auc
+    where = f", {esc(panel.collection)}" if panel.collection else ""
+    summary = (
+        f'#{panel.rank} {esc(panel.name)} <span class="muted">({panel.n_genes} genes{where})</span> '
+        f"MLP ROC-AUC {fmt(auc['cv_mean'])} [{fmt(auc['ci_low'])}, {fmt(auc['ci_high'])}] {tag(panel.level)}"
+    )
+    if verdict_up_front:
+        parts = [f'<p>Verdict: see <a href="#verdict-{panel.anchor}">section 1</a>.</p>']
+    else:
+        parts = [verdict_box(panel, ctx.labels, ctx.n_panels, ctx.random_panels)]
+    for kind, title in TITLES.items():
+        if kind not in figs and kind not in notes:
+            continue
+        text = notes.get(kind, "")
+        if ctx.explain and kind in figs:
+            text = (text + " " + GUIDE[kind]).strip()
+        slot = f'<div class="plotly-graph-div figure" data-figure="{kind}"></div>' if kind in figs else ""
+        parts.append(f"<h4>{title}</h4>{slot}" + (caption(text) if text else ""))
+    data_id = f"{panel.anchor}-figures"
+    attrs = f'class="panel" id="{panel.anchor}" data-figures="{data_id}"' + (" open" if open_ else "")
+    block = json_block(data_id, dict(figs)) if open_ else packed_block(data_id, dict(figs))
+    return f"<details {attrs}><summary>{summary}</summary>{''.join(parts)}{block}</details>"
+
+
+def guide() -> str:
+    """How to read each kind of panel figure, once for all panels."""
+    items = "".join(f"<li><b>{TITLES[k]}.</b> {text}</li>" for k, text in GUIDE.items())
+    return collapsed("How to read a panel's figures", f"<ul>{items}</ul>", open_=True)

@@ -1,0 +1,586 @@
+"""The report's figures as plain JSON-able dicts ``{"data": [...], "layout": {...}}`` for Plotly.newPlot.
+
+Built without plotly.graph_objects: its validation costs tens of milliseconds
+per figure, and a run of 200 panels draws over a thousand. Numbers are rounded
+to :data:`DIGITS` significant digits and curves thinned to at most
+:data:`MAX_POINTS` points, so a panel's figures weigh kilobytes. The quiet
+layout template (:data:`TEMPLATE`) is not repeated in each figure: the page
+holds it once and applies it when drawing. Nothing here reads files.
+
+This module holds what figures share (template, colours, rounding, subplot
+grids) and each panel's figures (pair plot, training curves, ROC and PR
+curves, confusion matrices) and the class balance; the comparison and null
+figures live with their sections (:mod:`.comparison`, :mod:`.nulls`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..metrics import average_precision, pr_points, roc_auc, roc_points
+from .inputs import Rows
+from .page import esc
+
+Figure = dict[str, Any]
+"""A figure: ``{"data": [trace, ...], "layout": {...}}``."""
+
+MODEL_ORDER = ("mlp", "logreg", "majority")
+"""Models of metrics.tsv, in the order the report shows them."""
+
+MODEL_NAMES = {"mlp": "MLP", "logreg": "Logistic regression", "majority": "Majority class"}
+MODEL_COLOURS = {"mlp": "#1f5fa8", "logreg": "#e08214", "majority": "#8c8c8c"}
+CLASS_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+CV_COLOUR = "#1f5fa8"
+HOLDOUT_COLOUR = "#d62728"
+CHANCE_LINE = {"color": "#555555", "dash": "dash", "width": 1}
+
+METRIC_NAMES = {
+    "train_loss": "Training loss",
+    "test_loss": "Test loss",
+    "loss": "Loss (cross-entropy)",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1",
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "mcc": "MCC",
+}
+
+KEY_METRICS = ("roc_auc", "balanced_accuracy", "accuracy", "f1", "mcc", "pr_auc")
+"""Metrics of the per-metric comparison chart and table, in order."""
+
+CHANCE_LEVEL = {"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0}
+"""Value of a classifier that guesses, for the metrics where it does not depend on the data."""
+
+DIGITS = 4
+"""Significant digits of every number in a figure."""
+
+MAX_POINTS = 200
+"""At most this many points per drawn curve (epochs, ROC and PR thresholds)."""
+
+MIN_POINTS = 100
+"""However many panels, a curve keeps at least this many points."""
+
+POINT_BUDGET = 20000
+"""Points per curve times panels: a report of many panels draws each panel's curves coarser (see :func:`points_per_curve`)."""
+
+CURVE_DIGITS = 3
+"""Significant digits of drawn curves and points: finer than a pixel at the report's figure sizes."""
+
+BAND_COLOUR = "rgba(31,95,168,0.18)"
+
+CURVE_CELLS = (
+    ("loss", ("test_loss", "train_loss")),
+    ("accuracy", ("accuracy",)),
+    ("precision", ("precision",)),
+    ("recall", ("recall",)),
+    ("f1", ("f1",)),
+    ("roc_auc", ("roc_auc",)),
+)
+"""Subplots of the per-epoch figure and the history columns each draws."""
+
+_AXIS = {
+    "showgrid": True,
+    "gridcolor": "#e6e6e6",
+    "zeroline": False,
+    "linecolor": "#999999",
+    "showline": True,
+    "ticks": "outside",
+    "automargin": True,
+}
+
+TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "font": {"family": "Helvetica, Arial, sans-serif", "size": 12, "color": "#222222"},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": list(CLASS_COLOURS),
+        "xaxis": _AXIS,
+        "yaxis": _AXIS,
+        "hovermode": "closest",
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "legend": {"bgcolor": "rgba(255,255,255,0.8)"},
+    }
+}
+"""A small, quiet layout template (plotly's default one adds kilobytes to every figure)."""
+
+
+def model_name(model: str) -> str:
+    """Display name of a model code of metrics.tsv."""
+    return MODEL_NAMES.get(model, model)
+
+
+def metric_name(metric: str) -> str:
+    """Display name of a metric column."""
+    return METRIC_NAMES.get(metric, metric)
+
+
+def rounded(values: object, digits: int = DIGITS) -> np.ndarray:
+    """``values`` (any shape) rounded to ``digits`` significant digits; NaN and infinities kept.
+
+    Rounded by powers of ten, which are exact in binary up to 1e22, so each
+    result is the double nearest its short decimal and JSON writes it short;
+    a thousand times faster than formatting each number as text.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(array)
+    safe = np.where(finite, array, 0.0)
+    with np.errstate(divide="ignore"):
+        magnitude = np.floor(np.log10(np.abs(safe)))
+    decimals = np.where(safe != 0, digits - 1 - magnitude, 0).astype(np.int64)
+    exact = np.abs(decimals) <= 22
+    scale = 10.0 ** np.abs(np.where(exact, decimals, 0))
+    out = np.where(decimals >= 0, np.round(safe * scale) / scale, np.round(safe / scale) * scale)
+    for index in zip(*np.nonzero(~exact & finite), strict=True):
+        out[index] = float(f"{array[index]:.{digits}g}")
+    return np.where(finite, out, np.nan)
+
+
+def listed(array: np.ndarray) -> list[float | None]:
+    """A rounded 1-D array as a JSON-ready list, NaN as None (JSON null)."""
+    values = array.tolist()
+    if np.isfinite(array).all():
+        return values
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def numbers(values: object, digits: int = DIGITS) -> list[float | None]:
+    """``values`` as a flat list of floats rounded to ``digits`` significant digits, NaN as None."""
+    return listed(rounded(np.asarray(values, dtype=np.float64).ravel(), digits))
+
+
+def numbers_many(arrays: Sequence[object], digits: int = DIGITS) -> list[list]:
+    """Several arrays rounded in one pass (numpy's per-call cost dominates for short arrays); 2-D ones as lists of rows."""
+    shaped = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if not shaped:
+        return []
+    ends = np.cumsum([a.size for a in shaped])[:-1]
+    parts = np.split(rounded(np.concatenate([a.ravel() for a in shaped]), digits), ends)
+    return [
+        listed(p) if a.ndim < 2 else [listed(r) for r in p.reshape(a.shape)] for p, a in zip(parts, shaped, strict=True)
+    ]
+
+
+def number(value: float, digits: int = DIGITS) -> float | None:
+    """One rounded number, None when not finite."""
+    return numbers([value], digits)[0]
+
+
+def figure(data: list[dict], layout: dict, height: int, digits: int = DIGITS) -> Figure:
+    """A figure dict with its height; numpy arrays in the traces become lists rounded to ``digits``, in one pass."""
+    found: list[tuple[dict | list, str | int, np.ndarray]] = []
+    _find_arrays(data, found)
+    values = numbers_many([array for _, _, array in found], digits)
+    for (parent, key, _), value in zip(found, values, strict=True):
+        parent[key] = value  # type: ignore[index]
+    layout["height"] = height
+    return {"data": data, "layout": layout}
+
+
+def _find_arrays(node: object, found: list) -> None:
+    """Every numpy array inside nested dicts and lists of dicts, with its parent and key."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, np.ndarray):
+            found.append((node, key, value))
+        elif isinstance(value, dict) or (
+            isinstance(value, list) and value and isinstance(value[0], dict | list | np.ndarray)
+        ):
+            _find_arrays(value, found)
+
+
+def axis_ref(i: int) -> tuple[str, str]:
+    """Trace references of subplot ``i`` (0-based): ('x', 'y'), ('x2', 'y2'), ..."""
+    n = "" if i == 0 else str(i + 1)
+    return f"x{n}", f"y{n}"
+
+
+def grid(rows: int, cols: int, titles: Sequence[str], hspace: float = 0.08, vspace: float = 0.15) -> dict:
+    """Layout of a ``rows`` x ``cols`` grid of subplots, titles as annotations (what make_subplots writes)."""
+    width = (1 - hspace * (cols - 1)) / cols
+    height = (1 - vspace * (rows - 1)) / rows
+    layout: dict[str, Any] = {}
+    annotations = []
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        x, y = axis_ref(i)
+        left, top = c * (width + hspace), 1 - r * (height + vspace)
+        layout["xaxis" + x[1:]] = {"domain": [round(left, 4), round(left + width, 4)], "anchor": y}
+        layout["yaxis" + y[1:]] = {"domain": [round(max(top - height, 0), 4), round(top, 4)], "anchor": x}
+        if i < len(titles):
+            annotations.append(
+                {
+                    "text": titles[i],
+                    "x": round(left + width / 2, 4),
+                    "y": round(top, 4),
+                    "xref": "paper",
+                    "yref": "paper",
+                    "xanchor": "center",
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                    "font": {"size": 14},
+                }
+            )
+    layout["annotations"] = annotations
+    return layout
+
+
+def hline(y: float, i: int = 0, line: Mapping | None = None) -> dict:
+    """A horizontal line across subplot ``i``."""
+    x, yref = axis_ref(i)
+    return {
+        "type": "line",
+        "xref": f"{x} domain",
+        "x0": 0,
+        "x1": 1,
+        "yref": yref,
+        "y0": y,
+        "y1": y,
+        "line": line or CHANCE_LINE,
+    }
+
+
+def vline(x: float, i: int = 0, line: Mapping | None = None) -> dict:
+    """A vertical line across subplot ``i``."""
+    xref, y = axis_ref(i)
+    return {
+        "type": "line",
+        "yref": f"{y} domain",
+        "y0": 0,
+        "y1": 1,
+        "xref": xref,
+        "x0": x,
+        "x1": x,
+        "line": line or CHANCE_LINE,
+    }
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, str]:
+    """One colour per class, stable across figures."""
+    return {c: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(classes)}
+
+
+# ---------------------------------------------------------------- data overview
+
+
+def class_balance(counts: Mapping[str, int], missing: int = 0, positive: str | None = None) -> Figure:
+    """Bar chart of labelled samples per class, and a grey bar for samples left out for lack of a label."""
+    classes = list(counts)
+    colours = class_colours(classes)
+    total = sum(int(v) for v in counts.values())
+    names = [esc(f"{c} (positive)" if c == positive else c) for c in classes]
+    values = [int(counts[c]) for c in classes]
+    text = [f"{v} ({v / total:.0%})" if total else str(v) for v in values]
+    bar_colours = [colours[c] for c in classes]
+    if missing:
+        names.append("no label (left out)")
+        values.append(int(missing))
+        text.append(str(int(missing)))
+        bar_colours.append("#cccccc")
+    trace = {
+        "type": "bar",
+        "x": names,
+        "y": values,
+        "text": text,
+        "textposition": "outside",
+        "marker": {"color": bar_colours},
+        "cliponaxis": False,
+        "hovertemplate": "%{x}: %{y} samples<extra></extra>",
+    }
+    layout = {"showlegend": False, "bargap": 0.4, "yaxis": {"title": {"text": "samples"}, "rangemode": "tozero"}}
+    return figure([trace], layout, 340)
+
+
+def pair_plot(values: np.ndarray, labels: Sequence[str], genes: Sequence[str], classes: Sequence[str]) -> Figure:
+    """Scatter matrix (lower half) of standardised ``values`` ``[samples, genes]``, one trace per class."""
+    labels = np.asarray(labels, dtype=object).astype(str)
+    colours = class_colours(classes)
+    data = []
+    for name in [c for c in classes if (labels == c).any()]:
+        rows = values[labels == name]
+        data.append(
+            {
+                "type": "splom",
+                "name": esc(name),
+                "dimensions": [{"label": esc(g), "values": rows[:, j]} for j, g in enumerate(genes)],
+                "marker": {"color": colours[name], "size": 5, "opacity": 0.75, "line": {"width": 0}},
+                "diagonal": {"visible": False},
+                "showupperhalf": False,
+            }
+        )
+    side = 150 * max(len(genes) - 1, 1) + 120
+    layout = {"dragmode": "select", "legend": {"title": {"text": "class"}, "orientation": "h", "y": 1.04, "x": 0}}
+    return figure(data, layout, min(side, 900), CURVE_DIGITS)
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def points_per_curve(n_panels: int) -> int:
+    """Points per drawn curve in a report of ``n_panels``: :data:`MAX_POINTS` up to 100 panels, then fewer.
+
+    Each panel's figures travel in the page, about 1.5 bytes a number once
+    compressed; spending a fixed budget keeps a report of 200 panels under
+    10 MB (plotly.js alone is 5), and a panel opened there still draws its
+    curves with 100 points.
+    """
+    return max(MIN_POINTS, min(MAX_POINTS, POINT_BUDGET // max(n_panels, 1)))
+
+
+def epoch_grid(last: int, limit: int = MAX_POINTS) -> tuple[int, int]:
+    """First epoch and step of at most ``limit`` evenly spaced epochs ending at ``last`` (the one scored).
+
+    Anchored at the end so the final epoch is always drawn and the grid stays
+    even: traces then carry ``x0`` and ``dx`` instead of an epoch array.
+    """
+    step = max(1, math.ceil(last / limit))
+    return last - step * ((last - 1) // step), step
+
+
+@dataclass
+class Curves:
+    """One panel's per-epoch curves on an even epoch grid: CV mean and sd, and the holdout split, per column."""
+
+    first: int
+    step: int
+    n_cv: int
+    mean: dict[str, np.ndarray]
+    sd: dict[str, np.ndarray]
+    holdout: dict[str, np.ndarray]
+
+
+def _grouped_mean_sd(index: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd (ddof 1; 0 for a single value) of ``values`` per group ``index`` in ``0..n-1``, NaN values left out."""
+    ok = np.isfinite(values)
+    count = np.bincount(index[ok], minlength=n).astype(np.float64)
+    total = np.bincount(index[ok], weights=values[ok], minlength=n)
+    squares = np.bincount(index[ok], weights=values[ok] ** 2, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        var = np.clip(squares - count * mean**2, 0, None) / (count - 1)
+    return mean, np.where(count > 1, np.sqrt(var), 0.0)
+
+
+def curves_of(history: Rows, limit: int = MAX_POINTS) -> Curves:
+    """Thin one panel's history (split_id, kind, epoch and per-epoch columns) to an epoch grid and average the CV splits."""
+    epoch = history["epoch"].astype(np.int64)
+    last = int(epoch.max())
+    first, step = epoch_grid(last, limit)
+    n = (last - first) // step + 1
+    keep = (last - epoch) % step == 0
+    index = (epoch[keep] - first) // step
+    kind = history["kind"][keep]
+    cv, hold = kind == "cv", kind == "holdout"
+    n_cv = len(np.unique(history["split_id"][history["kind"] == "cv"]))
+    columns = [c for _, cols in CURVE_CELLS for c in cols if c in history]
+    out = Curves(first, step, n_cv, {}, {}, {})
+    for column in columns:
+        values = history[column][keep].astype(np.float64)
+        out.mean[column], out.sd[column] = _grouped_mean_sd(index[cv], values[cv], n)
+        out.holdout[column] = _grouped_mean_sd(index[hold], values[hold], n)[0]
+    return out
+
+
+class _Lines:
+    """The per-epoch figure's traces on one even epoch grid, one legend entry per name across subplots."""
+
+    def __init__(self, first: int, step: int) -> None:
+        self.grid = {"x0": first, "dx": step}
+        self.data: list[dict] = []
+        self.named: set[str] = set()
+
+    def add(self, i: int, y: object, name: str, line: dict, **extra: object) -> dict:
+        """A line in subplot ``i`` (0-based); a name seen before gets no second legend entry."""
+        trace = {"mode": "lines", **self.grid, "y": np.asarray(y, dtype=np.float64), "name": name, "legendgroup": name}
+        trace["line"] = line
+        if i:
+            trace["xaxis"], trace["yaxis"] = axis_ref(i)
+        if name in self.named:
+            trace["showlegend"] = False
+        self.named.add(name)
+        trace.update(extra)
+        self.data.append(trace)
+        return trace
+
+    def band(self, i: int, mean: np.ndarray, sd: np.ndarray, n_cv: int) -> None:
+        """The CV mean ± 1 sd band: an invisible upper line, and the lower line filled up to it."""
+        name = f"CV mean ± 1 sd ({n_cv} splits)"
+        seen = name in self.named
+        self.add(i, mean + sd, name, {"width": 0}, hoverinfo="skip", showlegend=False)
+        lower = self.add(i, mean - sd, name, {"width": 0}, hoverinfo="skip", fill="tonexty", fillcolor=BAND_COLOUR)
+        if not seen:
+            lower.pop("showlegend", None)
+
+
+def epoch_curves(history: Rows, limit: int = MAX_POINTS) -> Figure:
+    """Per-epoch loss and test metrics: CV mean with a mean ± 1 sd band, and the holdout split as its own line.
+
+    ``history`` is one panel's rows of history.parquet (split_id, kind, epoch and
+    the per-epoch quantities).
+    """
+    curves = curves_of(history, limit)
+    cells = [(name, cols) for name, cols in CURVE_CELLS if all(c in curves.mean for c in cols)]
+    layout = grid(2, 3, [metric_name(name) for name, _ in cells], hspace=0.07, vspace=0.14)
+    lines = _Lines(curves.first, curves.step)
+    for i, (name, cols) in enumerate(cells):
+        for column in cols:
+            dash = "dot" if column == "train_loss" else "solid"
+            which = "training loss (dotted)" if column == "train_loss" else "test"
+            if curves.n_cv:
+                mean = curves.mean[column]
+                lines.band(i, mean, curves.sd[column], curves.n_cv)
+                lines.add(i, mean, f"CV mean, {which}", {"color": CV_COLOUR, "width": 2, "dash": dash})
+            if np.isfinite(curves.holdout[column]).any():
+                style = {"color": HOLDOUT_COLOUR, "width": 1.5, "dash": dash}
+                lines.add(i, curves.holdout[column], f"Holdout split, {which}", style)
+        if name == "roc_auc":
+            layout.setdefault("shapes", []).append(hline(0.5, i))
+    for i in (3, 4, 5):
+        layout["xaxis" + axis_ref(i)[0][1:]]["title"] = {"text": "epoch"}
+    layout["legend"] = {"orientation": "h", "y": -0.14, "x": 0}
+    return figure(lines.data, layout, 620, CURVE_DIGITS)
+
+
+# ---------------------------------------------------------------- ROC, PR and confusion
+
+
+def corners(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The points of a staircase where it turns: dropping the others changes nothing drawn."""
+    if len(x) < 3:
+        return [x, y]
+    inner_x = (x[1:-1] == x[:-2]) & (x[1:-1] == x[2:])
+    inner_y = (y[1:-1] == y[:-2]) & (y[1:-1] == y[2:])
+    keep = np.r_[True, ~(inner_x | inner_y), True]
+    return [x[keep], y[keep]]
+
+
+def thin(points: Sequence[np.ndarray], limit: int = MAX_POINTS) -> list[np.ndarray]:
+    """At most ``limit`` evenly chosen points of parallel arrays, the first and last always kept."""
+    n = len(points[0])
+    if n <= limit:
+        return list(points)
+    keep = np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    return [p[keep] for p in points]
+
+
+def binary_curves(predictions: Rows, positive: str, kind: str, limit: int = MAX_POINTS) -> list[dict]:
+    """ROC and PR points of each model but the majority baseline on the rows of ``kind`` (``holdout`` or ``cv`` pooled).
+
+    The majority baseline gives every test sample of a split the same score, so
+    its curves are the chance lines; pooled over folds its slightly different
+    per-fold scores would draw a meaningless staircase instead.
+    """
+    out = []
+    part = predictions.where(kind=kind)
+    present = set(part["model"].tolist()) - {"majority"}
+    for model in [m for m in MODEL_ORDER if m in present] + sorted(present - set(MODEL_ORDER)):
+        rows = part.where(model=model)
+        y = (rows["true_label"] == positive).astype(int)
+        score = rows["probability"].astype(np.float64)
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr = roc_points(y, score)
+        precision, recall = pr_points(y, score)
+        # drop the conventional (recall 0, precision 1) end point
+        out.append(
+            {
+                "model": model,
+                "roc": thin(corners(fpr, tpr), limit),
+                "pr": thin([recall[:-1], precision[:-1]], limit),
+                "auc": roc_auc(y, score),
+                "ap": average_precision(y, score),
+            }
+        )
+    return out
+
+
+def _xy_trace(points: Sequence[np.ndarray], name: str, line: dict, group: str) -> dict:
+    """A line through ``points`` (x and y arrays)."""
+    x, y = np.asarray(points[0], dtype=np.float64), np.asarray(points[1], dtype=np.float64)
+    return {"mode": "lines", "x": x, "y": y, "name": name, "legendgroup": group, "line": line}
+
+
+def roc_pr_curves(predictions: Rows, positive: str, limit: int = MAX_POINTS) -> Figure:
+    """ROC (left) and precision-recall (right) curves of the MLP and logistic regression, two classes only.
+
+    Solid lines pool the test predictions of all CV folds (each sample appears
+    once per CV repeat); dotted lines are the holdout split's test samples.
+    """
+    layout = grid(1, 2, ["ROC curve", "Precision-recall curve"], hspace=0.1)
+    data = []
+    for kind, dash, label in (("cv", "solid", "CV folds pooled"), ("holdout", "dot", "holdout")):
+        for c in binary_curves(predictions, positive, kind, limit):
+            name = f"{model_name(c['model'])}, {label}"
+            line = {
+                "color": MODEL_COLOURS.get(c["model"], "#333333"),
+                "dash": dash,
+                "width": 2 if kind == "cv" else 1.5,
+            }
+            group = f"{c['model']}-{kind}"
+            roc = _xy_trace(c["roc"], f"{name} (AUC {c['auc']:.2f})", line, group)
+            roc["hovertemplate"] = (
+                f"false positive rate %{{x:.2f}}<br>true positive rate %{{y:.2f}}<extra>{name}</extra>"
+            )
+            pr = _xy_trace(c["pr"], f"{name} (AP {c['ap']:.2f})", line | {"shape": "hv"}, group)
+            pr |= {"xaxis": "x2", "yaxis": "y2", "showlegend": False}
+            pr["hovertemplate"] = f"recall %{{x:.2f}}<br>precision %{{y:.2f}}<extra>{name}, AP {c['ap']:.2f}</extra>"
+            data += [roc, pr]
+    shapes = [{"type": "line", "xref": "x", "yref": "y", "x0": 0, "y0": 0, "x1": 1, "y1": 1, "line": CHANCE_LINE}]
+    first = predictions.where(kind="cv", model="mlp")
+    if len(first):
+        shapes.append(hline(number(float(np.mean(first["true_label"] == positive))), 1))
+    layout["shapes"] = shapes
+    layout["xaxis"] |= {"title": {"text": "false positive rate"}, "range": [-0.01, 1.01]}
+    layout["yaxis"] |= {"title": {"text": "true positive rate (recall)"}, "range": [-0.01, 1.01]}
+    layout["xaxis2"] |= {"title": {"text": f"recall (share of '{esc(positive)}' found)"}, "range": [-0.01, 1.01]}
+    layout["yaxis2"] |= {"title": {"text": "precision"}, "range": [-0.01, 1.05]}
+    layout["legend"] = {"orientation": "h", "y": -0.22, "x": 0}
+    return figure(data, layout, 500, CURVE_DIGITS)
+
+
+def confusion_table(predictions: Rows, classes: Sequence[str]) -> np.ndarray:
+    """Counts of true (rows) by predicted (columns) class, every class present, in ``classes`` order."""
+    true, pred = predictions["true_label"], predictions["predicted_label"]
+    return np.array([[int(np.sum((true == a) & (pred == b))) for b in classes] for a in classes], dtype=np.int64)
+
+
+def confusion_matrices(predictions: Rows, classes: Sequence[str], model: str = "mlp") -> Figure:
+    """Confusion matrices of ``model``: the holdout split (left) and summed over all CV folds (right)."""
+    part = predictions.where(model=model)
+    blocks = [("holdout", "Holdout split"), ("cv", "CV folds, summed")]
+    titles = [f"{title} (n = {int((part['kind'] == kind).sum())})" for kind, title in blocks]
+    layout = grid(1, 2, titles, hspace=0.2)
+    data = []
+    for i, (kind, _) in enumerate(blocks):
+        z = confusion_table(part.where(kind=kind), classes)
+        totals = z.sum(axis=1, keepdims=True)
+        share = np.divide(z, totals, out=np.zeros_like(z, dtype=float), where=totals > 0)
+        text = [[f"{z[r, c]}<br>({share[r, c]:.0%} of row)" for c in range(z.shape[1])] for r in range(z.shape[0])]
+        x, y = axis_ref(i)
+        data.append(
+            {
+                "type": "heatmap",
+                "z": share,
+                "x": [esc(f"predicted {c}") for c in classes],
+                "y": [esc(f"true {c}") for c in classes],
+                "text": text,
+                "texttemplate": "%{text}",
+                "xaxis": x,
+                "yaxis": y,
+                "colorscale": [[0, "#f7fbff"], [1, "#2171b5"]],
+                "zmin": 0,
+                "zmax": 1,
+                "showscale": False,
+                "hovertemplate": "%{y}, %{x}: %{text}<extra></extra>",
+            }
+        )
+        layout["yaxis" + y[1:]] |= {"autorange": "reversed", "showgrid": False}
+        layout["xaxis" + x[1:]] |= {"showgrid": False}
+    return figure(data, layout, 130 + 70 * max(len(classes), 2))

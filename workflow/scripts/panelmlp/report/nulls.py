@@ -1,0 +1,276 @@
+"""The null tests: label-shuffled replicates per panel, and random gene sets of each panel's size.
+
+The permutation test asks "is there any signal?": the same pipeline on
+shuffled labels. The random-panel test asks "are these genes special?": the
+same pipeline on random genes of the same number. This module draws the
+overview across panels; each panel's own null histograms are drawn in its
+details from :func:`permutation_figure` and :func:`random_figure`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..compare import ALPHA, beats_random
+from .figures import HOLDOUT_COLOUR, MODEL_COLOURS, Figure, figure, hline, number, vline
+from .inputs import Panel
+from .page import Figures, caption, esc, fmt, fmt_p, section
+
+P_HISTOGRAM_MIN = 10
+"""The p-value histogram across panels is drawn from this many panels on."""
+
+
+def histogram(values: np.ndarray, extra: Sequence[float] = (), max_bins: int = 40) -> tuple[np.ndarray, list, float]:
+    """Bin centres, counts and bin width of ``values``; the range also covers ``extra`` (e.g. the observed value).
+
+    Binned here so a figure carries tens of numbers however many replicates ran.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    span = np.concatenate([values, [v for v in extra if math.isfinite(v)]])
+    bins = min(max_bins, max(10, len(values) // 5))
+    low, high = (float(span.min()), float(span.max())) if len(span) else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.05, high + 0.05
+    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    return (edges[:-1] + edges[1:]) / 2, counts.tolist(), float(edges[1] - edges[0])
+
+
+def null_histogram(null: np.ndarray, observed: float, note: str, x_title: str, bar_name: str) -> Figure:
+    """Histogram of a null distribution of mean CV ROC-AUC with the observed value as a red line.
+
+    ``note`` is the annotation beside the line (e.g. the p-value).
+    """
+    centres, counts, width = histogram(null, [observed, 0.5])
+    bars = {
+        "type": "bar",
+        "x": centres,
+        "y": counts,
+        "width": number(width),
+        "name": bar_name,
+        "marker": {"color": "#9ecae1", "line": {"color": "#4a7fb0", "width": 1}},
+        "hovertemplate": "ROC-AUC %{x:.3f}: %{y} replicates<extra></extra>",
+    }
+    shapes = [vline(0.5)]
+    annotations = []
+    if math.isfinite(observed):
+        shapes.append(vline(number(observed), line={"color": HOLDOUT_COLOUR, "width": 2}))
+        annotations.append(
+            {
+                "x": number(observed),
+                "y": 1,
+                "yref": "paper",
+                "text": f"observed {observed:.3f}<br>{note}",
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+                "xshift": 4,
+                "font": {"color": HOLDOUT_COLOUR},
+            }
+        )
+    layout = {
+        "showlegend": False,
+        "bargap": 0.05,
+        "shapes": shapes,
+        "annotations": annotations,
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": "replicates"}},
+    }
+    return figure([bars], layout, 320)
+
+
+def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame) -> Figure:
+    """Each size's pool of random gene sets (a box of their mean CV ROC-AUC) with the panels of that size as dots.
+
+    ``panels`` has ``label``, ``size``, ``auc``, ``random_p`` and ``beats``
+    (``yes``/``no``); dots are spread sideways so many panels of one size stay
+    visible.
+    """
+    sizes = sorted(pools)
+    where = {s: i for i, s in enumerate(sizes)}
+    stats = [np.nanpercentile(pools[s], [0, 25, 50, 75, 100]) if len(pools[s]) else np.full(5, np.nan) for s in sizes]
+    box = {
+        "type": "box",
+        "x": list(range(len(sizes))),
+        "name": "random gene sets",
+        "boxpoints": False,
+        "fillcolor": "rgba(150,150,150,0.25)",
+        "line": {"color": "#777777"},
+        "hoverinfo": "skip",
+        "width": 0.7,
+    }
+    for key, j in (("lowerfence", 0), ("q1", 1), ("median", 2), ("q3", 3), ("upperfence", 4)):
+        box[key] = np.array([st[j] for st in stats])
+    data = [box]
+    part = panels[panels["size"].isin(sizes)]
+    for beats, colour, name in (
+        ("yes", MODEL_COLOURS["mlp"], "panel, beats random (q < 0.05)"),
+        ("no", "#b2182b", "panel"),
+    ):
+        rows = part[part["beats"] == beats]
+        if not len(rows):
+            continue
+        rank = rows.groupby("size").cumcount().to_numpy()
+        count = rows.groupby("size")["size"].transform("size").to_numpy()
+        offset = np.where(count > 1, (rank / np.maximum(count - 1, 1) - 0.5) * 0.6, 0.0)
+        x = np.array([where[s] for s in rows["size"]]) + offset
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": x,
+                "y": rows["auc"].to_numpy(np.float64),
+                "name": name,
+                "marker": {"color": colour, "size": 7, "opacity": 0.8},
+                "text": [esc(v) for v in rows["label"]],
+                "customdata": rows["random_p"].to_numpy(np.float64),
+                "hovertemplate": "%{text}: ROC-AUC %{y:.3f}, random-panel p %{customdata:.3g}<extra></extra>",
+            }
+        )
+    layout = {
+        "xaxis": {
+            "title": {"text": "panel size (genes)"},
+            "tickvals": list(range(len(sizes))),
+            "ticktext": [str(s) for s in sizes],
+        },
+        "yaxis": {"title": {"text": "mean CV ROC-AUC"}},
+        "shapes": [hline(0.5)],
+        "legend": {"orientation": "h", "y": 1.08, "x": 0},
+    }
+    return figure(data, layout, 380)
+
+
+def p_value_figure(p_values: Mapping[str, np.ndarray], bins: int = 20) -> Figure:
+    """Histograms of each test's p-values over the panels, on [0, 1].
+
+    With no signal anywhere, p-values spread evenly; a pile-up near 0 is what
+    signal in several panels looks like.
+    """
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    colours = ("#1f5fa8", "#e08214", "#1a7837")
+    data = []
+    for (name, values), colour in zip(p_values.items(), colours, strict=False):
+        values = np.asarray(values, dtype=np.float64)
+        counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
+        data.append(
+            {
+                "type": "bar",
+                "x": centres,
+                "y": counts.tolist(),
+                "name": name,
+                "marker": {"color": colour},
+                "opacity": 0.75,
+                "hovertemplate": f"{name}: %{{y}} panels near p = %{{x:.3f}}<extra></extra>",
+            }
+        )
+    layout = {
+        "barmode": "group",
+        "bargap": 0.1,
+        "legend": {"orientation": "h", "y": 1.1, "x": 0},
+        "xaxis": {"title": {"text": "p-value"}, "range": [0, 1]},
+        "yaxis": {"title": {"text": "panels"}},
+    }
+    return figure(data, layout, 320)
+
+
+def permutation_figure(panel: Panel, null: np.ndarray | None) -> Figure | None:
+    """The panel's shuffled-label replicates against its real mean CV ROC-AUC; None when none ran."""
+    auc = panel.auc
+    if null is None or not len(null) or not int(auc["n_permutations"] or 0):
+        return None
+    note = f"p = {fmt_p(auc['perm_p'])}, q = {fmt_p(auc['perm_q'])}"
+    return null_histogram(
+        null,
+        float(auc["cv_mean"]),
+        note,
+        f"{esc(panel.label)}: mean CV ROC-AUC with shuffled labels",
+        "shuffled labels",
+    )
+
+
+def random_figure(panel: Panel, pool: np.ndarray | None) -> Figure | None:
+    """The panel's mean CV ROC-AUC against random gene sets of its size; None without such a pool."""
+    auc = panel.auc
+    if pool is None or not len(pool) or not int(auc["n_random"] or 0):
+        return None
+    note = f"p = {fmt_p(auc['random_p'])}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
+    title = f"mean CV ROC-AUC of random {panel.n_genes}-gene sets"
+    return null_histogram(pool, float(auc["cv_mean"]), note, title, "random gene sets")
+
+
+def _permutation_part(panels: Sequence[Panel]) -> str:
+    """What the permutation test did and how many panels pass it."""
+    ran = [p for p in panels if int(p.auc["n_permutations"] or 0)]
+    if not ran:
+        return (
+            '<p class="note">No permutation test was run (config <code>evaluate.permutations</code> is 0). '
+            "Set it to, for example, 100 to train label-shuffled replicates and get a permutation p-value for each panel's MLP.</p>"
+        )
+    passed = sum(float(p.auc["perm_q"]) < ALPHA for p in ran)
+    n = int(max(p.auc["n_permutations"] for p in ran))
+    return (
+        f"<h3>Shuffled labels</h3><p>Each panel's MLP was also trained on {n} copies of every CV split with the training labels "
+        "shuffled, and scored on the true test labels: what this pipeline scores when there is nothing to find. "
+        "The permutation p-value is the share of replicates whose mean CV ROC-AUC reaches the real one (add-one estimate, "
+        f"so never below 1/(N+1) = {fmt_p(1 / (n + 1))}). <b>{passed} of {len(ran)}</b> panels have a permutation q &lt; {ALPHA}. "
+        "Each panel's null distribution is drawn in its details (section 7).</p>"
+    )
+
+
+def _random_part(panels: Sequence[Panel], pools: Mapping[int, np.ndarray], slots: Figures) -> str:
+    """The random gene set pools per size with every panel placed among them."""
+    compared = [p for p in panels if beats_random(p.auc) != "not run"]
+    if not compared or not pools:
+        return (
+            '<p class="note">No random gene sets were trained (config <code>evaluate.random_panels</code> is 0). '
+            "Set it to, for example, 100 to ask whether a panel's genes do better than random genes of the same number.</p>"
+        )
+    frame = pd.DataFrame(
+        {
+            "label": [p.label for p in compared],
+            "size": [p.n_genes for p in compared],
+            "auc": [float(p.auc["cv_mean"]) for p in compared],
+            "random_p": [float(p.auc["random_p"]) for p in compared],
+            "beats": [beats_random(p.auc) for p in compared],
+        }
+    )
+    beat = int((frame["beats"] == "yes").sum())
+    sizes = ", ".join(f"{s} ({len(pools[s])} sets)" for s in sorted(pools))
+    return (
+        "<h3>Random gene sets</h3>"
+        + slots.html(pools_figure(pools, frame), "random-pools")
+        + caption(
+            f"Boxes: the mean CV ROC-AUC of random gene sets of each panel size (sizes and pool sizes: {esc(sizes)}), "
+            "trained exactly like the panels; whiskers span the whole pool. Dots: the panels, blue when they beat the random "
+            f"sets of their size at q &lt; {ALPHA}. <b>{beat} of {len(compared)}</b> panels do. A panel can carry signal (beat "
+            "shuffled labels) and still not beat random genes: then any genes of that number would do as well."
+        )
+    )
+
+
+def _p_histogram(panels: Sequence[Panel], slots: Figures) -> str:
+    """Histogram of each test's p-values across the panels (many panels only)."""
+    if len(panels) < P_HISTOGRAM_MIN:
+        return ""
+    columns = {"t-test": "t_p", "permutation": "perm_p", "random panels": "random_p"}
+    values = {name: np.array([float(p.auc[col]) for p in panels]) for name, col in columns.items()}
+    values = {name: v for name, v in values.items() if np.isfinite(v).any()}
+    return (
+        "<h3>p-values across panels</h3>"
+        + slots.html(p_value_figure(values), "p-values")
+        + caption(
+            "How each test's p-values spread over the panels. Where no panel has signal they spread evenly from 0 to 1; "
+            "a pile-up near 0 beyond that even level is what signal in several panels looks like."
+        )
+    )
+
+
+def nulls_section(panels: Sequence[Panel], pools: Mapping[int, np.ndarray], slots: Figures) -> str:
+    """The overview of both null tests across panels, and the p-value histogram when there are many panels."""
+    body = _permutation_part(panels) + _random_part(panels, pools, slots) + _p_histogram(panels, slots)
+    return section("nulls", body)

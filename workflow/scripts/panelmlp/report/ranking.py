@@ -1,0 +1,100 @@
+"""The ranked table of all panels: best MLP mean CV ROC-AUC first, sortable by any column, each row linked to its details.
+
+One row per panel however many there are, so this table (not figures) is the
+overview of a run of hundreds of panels. Each cell carries its sort value in
+``data-v``; the page's script sorts the rows when a header is clicked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .inputs import Panel
+from .page import esc, fmt, fmt_p
+from .verdict import tag
+
+LEVEL_ORDER = {"signal": 0, "unconfirmed": 1, "none": 2, "below": 3, "unknown": 4}
+"""Sort value of the verdict column: strongest first."""
+
+SCROLL_ROWS = 25
+"""With more panels than this, the table scrolls inside a box with its header kept in view."""
+
+
+def _value(value: object) -> str:
+    """A sort value for ``data-v``: the number, or '' for NaN (sorted last)."""
+    number = float(value)  # type: ignore[arg-type]
+    return "" if math.isnan(number) else f"{number:.6g}"
+
+
+def _num(text: str, value: object) -> str:
+    """A numeric cell showing ``text`` (trusted HTML) and sorting by ``value``."""
+    return f'<td class="num" data-v="{_value(value)}">{text}</td>'
+
+
+def _columns(collections: bool, permutations: bool, random: bool) -> list[tuple[str, bool]]:
+    """Header names and whether each column sorts as a number."""
+    cols = [("rank", True)] + ([("collection", False)] if collections else []) + [("panel", False), ("genes", True)]
+    cols += [("MLP ROC-AUC [95% CI]", True), ("logistic regression ROC-AUC", True), ("accuracy: MLP / majority", True)]
+    cols += [("t-test p", True), ("t-test q", True)]
+    if permutations:
+        cols += [("permutation p", True), ("permutation q", True)]
+    if random:
+        cols += [("random-panel p", True), ("random-panel q", True), ("random percentile", True)]
+    return [*cols, ("verdict", True)]
+
+
+def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool) -> str:
+    """One panel's row."""
+    auc, lr = p.auc, p.row("logreg", "roc_auc")
+    acc, maj = p.row("mlp", "accuracy"), p.row("majority", "accuracy")
+    cells = [_num(str(p.rank), p.rank)]
+    if collections:
+        cells.append(f"<td>{esc(p.collection)}</td>")
+    cells.append(f'<td data-v="{esc(p.name)}"><a href="#{p.anchor}">{esc(p.name)}</a></td>')
+    cells.append(_num(str(p.n_genes), p.n_genes))
+    cells.append(_num(f"<b>{fmt(auc['cv_mean'])}</b> [{fmt(auc['ci_low'])}, {fmt(auc['ci_high'])}]", auc["cv_mean"]))
+    cells.append(_num(fmt(lr["cv_mean"]), lr["cv_mean"]))
+    cells.append(_num(f"{fmt(acc['cv_mean'])} / {fmt(maj['cv_mean'])}", acc["cv_mean"]))
+    cells += [_num(fmt_p(auc["t_p"]), auc["t_p"]), _num(fmt_p(auc["t_q"]), auc["t_q"])]
+    if permutations:
+        cells += [_num(fmt_p(auc["perm_p"]), auc["perm_p"]), _num(fmt_p(auc["perm_q"]), auc["perm_q"])]
+    if random:
+        cells += [_num(fmt_p(auc["random_p"]), auc["random_p"]), _num(fmt_p(auc["random_q"]), auc["random_q"])]
+        cells.append(_num(fmt(auc["random_pct"], 0), auc["random_pct"]))
+    cells.append(f'<td class="num" data-v="{LEVEL_ORDER[p.level]}">{tag(p.level)}</td>')
+    attrs = ' class="best"' if best else ""
+    return f"<tr{attrs}>{''.join(cells)}</tr>"
+
+
+def ranked_table(panels: Sequence[Panel]) -> str:
+    """All panels, best first, the best highlighted; permutation and random-panel columns only when those ran."""
+    collections = any(p.collection for p in panels)
+    permutations = any(int(p.auc["n_permutations"] or 0) for p in panels)
+    random = any(int(p.auc["n_random"] or 0) for p in panels)
+    head = "".join(
+        f'<th class="num">{esc(c)}</th>' if num else f"<th>{esc(c)}</th>"
+        for c, num in _columns(collections, permutations, random)
+    )
+    best = bool(panels) and not math.isnan(float(panels[0].auc["cv_mean"]))
+    rows = "".join(_row(p, collections, permutations, random, best and i == 0) for i, p in enumerate(panels))
+    table = f'<table class="sortable ranked"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    table = f'<div class="{"scroll" if len(panels) > SCROLL_ROWS else "wide"}">{table}</div>'
+    return f"<h3>All {len(panels)} panels, ranked</h3>{table}" + _caption(permutations, random)
+
+
+def _caption(permutations: bool, random: bool) -> str:
+    """What the ranked table's columns mean."""
+    text = (
+        "Ranked by the MLP's mean cross-validated (CV) ROC-AUC, best first (highlighted); click a header to sort by it, "
+        "click a panel to open its details. Each panel trains a small neural network (MLP) on its genes beside two baselines: "
+        "logistic regression on the same genes, and the majority class (always predict the most common class, whose accuracy "
+        "is the bar any model must clear). The 95% confidence interval is the Nadeau-Bengio corrected resampled t interval, "
+        "which allows for CV folds sharing training samples. The t-test asks whether the mean CV ROC-AUC exceeds 0.5; "
+        "q-values are Benjamini-Hochberg over all panels, and a panel shows signal only when its interval lies above 0.5 and its q-values are below 0.05."
+    )
+    if permutations:
+        text += " Permutation p: the share of label-shuffled replicates scoring at least as well."
+    if random:
+        text += " Random-panel p and percentile: where the panel falls among random gene sets of its size."
+    return f'<p class="caption">{text}</p>'
