@@ -42,7 +42,7 @@ from .gmt import panel_dir_name, panel_dir_names, read_gmt, resolve_sets
 from .io import read_cohort_genes
 from .metrics import classification_metrics, predicted_classes
 from .panels import check_panel, panel_genes
-from .scaling import read_matrix, split_statistics
+from .scaling import read_matrix, split_statistics, standardise
 from .train import HISTORY_METRICS, ModelSet, TrainSpec, permuted_labels, train_models
 
 log = logging.getLogger("panelmlp")
@@ -359,8 +359,8 @@ def fit_unit(
             test_rows = rows[:n_test]
             mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
             train_rows = np.flatnonzero(train[k.split])
-            z_train = np.nan_to_num((x[np.ix_(train_rows, k.cols)] - mean_s) / scale_s)
-            z_test = np.nan_to_num((x[np.ix_(test_rows, k.cols)] - mean_s) / scale_s)
+            z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
+            z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
             probas = {
                 "mlp": proba_mlp,
                 "majority": majority_proba(y[train_rows], n_test, n_classes),

@@ -23,7 +23,6 @@ the same trajectory as trained alone.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
 import math
@@ -493,7 +492,6 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     """
     if threads:
         torch.set_num_threads(threads)
-    _keep_freed_memory()
     device = resolve_device(spec.device)
     dtype = torch.float32
     k_models = data.n_models
@@ -740,27 +738,6 @@ def _slice(stack: StackedMLP, lo: int, hi: int) -> StackedMLP:
         stack.dropout,
         stack.n_classes,
     )
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed blocks for reuse instead of returning them to the OS.
-
-    By default glibc hands blocks above its mmap threshold back to the kernel on
-    free; a training step that frees and reallocates activations of a few MB
-    then page-faults on every first touch, which halves the speed of
-    elementwise operations. Peak memory is unchanged (freed blocks are reused).
-    Does nothing where glibc's ``mallopt`` is absent.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-"""glibc's mallopt parameter numbers (malloc.h)."""
 
 
 def _runs(ids: np.ndarray, limit: int) -> list[tuple[int, int]]:
