@@ -89,6 +89,14 @@ wildcard_constraints:
     unit="|".join(map(re.escape, UNITS)) if UNITS else "^$",
 
 
+def fit_threads(wildcards):
+    """Threads of a fit job: a collection part steps many models at once and gains from more than one."""
+    unit = UNITS[wildcards.unit]
+    return config["resources"][
+        "collection_threads" if unit["collection"] else "train_threads"
+    ]
+
+
 def unit_files(wildcards):
     """A unit's panel or GMT file is an input of its fit job, so editing it reruns the unit."""
     unit = UNITS[wildcards.unit]

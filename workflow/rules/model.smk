@@ -22,7 +22,7 @@ rule fit:
         "benchmarks/fit/{unit}.tsv"
     conda:
         training_env()
-    threads: config["resources"]["train_threads"]
+    threads: fit_threads
     resources:
         mem_mb=mem_mb(config["resources"]["train_mem_mb"]),
         runtime=config["resources"]["train_runtime"],

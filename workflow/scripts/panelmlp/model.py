@@ -90,8 +90,15 @@ def _act(z: torch.Tensor, activation: str) -> torch.Tensor:
     return torch.nn.functional.leaky_relu(z, LEAKY_SLOPE)
 
 
+IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}
+"""Activations applied in place: their gradient is a function of the output alone (relu: ``z > 0`` iff ``a > 0``)."""
+
+
 def _act_backward(g: torch.Tensor, z: torch.Tensor, a: torch.Tensor, activation: str) -> torch.Tensor:
-    """Gradient w.r.t. the pre-activation ``z``, given the gradient ``g`` w.r.t. ``a = act(z)``."""
+    """Gradient w.r.t. the pre-activation ``z``, given the gradient ``g`` w.r.t. ``a = act(z)``.
+
+    For the activations of :data:`IN_PLACE`, ``z`` may be the output itself.
+    """
     if activation == "relu":
         return torch.ops.aten.threshold_backward(g, z, 0)
     if activation == "tanh":
@@ -129,14 +136,18 @@ class StackedMLP:
         h = x
         for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
             z = torch.baddbmm(b, h, w)
-            a = _act(z, self.activation)
+            if self.activation in IN_PLACE:
+                # The backward of these needs only the output (relu: its sign), so z can be overwritten.
+                a = z = IN_PLACE[self.activation](z)
+            else:
+                a = _act(z, self.activation)
             out = a * drop_masks[layer] if drop_masks is not None else a
             cache.append((h, z, a))
             h = out
         w_out = self.weights[-1]
         if w_out.shape[-1] == 1:
             # One logit: a broadcast multiply-and-sum beats a batched mat-vec on CPU.
-            logits = (h * w_out.transpose(1, 2)).sum(-1, keepdim=True) + self.biases[-1]
+            logits = (h * w_out.transpose(1, 2)).sum(-1, keepdim=True).add_(self.biases[-1])
         else:
             logits = torch.baddbmm(self.biases[-1], h, w_out)
         cache.append((h, None, None))

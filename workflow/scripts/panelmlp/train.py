@@ -41,7 +41,7 @@ log = logging.getLogger("panelmlp")
 HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
 """Per-epoch quantities of every model, in the order of :attr:`TrainResult.history`'s last axis."""
 
-HISTORY_BLOCK_FLOATS = 4_000_000
+HISTORY_BLOCK_FLOATS = 500_000
 """Test logits are kept for at most this many floats before their metrics are computed (memory bound)."""
 
 FEED_BLOCK_FLOATS = 8_000_000
@@ -357,7 +357,8 @@ def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, valid: torch
     """ROC-AUC per row from average ranks among the valid entries (ties share their mean rank).
 
     Sorting costs ``T log T`` per model, so a per-epoch AUC stays cheap for
-    large test sets. Padded entries are moved past every valid one.
+    large test sets (comparing all pairs was 10x slower already at 17 rows).
+    Padded entries are moved past every valid one.
     """
     k, t = score.shape
     big = torch.finfo(score.dtype).max
@@ -388,13 +389,17 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 class _Feed:
-    """Standardised inputs of the stack's models for given rows, gathered on demand.
+    """Standardised inputs of the stack's models for given rows.
 
-    When every model reads the same columns (one panel's splits) the rows are
-    copied whole with ``index_select``; otherwise each model's own columns are
-    picked element by element. Standardising is one fused multiply-add with
-    per-model ``1/sd`` and ``-mean/sd`` (both 0 on padding columns, which thus
-    feed zeros).
+    Small problems (every model's standardised matrix together within
+    :data:`PRESTANDARDISED_BYTES`, e.g. a collection of short panels on a few
+    hundred samples) standardise each model's columns once, with its split's
+    statistics, and a step only copies rows. Larger ones (a 20,000-gene panel)
+    gather on demand from the one raw matrix: whole rows with ``index_select``
+    when every model reads the same columns, else element by element; then one
+    fused multiply-add with per-model ``1/sd`` and ``-mean/sd`` (both 0 on
+    padding columns, which thus feed zeros). Missing values become 0, the
+    training mean.
     """
 
     def __init__(self, data: ModelSet, order: np.ndarray, dtype: torch.dtype, device: torch.device) -> None:
@@ -405,6 +410,17 @@ class _Feed:
         with np.errstate(divide="ignore"):
             inv = np.where(pad, 0.0, 1.0 / data.scale[split[:, None], safe])
         shift = np.where(pad, 0.0, -data.mean[split[:, None], safe] * inv)
+        n_rows, self.width = data.x.shape[0], cols.shape[1]
+        self.device = device
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.premade: torch.Tensor | None = None
+        if len(cols) * n_rows * self.width * 4 <= PRESTANDARDISED_BYTES:
+            # [K, N, G] -> [K * N, G]: model k's row r is row k * N + r.
+            values = data.x.T[safe].transpose(0, 2, 1) * inv[:, None, :].astype(np.float32) + shift[:, None, :]
+            values = np.nan_to_num(values.astype(np.float32), nan=0.0)
+            self.premade = torch.as_tensor(values.reshape(-1, self.width), device=device)
+            self.offsets = torch.arange(len(cols), device=device)[:, None] * n_rows
+            return
         self.shared = bool((cols == cols[0]).all()) and not pad.any()
         if self.shared:
             used = cols[0]
@@ -416,11 +432,9 @@ class _Feed:
         self.x = torch.as_tensor(np.ascontiguousarray(matrix, dtype=np.float32), device=device)
         self.flat_x = self.x.reshape(-1)
         self.stride = self.x.shape[1]
-        self.width = cols.shape[1]
         self.inv = torch.tensor(inv[:, None, :], dtype=dtype, device=device)
         self.shift = torch.tensor(shift[:, None, :], dtype=dtype, device=device)
         self.has_nan = bool(np.isnan(matrix).any())
-        self.buffers: dict[str, torch.Tensor] = {}
 
     def __call__(self, rows: torch.Tensor, start: int = 0, buffer: str | None = "train") -> torch.Tensor:
         """Inputs ``[k, b, G]`` of models ``start .. start+k`` for their rows ``[k, b]``.
@@ -431,12 +445,16 @@ class _Feed:
         k, b = rows.shape
         size = k * b * self.width
         if buffer is None:
-            store = torch.empty(size, dtype=self.x.dtype, device=self.x.device)
+            store = torch.empty(size, dtype=torch.float32, device=self.device)
         else:
             store = self.buffers.get(buffer)
             if store is None or store.numel() < size:
-                store = self.buffers[buffer] = torch.empty(size, dtype=self.x.dtype, device=self.x.device)
+                store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
         out = store[:size].view(k, b, self.width)
+        if self.premade is not None:
+            index = (rows + self.offsets[start : start + k]).reshape(-1)
+            torch.index_select(self.premade, 0, index, out=out.view(k * b, self.width))
+            return out
         if self.cols is None:
             torch.index_select(self.x, 0, rows.reshape(-1), out=out.view(k * b, self.width))
         else:
@@ -446,6 +464,10 @@ class _Feed:
         if self.has_nan:
             out.nan_to_num_(nan=0.0)
         return out
+
+
+PRESTANDARDISED_BYTES = 64 << 20
+"""Every model's standardised inputs are made once when they take at most this much memory together."""
 
 
 def _layer_flops(sizes: Sequence[int], rows: int, backward: bool) -> float:
@@ -588,7 +610,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_test_epoch = per_model_test * n_tracked * t_width
     flops = 0.0
 
-    test_chunk = min(_chunk_models(t_width, sizes), max(1, FEED_BLOCK_FLOATS // max(1, t_width * sizes[0])))
+    test_chunk = max(1, FEED_BLOCK_FLOATS // max(1, t_width * max(sizes)))  # forward only: few passes, big chunks
     # The test inputs never change: keep the tracked models' standardised test rows when they are small.
     cached_inputs: dict[tuple[int, int], torch.Tensor] = {}
     if n_tracked * t_width * sizes[0] <= TEST_CACHE_FLOATS:
@@ -714,8 +736,8 @@ class _StepPlan:
     flops: float
 
 
-CHUNK_BYTES = 1 << 19
-"""Bytes of one hidden activation tensor of a chunk of models: small enough to stay in cache."""
+CHUNK_BYTES = 1 << 21
+"""Bytes of one hidden activation tensor of a chunk of models: small enough for a chunk to stay in cache."""
 
 
 def _chunk_models(rows: int, sizes: Sequence[int]) -> int:
