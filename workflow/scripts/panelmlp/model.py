@@ -182,8 +182,11 @@ class StackedMLP:
         single = g.shape[-1] == 1
         grads.append(bias_grad(g, slots[-1]))
         if single:
-            w_grad = (h_last * g).sum(1).unsqueeze(-1)
-            grads.append(w_grad if slots[-2] is None else slots[-2].copy_(w_grad))
+            product = h_last * g
+            slot = slots[-2]
+            grads.append(
+                product.sum(1).unsqueeze(-1) if slot is None else torch.sum(product, 1, out=slot[..., 0])[..., None]
+            )
         else:
             grads.append(weight_grad(h_last, g, slots[-2]))
         for layer in range(n_layers - 2, -1, -1):

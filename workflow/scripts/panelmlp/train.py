@@ -570,8 +570,9 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         slots = step * bs + np.arange(min(bs, width - step * bs))
         valid = torch.tensor(slots[None, :] < n_train[:active, None], dtype=dtype, device=device)
         parts = []
-        for lo in range(0, active, chunk):
-            hi = min(active, lo + chunk)
+        even = -(-active // -(-active // chunk))  # the same number of chunks, of equal size
+        for lo in range(0, active, even):
+            hi = min(active, lo + even)
             parts.append(
                 _ChunkPlan(
                     lo=lo,
