@@ -85,7 +85,7 @@ def main() -> None:
         added, log = run([*base, "--configfile", str(extra)], REPO)
         print(
             f"one panel added: {added:.1f} s wall, jobs rerun: {job_counts(log)} "
-            "(target: fit of the new panel + compare, report)"
+            "(target: the small named panels' fit job, compare, report)"
         )
 
 

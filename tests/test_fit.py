@@ -63,12 +63,18 @@ def _collection(paths: dict, sets: list[str], name: str = "screen/part-001") -> 
         "min_size": 2,
         "max_size": 500,
         "min_coverage": 0.8,
+        "out_dir": "",
     }
 
 
 def _fit(paths: dict, unit: dict, out: Path, **kwargs) -> dict:
+    """Fit ``unit`` with its outputs under ``out`` (a collection part's folder, or one folder per named panel)."""
+    if unit["collection"]:
+        unit = {**unit, "out_dir": str(out)}
+    else:
+        unit = {**unit, "out_dirs": {name: str(out / name) for name in unit["panels"]}}
     args = {"model": MODEL, "permutations": 0, "random_panels": 0, "logreg_c": 1.0, **kwargs}
-    return fit_unit(unit, paths["cohort"], paths["splits"], paths["labels"], out_dir=str(out), **args)
+    return fit_unit(unit, paths["cohort"], paths["splits"], paths["labels"], **args)
 
 
 def test_a_collection_part_drops_missing_genes_and_records_skipped_sets(inputs):
@@ -85,7 +91,13 @@ def test_a_collection_part_drops_missing_genes_and_records_skipped_sets(inputs):
 
 def test_a_named_panel_with_a_missing_gene_stops():
     with pytest.raises(PanelMlpError, match="panel mine: 1 gene"):
-        resolve_unit({"name": "mine", "collection": "", "panel": "mine", "spec": ["G00001", "NOPE"]}, ["G00001"])
+        unit = {
+            "name": "named panels",
+            "collection": "",
+            "panels": {"mine": ["G00001", "NOPE"]},
+            "out_dirs": {"mine": "x"},
+        }
+        resolve_unit(unit, ["G00001"])
 
 
 def test_width_groups_pad_only_where_it_pays():
@@ -152,3 +164,21 @@ def test_permutation_nulls_share_labels_across_panels(inputs, tmp_path):
     assert len(history) == 2 * 4 * MODEL["epochs"]  # real models only: 2 panels x (holdout + 3 folds)
     info = json.loads((tmp_path / "fit.json").read_text())
     assert info["train_gflop"] > 0 and info["stacked_passes"] >= 1
+
+
+def test_named_panels_in_one_job_each_get_their_own_folder(inputs, tmp_path):
+    unit = {
+        "name": "named panels",
+        "collection": "",
+        "panels": {"sig": ["SIG1", "SIG2"], "noise": ["G00003", "G00004"]},
+    }
+    summary = _fit(inputs, unit, tmp_path, permutations=2, random_panels=3)
+    assert summary["panels"] == 2
+    for name, other in (("sig", "noise"), ("noise", "sig")):
+        folder = tmp_path / name
+        metrics = pd.read_csv(folder / "metrics.tsv", sep="\t")
+        assert set(metrics.panel) == {name}
+        assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [name]
+        nulls = pd.read_parquet(folder / "nulls.parquet")
+        assert other not in set(nulls.panel) and set(nulls[nulls.kind == "random"]["size"]) == {2}
+        assert pd.read_csv(folder / "panels.tsv", sep="\t").panel.tolist() == [name]

@@ -101,8 +101,8 @@ def test_every_output_is_written(planted_run):
     for rule in ("clean", "split", "compare", "report"):
         assert (planted_run / "logs" / f"{rule}.log").is_file()
         assert (planted_run / "benchmarks" / f"{rule}.tsv").is_file()
-    assert (planted_run / "logs" / "fit" / "planted.log").is_file()
-    assert (planted_run / "benchmarks" / "fit" / "planted.tsv").is_file()
+    assert (planted_run / "logs" / "fit" / "named-panels.log").is_file()
+    assert (planted_run / "benchmarks" / "fit" / "named-panels.tsv").is_file()
 
 
 def test_row_accounting_and_labels(planted_run):
@@ -173,7 +173,8 @@ def test_rerun_is_a_no_op_and_a_new_panel_reruns_only_its_chain(planted_run):
         for line in text.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    assert counts == {"fit": 1, "compare": 1, "report": 1, "all": 1, "total": 4}, text
+    # The small named panels share one fit job: the new one joins it; nothing else reruns.
+    assert counts == {"fit_named": 1, "compare": 1, "report": 1, "all": 1, "total": 4}, text
 
 
 def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
@@ -189,7 +190,7 @@ def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
         work, "--cores", "1", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={work / 'cohort.csv'}"
     )
     assert proc.returncode != 0
-    log = (work / "logs/fit/bad.log").read_text()
+    log = (work / "logs/fit/named-panels.log").read_text()
     assert "panelmlp error: panel bad: 1 gene(s) not in the cohort: SIG3 (closest: SIG" in log
     assert "SIG1" in log and "SIG2" in log and len(log.strip().splitlines()) == 1
     assert not (work / "results/panels/bad/history.parquet").exists()

@@ -6,6 +6,10 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from panelmlp.errors import PanelMlpError
 from panelmlp.gmt import read_gmt
+from panelmlp.panels import read_panel_file
+
+GROUP_MAX_GENES = 500
+"""Named panels of at most this many genes (lists and files) are fitted together in one job."""
 
 
 def training_env():
@@ -61,28 +65,63 @@ def collection_units(name, spec, per_job):
             "min_size": spec.get("min_size", 5),
             "max_size": spec.get("max_size", 500),
             "min_coverage": spec.get("min_coverage", 0.8),
+            "out_dir": f"results/panels/{unit}",
         }
     return units
 
 
-def all_units():
-    """Every fit job: one per named panel, and one per part of each collection."""
-    units = {}
+def listed_genes(spec):
+    """How many genes a named panel lists (a list or a file), or None for ``all`` or an unreadable file."""
+    if isinstance(spec, list):
+        return len(spec)
+    if spec == "all":
+        return None
+    try:
+        return len(read_panel_file(spec))
+    except PanelMlpError:
+        return None  # its own fit job says what is wrong with it
+
+
+def named_unit(name, panels):
+    """A fit job for named panels, each written to its own folder."""
+    return {
+        "name": name,
+        "collection": "",
+        "panels": panels,
+        "out_dirs": {panel: f"results/panels/{panel}" for panel in panels},
+    }
+
+
+def plan_units():
+    """Output folders (a named panel, or a part of a collection) and the fit jobs that write them.
+
+    Named panels of at most GROUP_MAX_GENES listed genes share one job, so a
+    further small panel costs no further process; ``all`` and larger panels get
+    a job each, so adding a small panel never retrains them.
+    """
+    folders, jobs, grouped = [], {}, {}
     per_job = config["resources"]["panels_per_job"]
     for name, spec in config["panels"].items():
         if spec is None:
             continue
         if isinstance(spec, dict):
-            units.update(collection_units(name, spec, per_job))
+            parts = collection_units(name, spec, per_job)
+            folders += list(parts)
+            jobs.update(parts)
             continue
         if isinstance(spec, str) and spec != "all":
             spec = panel_path(spec)
-        units[name] = {"name": name, "collection": "", "panel": name, "spec": spec}
-    return units
+        folders.append(name)
+        size = listed_genes(spec)
+        if size is not None and size <= GROUP_MAX_GENES:
+            grouped[name] = spec
+        else:
+            jobs[name] = named_unit(name, {name: spec})
+    return folders, jobs, (named_unit("named panels", grouped) if grouped else None)
 
 
-UNITS = all_units()
-"""Fit jobs by unit name (a panel name, or ``collection/part-NNN``); a panel set to null is left out."""
+FOLDERS, UNITS, GROUPED = plan_units()
+"""Output folders under results/panels/; fit jobs by unit (rule fit's wildcard); the small named panels' job."""
 
 
 wildcard_constraints:
@@ -97,15 +136,22 @@ def fit_threads(wildcards):
     ]
 
 
-def unit_files(wildcards):
-    """A unit's panel or GMT file is an input of its fit job, so editing it reruns the unit."""
-    unit = UNITS[wildcards.unit]
+def job_files(unit):
+    """The panel or GMT files of a fit job: its inputs, so editing one reruns the job."""
     if unit["collection"]:
         return [unit["gmt"]]
-    spec = unit["spec"]
-    return [spec] if isinstance(spec, str) and spec != "all" else []
+    return [s for s in unit["panels"].values() if isinstance(s, str) and s != "all"]
+
+
+def unit_files(wildcards):
+    return job_files(UNITS[wildcards.unit])
 
 
 def unit_outputs(name):
-    """One output file of every unit."""
-    return [f"results/panels/{unit}/{name}" for unit in UNITS]
+    """One output file of every folder."""
+    return [f"results/panels/{folder}/{name}" for folder in FOLDERS]
+
+
+def grouped_outputs(name):
+    """One output file of every folder of the small named panels' job."""
+    return [f"results/panels/{panel}/{name}" for panel in GROUPED["panels"]]

@@ -29,13 +29,51 @@ rule fit:
         gpu=gpus_for_training(),
     params:
         unit=lambda wildcards: UNITS[wildcards.unit],
-        out_dir=lambda wildcards: f"results/panels/{wildcards.unit}",
         model=config["model"],
         permutations=config["evaluate"]["permutations"],
         random_panels=config["evaluate"]["random_panels"],
         logreg_c=config["evaluate"]["logreg_C"],
     script:
         "../scripts/fit.py"
+
+
+if GROUPED:
+
+    # The small named panels: one job writes each panel's folder.
+    use rule fit as fit_named with:
+        input:
+            cohort="results/clean/cohort.parquet",
+            splits="results/splits/splits.parquet",
+            labels="results/splits/labels.json",
+            panel_files=job_files(GROUPED),
+        output:
+            panels=grouped_outputs("panels.tsv"),
+            history=grouped_outputs("history.parquet"),
+            metrics=[
+                report(
+                    path,
+                    category="3. Fit",
+                    labels={"unit": panel, "table": "metrics per split"},
+                )
+                for panel, path in zip(
+                    GROUPED["panels"], grouped_outputs("metrics.tsv")
+                )
+            ],
+            predictions=grouped_outputs("predictions.parquet"),
+            nulls=grouped_outputs("nulls.parquet"),
+            summary=grouped_outputs("fit.json"),
+            checkpoints=[directory(p) for p in grouped_outputs("checkpoints")],
+        log:
+            "logs/fit/named-panels.log",
+        benchmark:
+            "benchmarks/fit/named-panels.tsv"
+        threads: config["resources"]["train_threads"]
+        params:
+            unit=GROUPED,
+            model=config["model"],
+            permutations=config["evaluate"]["permutations"],
+            random_panels=config["evaluate"]["random_panels"],
+            logreg_c=config["evaluate"]["logreg_C"],
 
 
 rule compare:

@@ -12,6 +12,5 @@ run(
     permutations=snakemake.params.permutations,
     random_panels=snakemake.params.random_panels,
     logreg_c=snakemake.params.logreg_c,
-    out_dir=snakemake.params.out_dir,
     threads=snakemake.threads,
 )

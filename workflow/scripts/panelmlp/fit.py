@@ -1,10 +1,13 @@
 """One fit job: every panel of a unit trained, scored against baselines and saved, in one process.
 
-A unit is a named panel, or one part of a gene-set collection (up to
+A unit is one job: the small named panels together, a large named panel
+(``all``), or one part of a gene-set collection (up to
 ``resources.panels_per_job`` sets). Its job reads the raw values of the genes it
 needs once, trains all of its models in a few stacked passes (panels grouped by
 width, narrower panels zero-padded), scores every split's test rows for the
-MLP and the baselines, and writes, under ``results/panels/{unit}/``:
+MLP and the baselines, and writes, in each named panel's folder
+``results/panels/{panel}/`` or in the collection part's
+``results/panels/{collection}/part-NNN/``:
 
 - ``panels.tsv``: every panel of the unit (for a collection, every set of the
   part, kept or skipped, with its coverage and the reason);
@@ -76,15 +79,29 @@ PREDICTION_TEXT = ("collection", "panel", "model", "split_id", "kind", "sample_i
 NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", *HISTORY_METRICS]
 """Columns of nulls.parquet: ``kind`` is ``permutation`` (per panel) or ``random`` (per size; panel empty)."""
 
+NULL_TYPES = {
+    "kind": "string",
+    "collection": "string",
+    "panel": "string",
+    "size": "int64",
+    "replicate": "int64",
+    "split_id": "string",
+    **dict.fromkeys(HISTORY_METRICS, "float64"),
+}
+
+METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"]
+"""The first columns of metrics.tsv (the metrics follow)."""
+
 
 @dataclass
 class Panel:
-    """A panel to train: its name, its collection ('' for a named panel), its directory name and genes."""
+    """A panel to train: its name, its collection ('' for a named panel), directory name, genes and output folder."""
 
     name: str
     collection: str
     directory: str
     genes: list[str]
+    folder: str
 
 
 @dataclass
@@ -105,33 +122,40 @@ class ModelKey:
 def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], pd.DataFrame]:
     """The panels a unit trains, and its panels table (for a collection part: kept and skipped sets).
 
-    ``unit`` is the fit rule's ``params.unit``: ``{"name", "collection": "", "panel", "spec"}``
-    for a named panel, or ``{"name", "collection", "gmt", "sets", "min_size",
-    "max_size", "min_coverage"}`` for a part of a collection. A named panel that
-    lists a gene the cohort lacks stops the run; a collection drops such genes
-    and records the coverage.
+    ``unit`` is the fit rule's ``params.unit``. Named panels: ``{"name",
+    "collection": "", "panels": {panel: spec}, "out_dirs": {panel: folder}}``,
+    one folder per panel (several small named panels share one job). A part of
+    a collection: ``{"name", "collection", "gmt", "sets", "min_size",
+    "max_size", "min_coverage", "out_dir"}``. A named panel that lists a gene
+    the cohort lacks stops the run; a collection drops such genes and records
+    the coverage. The table's ``folder`` column says where each row is written.
     """
     if not unit.get("collection"):
-        name = str(unit["panel"])
-        genes = panel_genes(name, unit["spec"], available)
-        check_panel(name, genes, available)
-        panel = Panel(name, "", panel_dir_name(name), genes)
-        row = {
-            "unit": unit["name"],
-            "collection": "",
-            "panel": name,
-            "directory": panel.directory,
-            "description": "",
-            "n_listed": len(genes),
-            "n_found": len(genes),
-            "coverage": 1.0,
-            "status": "kept",
-            "reason": "",
-            "hint": "",
-            "genes": " ".join(genes),
-            "genes_missing": "",
-        }
-        return [panel], pd.DataFrame([row], columns=PANEL_COLUMNS)
+        panels, rows = [], []
+        for name, spec in unit["panels"].items():
+            genes = panel_genes(name, spec, available)
+            check_panel(name, genes, available)
+            panel = Panel(name, "", panel_dir_name(name), genes, str(unit["out_dirs"][name]))
+            panels.append(panel)
+            rows.append(
+                {
+                    "unit": name,
+                    "collection": "",
+                    "panel": name,
+                    "directory": panel.directory,
+                    "description": "",
+                    "n_listed": len(genes),
+                    "n_found": len(genes),
+                    "coverage": 1.0,
+                    "status": "kept",
+                    "reason": "",
+                    "hint": "",
+                    "genes": " ".join(genes),
+                    "genes_missing": "",
+                    "folder": panel.folder,
+                }
+            )
+        return panels, pd.DataFrame(rows, columns=[*PANEL_COLUMNS, "folder"])
     collection = str(unit["collection"])
     sets = read_gmt(unit["gmt"])
     directories = dict(zip([s.name for s in sets], panel_dir_names([s.name for s in sets]), strict=True))
@@ -149,6 +173,7 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
         max_size=unit.get("max_size"),
         min_coverage=float(unit.get("min_coverage", 0.0)),
     )
+    folder = str(unit["out_dir"])
     frame = pd.DataFrame(
         {
             "unit": unit["name"],
@@ -164,11 +189,12 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
             "hint": table["hint"],
             "genes": [" ".join(g) for g in table["genes_found"]],
             "genes_missing": [" ".join(g) for g in table["genes_missing"]],
+            "folder": folder,
         },
-        columns=PANEL_COLUMNS,
+        columns=[*PANEL_COLUMNS, "folder"],
     )
     panels = [
-        Panel(name, collection, directories[name], list(genes))
+        Panel(name, collection, directories[name], list(genes), folder)
         for name, genes, status in zip(table["name"], table["genes_found"], table["status"], strict=True)
         if status == "kept"
     ]
@@ -242,13 +268,10 @@ def fit_unit(
     permutations: int,
     random_panels: int,
     logreg_c: float,
-    out_dir: str,
     threads: int = 1,
 ) -> dict:
-    """cohort + splits -> every output of one unit under ``out_dir`` (see the module docstring)."""
+    """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring)."""
     started = time.perf_counter()
-    out = Path(out_dir)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     available = read_cohort_genes(cohort)
     panels, panel_table = resolve_unit(unit, available)
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
@@ -384,7 +407,7 @@ def fit_unit(
                 )
                 prediction_parts.append((panel, name, k.split, test_rows, proba))
             save_checkpoint(
-                _checkpoint_path(out, panel, split_ids[k.split]),
+                _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
                 result.state_dict(i),
                 panel.genes,
                 mean_s,
@@ -397,26 +420,6 @@ def fit_unit(
             )
         del result, data
 
-    panel_table.to_csv(out / "panels.tsv", sep="\t", index=False)
-    _write_history(out / "history.parquet", history_parts, split_ids, kinds, spec.epochs)
-    metric_frame = pd.DataFrame(metric_rows)
-    if metric_frame.empty:
-        metric_frame = pd.DataFrame(columns=["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"])
-    metric_frame.to_csv(out / "metrics.tsv", sep="\t", index=False, float_format="%.6g")
-    predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes)
-    predictions.to_parquet(out / "predictions.parquet", index=False)
-    nulls = pd.DataFrame(null_rows, columns=NULL_COLUMNS).astype(
-        {
-            "kind": "string",
-            "collection": "string",
-            "panel": "string",
-            "size": "int64",
-            "replicate": "int64",
-            "split_id": "string",
-            **dict.fromkeys(HISTORY_METRICS, "float64"),
-        }
-    )
-    nulls.to_parquet(out / "nulls.parquet", index=False)
     summary = {
         "unit": unit["name"],
         "panels": len(panels),
@@ -431,9 +434,30 @@ def fit_unit(
         "train_seconds": round(train_seconds, 3),
         "train_gflop": round(train_flops / 1e9, 3),
         "train_gflops_per_s": round(train_flops / train_seconds / 1e9, 3) if train_seconds > 0 else None,
-        "seconds": round(time.perf_counter() - started, 3),
     }
-    (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    metric_frame = pd.DataFrame(metric_rows, columns=METRIC_KEYS if not metric_rows else None)
+    predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes)
+    nulls = pd.DataFrame(null_rows, columns=NULL_COLUMNS).astype(NULL_TYPES)
+    for folder, table in panel_table.groupby("folder", sort=False):
+        names = set(table["panel"])
+        mine = [p for p in panels if p.folder == folder]
+        sizes_here = {len(p.genes) for p in mine}
+        out = Path(folder)
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        table.drop(columns="folder").to_csv(out / "panels.tsv", sep="\t", index=False)
+        _write_history(
+            out / "history.parquet", [h for h in history_parts if h[0].folder == folder], split_ids, kinds, spec.epochs
+        )
+        metric_frame[metric_frame["panel"].isin(names)].to_csv(
+            out / "metrics.tsv", sep="\t", index=False, float_format="%.6g"
+        )
+        predictions[predictions["panel"].isin(names)].to_parquet(out / "predictions.parquet", index=False)
+        here = (nulls["kind"] == "permutation") & nulls["panel"].isin(names)
+        here |= (nulls["kind"] == "random") & nulls["size"].isin(sizes_here)
+        nulls[here].to_parquet(out / "nulls.parquet", index=False)
+        info = {**summary, "panels_here": len(mine), "seconds": round(time.perf_counter() - started, 3)}
+        (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     log.info("fit %s: %s", unit["name"], json.dumps(summary))
     return summary
 
