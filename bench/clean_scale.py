@@ -1,18 +1,14 @@
-"""How the data steps scale with the size of the cohort.
+"""How the clean step scales with the width of the cohort.
 
 Generates synthetic cohorts in the real file's schema (2,000 samples; 1,000,
 5,000 and 20,000 genes; a few malformed lines each) and measures, each in a
-fresh subprocess so peak memory is the step's own:
+fresh subprocess so peak memory is the step's own, the wall time and peak RSS
+of the clean step against `pyarrow.csv.read_csv` of the same file (skipping
+the malformed lines it cannot read). Targets: time within 2x, peak memory
+above the import baseline within 3x of the float32 expression matrix. The
+whole workflow at this size is bench/scale.py.
 
-- clean: wall time and peak RSS of the clean step against `pyarrow.csv.read_csv`
-  of the same file (skipping the malformed lines it cannot read) (the ratio target: time within 2x, peak memory above the
-  import baseline within 3x of the float32 expression matrix);
-- scale+train of a 50-gene panel: wall time as the total gene count grows (the
-  panel reads only its own columns from the cohort parquet; target: less than
-  2x growth from 1,000 to 20,000 genes). Training runs 100 epochs here to keep
-  the benchmark short; its cost does not depend on the total gene count.
-
-    python bench/scale.py [--genes 1000 5000 20000] [--samples 2000]
+    python bench/clean_scale.py [--genes 1000 5000 20000] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -32,11 +28,6 @@ sys.path.insert(0, {scripts!r})
 task, args = sys.argv[1], json.loads(sys.argv[2])
 import pyarrow.csv, pyarrow.parquet
 import pandas, numpy
-if task == "train":
-    import torch
-    from panelmlp.scaling import scale_step
-    from panelmlp.splits import split_step
-    from panelmlp.train import train_step
 from panelmlp.io import clean_step
 def rss_kb():
     for line in open("/proc/self/status"):
@@ -52,11 +43,8 @@ elif task == "pyarrow_blocks":
     skip = pyarrow.csv.ParseOptions(invalid_row_handler=lambda row: "skip")
     blocks = pyarrow.csv.ReadOptions(block_size=block_size_for(args["csv"]))
     pyarrow.csv.read_csv(args["csv"], read_options=blocks, parse_options=skip)
-elif task == "clean":
-    clean_step(args["csv"], {{"before_column": "PATIENT_ID"}}, "SAMPLE_ID", args["cohort"], args["quarantine"], args["json"])
 else:
-    scale_step(args["cohort"], args["splits"], args["labels"], "p50", args["genes"], args["scaled"])
-    train_step(args["scaled"], {{"epochs": 100, "hidden": [64]}}, 0, args["history"], args["ckpt"], args["perm"], 1)
+    clean_step(args["csv"], {{"before_column": "PATIENT_ID"}}, "SAMPLE_ID", args["cohort"], args["quarantine"], args["json"])
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"wall": wall, "peak_mb": peak / 1024, "base_mb": base / 1024}}))
@@ -77,11 +65,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-    from panelmlp.splits import split_step
     from panelmlp.synthetic import write_cohort
 
     print(f"machine: {machine()}")
-    trains = {}
     with tempfile.TemporaryDirectory() as tmp:
         # Fixed cost of the step (code paths, thread pools, allocator), from a 10-gene, 20-sample file.
         tiny = Path(tmp) / "tiny"
@@ -93,7 +79,7 @@ def main() -> None:
         print(f"fixed memory of the clean step (tiny file): {fixed_mb:.0f} MB")
         print(
             f"{'genes':>6} {'csv MB':>7} {'matrix MB':>9} {'arrow s':>8} {'arrow* s':>8} {'clean s':>8} "
-            f"{'vs arrow':>8} {'vs arrow*':>9} {'arrow MB':>8} {'arrow* MB':>9} {'clean MB':>8} {'vs matrix':>9} {'net x':>6} {'scale+train s':>13}"
+            f"{'vs arrow':>8} {'vs arrow*':>9} {'arrow MB':>8} {'arrow* MB':>9} {'clean MB':>8} {'vs matrix':>9} {'net x':>6}"
         )
         for n_genes in args.genes:
             work = Path(tmp) / str(n_genes)
@@ -107,32 +93,11 @@ def main() -> None:
                     "cohort": "cohort.parquet",
                     "quarantine": "q.tsv",
                     "json": "clean.json",
-                    "splits": "splits.parquet",
-                    "labels": "labels.json",
-                    "scaled": "scaled.parquet",
-                    "history": "history.parquet",
-                    "ckpt": "ckpt",
-                    "perm": "perm.parquet",
                 }.items()
             }
             arrow = child("pyarrow", paths)
             blocks = child("pyarrow_blocks", paths)
             clean = child("clean", paths)
-            split_step(
-                paths["cohort"],
-                "SAMPLE_ID",
-                {
-                    "column": "SMOKING_HISTORY",
-                    "classes": {"non-smoker": "non-smoker", "smoker": "smok"},
-                    "positive": "smoker",
-                },
-                {"test_size": 0.2, "random_state": 81, "cv_folds": 5, "cv_repeats": 2},
-                paths["splits"],
-                paths["labels"],
-            )
-            paths["genes"] = [f"G{i:05d}" for i in range(1, 51)]
-            train = child("train", paths)
-            trains[n_genes] = train["wall"]
             matrix_mb = args.samples * n_genes * 4 / 2**20
             mem = {
                 name: r["peak_mb"] - r["base_mb"]
@@ -141,16 +106,12 @@ def main() -> None:
             print(
                 f"{n_genes:>6} {csv.stat().st_size / 2**20:>7.0f} {matrix_mb:>9.0f} {arrow['wall']:>8.2f} {blocks['wall']:>8.2f} "
                 f"{clean['wall']:>8.2f} {clean['wall'] / arrow['wall']:>7.2f}x {clean['wall'] / blocks['wall']:>8.2f}x "
-                f"{mem['arrow']:>8.0f} {mem['blocks']:>9.0f} {mem['clean']:>8.0f} {mem['clean'] / matrix_mb:>8.2f}x {(mem['clean'] - fixed_mb) / matrix_mb:>5.2f}x {train['wall']:>13.2f}"
+                f"{mem['arrow']:>8.0f} {mem['blocks']:>9.0f} {mem['clean']:>8.0f} {mem['clean'] / matrix_mb:>8.2f}x {(mem['clean'] - fixed_mb) / matrix_mb:>5.2f}x"
             )
-    first, last = min(trains), max(trains)
     print(
         "arrow = pyarrow.csv.read_csv with default options; arrow* = with the block size the clean step uses.\n"
         "clean: time vs pyarrow (target <= 2x); memory above the post-import baseline vs the float32 matrix\n"
         "(target <= 3x); net x: the same less the clean step's fixed memory on a tiny file"
-    )
-    print(
-        f"scale+train of a 50-gene panel: {trains[last] / trains[first]:.2f}x from {first} to {last} genes (target < 2x)"
     )
 
 
