@@ -299,11 +299,34 @@ def class_balance(counts: Mapping[str, int], missing: int = 0, positive: str | N
 
 
 def pair_plot(values: np.ndarray, labels: Sequence[str], genes: Sequence[str], classes: Sequence[str]) -> Figure:
-    """Scatter matrix (lower half) of standardised ``values`` ``[samples, genes]``, one trace per class."""
+    """Scatter matrix (lower half) of standardised ``values`` ``[samples, genes]``, one trace per class.
+
+    Two genes make one plain scatter plot: plotly.js cannot draw a scatter
+    matrix whose only cell is its lower half.
+    """
     labels = np.asarray(labels, dtype=object).astype(str)
     colours = class_colours(classes)
+    present = [c for c in classes if (labels == c).any()]
+    if len(genes) == 2:
+        data = [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": esc(name),
+                "x": values[labels == name, 0],
+                "y": values[labels == name, 1],
+                "marker": {"color": colours[name], "size": 6, "opacity": 0.75},
+            }
+            for name in present
+        ]
+        layout = {
+            "xaxis": {"title": {"text": esc(genes[0])}},
+            "yaxis": {"title": {"text": esc(genes[1])}},
+            "legend": {"title": {"text": "class"}, "orientation": "h", "y": 1.08, "x": 0},
+        }
+        return figure(data, layout, 420, CURVE_DIGITS)
     data = []
-    for name in [c for c in classes if (labels == c).any()]:
+    for name in present:
         rows = values[labels == name]
         data.append(
             {
