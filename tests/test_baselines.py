@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from panelmlp.baselines import (
     _newton,
-    binary_logreg_proba_path,
     fit_binary_logreg,
     fit_binary_logreg_gram,
     logreg_proba,
@@ -145,15 +144,6 @@ def test_gram_fit_gives_the_same_weights():
     w, b_direct = fit_binary_logreg(x, y.astype(float), 2.0)
     np.testing.assert_allclose(x.T @ a, w, atol=1e-12)
     assert b == b_direct
-
-
-@pytest.mark.parametrize(("n", "p"), [(120, 30), (60, 900)])
-def test_penalty_path_equals_separate_fits(n, p):
-    x, y, x_test = cohort(n, p, "imbalanced", seed=6)
-    cs = [0.01, 1.0, 100.0]
-    path = binary_logreg_proba_path(x, y, x_test, cs)
-    for row, c in zip(path, cs, strict=True):
-        np.testing.assert_allclose(row, logreg_proba(x, y, x_test, 2, c)[:, 1], atol=1e-10)
 
 
 def test_one_class_in_training_falls_back_to_majority():

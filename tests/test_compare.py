@@ -146,3 +146,34 @@ def test_multiplicity_warnings_say_when_q_cannot_reach_alpha():
     (warning,) = multiplicity_warnings(50, 0, 200)
     assert "evaluate.random_panels=200 with 50 panels" in warning and "999" in warning
     assert multiplicity_warnings(50, 0, 2000) == []
+
+
+def test_a_panel_fitted_by_two_jobs_is_refused(tmp_path):
+    """Pooling two copies of a panel's CV rows would narrow its interval: stop instead."""
+    from panelmlp.compare import compare_step
+    from panelmlp.errors import PanelMlpError
+
+    table = pd.DataFrame(
+        {
+            "unit": "s/part-001",
+            "collection": "s",
+            "panel": ["A"],
+            "directory": "A",
+            "description": "",
+            "n_listed": 3,
+            "n_found": 3,
+            "coverage": 1.0,
+            "status": "kept",
+            "reason": "",
+            "hint": "",
+            "genes": "X Y Z",
+            "genes_missing": "",
+        }
+    )
+    table.to_csv(tmp_path / "p1.tsv", sep="\t", index=False)
+    table.assign(unit="s/part-002").to_csv(tmp_path / "p2.tsv", sep="\t", index=False)
+    _metrics({"A": [0.8] * 3}, "s").to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    with pytest.raises(PanelMlpError, match=r"gene sets \['s/A'\] were fitted by two jobs"):
+        compare_step(
+            [str(tmp_path / "p1.tsv"), str(tmp_path / "p2.tsv")], [str(tmp_path / "m.tsv")], [], "s.tsv", "p.tsv"
+        )

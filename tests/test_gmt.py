@@ -7,14 +7,11 @@ import hashlib
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from panelmlp.errors import PanelMlpError
 from panelmlp.gmt import (
     TABLE_COLUMNS,
     GeneSet,
-    flat_table,
-    kept_panels,
     panel_dir_name,
     panel_dir_names,
     read_gmt,
@@ -254,22 +251,11 @@ def test_bad_filter_settings():
             resolve_sets(sets, ["GFAP"], **kwargs)
 
 
-def test_flat_table_round_trips_gene_lists(tmp_path):
-    table = resolve_sets([_gs("A", "GFAP X SOX2"), _gs("B", "X Y")], ["GFAP", "SOX2"])
-    path = tmp_path / "sets.tsv"
-    flat_table(table).to_csv(path, sep="\t", index=False)
-    back = pd.read_csv(path, sep="\t", keep_default_na=False)
-    assert [g.split() for g in back["genes_found"]] == [["GFAP", "SOX2"], []]
-    assert [g.split() for g in back["genes_missing"]] == [["X"], ["X", "Y"]]
-    assert isinstance(table.iloc[0].genes_found, list)  # the original table is untouched
-
-
-def test_kept_panels_and_none_kept():
-    table = resolve_sets([_gs("GO:1", "GFAP X"), _gs("B", "X"), _gs("C", "SOX2")], ["GFAP", "SOX2"])
-    assert kept_panels(table, "c.gmt") == {"GO_1": ["GFAP"], "C": ["SOX2"]}
-    table = resolve_sets([_gs("B", "X")], ["GFAP"])
-    with pytest.raises(PanelMlpError, match=r"^c\.gmt: none of 1 gene set passes the filters; fix: "):
-        kept_panels(table, "c.gmt")
+def test_panel_names_come_from_the_whole_collection():
+    whole = ["GO:1", "GO 1", "B"]
+    part = resolve_sets([_gs("GO:1", "GFAP")], ["GFAP"], collection_names=whole)
+    assert part["panel"].tolist() == [panel_dir_names(whole)[0]]  # as in the whole collection, not this part alone
+    assert resolve_sets([_gs("GO:1", "GFAP")], ["GFAP"])["panel"].tolist() == ["GO_1"]
 
 
 # ---------------------------------------------------------------- panel names

@@ -42,6 +42,27 @@ def _labels(n0=60, n1=25):
     return derive_labels(values, CLASSES, "smoker")
 
 
+def test_a_class_without_samples_stops_with_every_count():
+    values = pd.Series(
+        ["Lifelong non-smoker", "Current smoker", "Current smoker", None], index=list("abcd"), name="SMOKING"
+    )
+    classes = {"never": "non-smoker", "current": "current", "reformed": "reformed"}
+    with pytest.raises(PanelMlpError) as info:
+        derive_labels(values, classes)
+    message = str(info.value)
+    assert "['reformed'] match no sample of column SMOKING (never: 1, current: 2, reformed: 0)" in message
+    assert "set a class to null" in message and "\n" not in message
+    # Only one class with samples is the same mistake.
+    with pytest.raises(PanelMlpError, match=r"\['never'\] match no sample"):
+        derive_labels(values[1:], {"never": "non-smoker", "current": "current"})
+
+
+def test_a_class_set_to_null_is_left_out():
+    values = pd.Series(["Lifelong non-smoker", "Current smoker"], index=["a", "b"])
+    found = derive_labels(values, {"non-smoker": "non-smoker", "smoker": None, "current": "current"})
+    assert found.classes == ["non-smoker", "current"] and found.counts() == {"non-smoker": 1, "current": 1}
+
+
 def test_splits_are_disjoint_complete_and_stratified():
     labels = _labels()
     table = make_splits(labels, 0.2, 81, True, 5, 2)

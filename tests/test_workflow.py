@@ -101,8 +101,8 @@ def test_every_output_is_written(planted_run):
     for rule in ("clean", "split", "compare", "report"):
         assert (planted_run / "logs" / f"{rule}.log").is_file()
         assert (planted_run / "benchmarks" / f"{rule}.tsv").is_file()
-    assert (planted_run / "logs" / "fit" / "named-panels.log").is_file()
-    assert (planted_run / "benchmarks" / "fit" / "named-panels.tsv").is_file()
+    assert (planted_run / "logs" / "fit-named.log").is_file()
+    assert (planted_run / "benchmarks" / "fit-named.tsv").is_file()
 
 
 def test_row_accounting_and_labels(planted_run):
@@ -190,7 +190,7 @@ def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
         work, "--cores", "1", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={work / 'cohort.csv'}"
     )
     assert proc.returncode != 0
-    log = (work / "logs/fit/named-panels.log").read_text()
+    log = (work / "logs/fit-named.log").read_text()
     assert "panelmlp error: panel bad: 1 gene(s) not in the cohort: SIG3 (closest: SIG" in log
     assert "SIG1" in log and "SIG2" in log and len(log.strip().splitlines()) == 1
     assert not (work / "results/panels/bad/history.parquet").exists()
@@ -201,6 +201,20 @@ def test_invalid_config_is_rejected_before_any_job(tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "extra.yaml"), "--config", "raw_csv=x.csv")
     assert proc.returncode != 0
     assert "config model.activation: 'swish' is not one of" in proc.stdout + proc.stderr
+
+
+def test_config_mistakes_are_named_before_any_job(tmp_path):
+    cases = [
+        (
+            {"evaluate": {"permutations": 9}, "split": {"cv_repeats": 0}},
+            "config evaluate.permutations need cross-validation splits",
+        ),
+        ({"panels": {"..": ["SIG1"]}}, "config panels"),
+    ]
+    for extra, expected in cases:
+        (tmp_path / "extra.yaml").write_text(yaml.safe_dump(extra))
+        proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "extra.yaml"), "--config", "raw_csv=x.csv")
+        assert proc.returncode != 0 and expected in proc.stdout + proc.stderr, (extra, proc.stderr[-2000:])
 
 
 @pytest.mark.realdata

@@ -120,6 +120,22 @@ def plan_units():
     return folders, jobs, (named_unit("named panels", grouped) if grouped else None)
 
 
+def check_null_models():
+    """Permutation and random-panel nulls are scored on CV splits: stop early when there are none."""
+    wanted = [
+        key
+        for key in ("permutations", "random_panels")
+        if config["evaluate"].get(key, 0) > 0
+    ]
+    if wanted and config["split"].get("cv_repeats", 2) < 1:
+        keys = " and ".join(f"evaluate.{k}" for k in wanted)
+        raise WorkflowError(
+            f"panelmlp error: config {keys} need cross-validation splits, but split.cv_repeats is 0; "
+            "set split.cv_repeats to 1 or more, or the null models to 0"
+        )
+
+
+check_null_models()
 FOLDERS, UNITS, GROUPED = plan_units()
 """Output folders under results/panels/; fit jobs by unit (rule fit's wildcard); the small named panels' job."""
 

@@ -64,9 +64,9 @@ if GROUPED:
             summary=grouped_outputs("fit.json"),
             checkpoints=[directory(p) for p in grouped_outputs("checkpoints")],
         log:
-            "logs/fit/named-panels.log",
+            "logs/fit-named.log",
         benchmark:
-            "benchmarks/fit/named-panels.tsv"
+            "benchmarks/fit-named.tsv"
         threads: config["resources"]["train_threads"]
         params:
             unit=GROUPED,

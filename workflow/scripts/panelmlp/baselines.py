@@ -20,8 +20,6 @@ other and against scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 BASELINES = ("majority", "logreg")
@@ -221,34 +219,6 @@ def fit_binary_logreg(
         return _newton(x, y, c, tol, max_iter)
     a, b = fit_binary_logreg_gram(x @ x.T, y, c, tol, max_iter)
     return x.T @ a, b
-
-
-def binary_logreg_proba_path(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, cs: Sequence[float]
-) -> np.ndarray:
-    """Probability of class 1 for every test row (columns) under every penalty ``C`` in ``cs`` (rows).
-
-    One fit per ``C``. With more genes than rows all of them share the
-    O(n^2 p + n^3) part, ``X_train X_train^T`` with its eigendecomposition and
-    ``X_test X_train^T``, so a sweep over penalties costs little more than one
-    fit. ``y_train`` holds 0/1 and both classes.
-    """
-    x_train = np.asarray(x_train, dtype=np.float64)
-    x_test = np.asarray(x_test, dtype=np.float64)
-    y = np.asarray(y_train, dtype=np.float64)
-    out = np.empty((len(cs), len(x_test)))
-    n, d = x_train.shape
-    if d <= n:
-        for i, c in enumerate(cs):
-            w, b = _newton(x_train, y, float(c), 1e-10, 100)
-            out[i] = _sigmoid(x_test @ w + b)
-        return out
-    space = _RowSpace(x_train @ x_train.T)
-    cross = x_test @ x_train.T
-    for i, c in enumerate(cs):
-        beta, b = _newton(space.coordinates, y, float(c), 1e-10, 100)
-        out[i] = _sigmoid(cross @ space.dual(beta) + b)
-    return out
 
 
 def logreg_proba(

@@ -161,11 +161,6 @@ def read_table(path: str) -> pd.DataFrame:
     return frame
 
 
-def read_metrics(path: str) -> pd.DataFrame:
-    """A metrics.tsv with names kept as text (a panel called ``NA`` stays ``NA``)."""
-    return read_table(path)
-
-
 def _null_means(nulls: pd.DataFrame, kind: str, keys: Sequence[str]) -> dict[tuple, np.ndarray]:
     """Per key (e.g. panel or size), the mean CV ROC-AUC of each null replicate."""
     part = nulls[nulls["kind"] == kind]
@@ -176,6 +171,17 @@ def _null_means(nulls: pd.DataFrame, kind: str, keys: Sequence[str]) -> dict[tup
     for key, values in means.groupby(level=list(range(len(keys)))):
         out[key if isinstance(key, tuple) else (key,)] = values.to_numpy(np.float64)
     return out
+
+
+def permutation_nulls(nulls: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Per ``(collection, panel)``, the mean CV ROC-AUC of each label-shuffled replicate."""
+    return {(str(c), str(p)): v for (c, p), v in _null_means(nulls, "permutation", ["collection", "panel"]).items()}
+
+
+def random_pools(nulls: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Per panel size, the mean CV ROC-AUC of each random gene set; a draw trained by several jobs counts once."""
+    rows = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
+    return {int(size): v for (size,), v in _null_means(rows, "random", ["size"]).items()}
 
 
 def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: dict | None = None) -> pd.DataFrame:
@@ -194,9 +200,8 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
         if nulls is not None
         else pd.DataFrame(columns=["kind", "collection", "panel", "size", "replicate", "split_id", "roc_auc"])
     )
-    random_rows = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
-    perms = _null_means(nulls, "permutation", ["collection", "panel"])
-    randoms = _null_means(random_rows, "random", ["size"])
+    perms = permutation_nulls(nulls)
+    randoms = random_pools(nulls)
     sizes = sizes or {}
     rows = []
     for (collection, panel, model), part in metrics.groupby(["collection", "panel", "model"], sort=False):
@@ -234,7 +239,7 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
                 if null is not None and len(null):
                     row["perm_p"] = permutation_p_value(mean, null)
                     row["n_permutations"] = len(null)
-                null = randoms.get((n_genes,)) if not math.isnan(n_genes) else None
+                null = randoms.get(int(n_genes)) if not math.isnan(n_genes) else None
                 if null is not None and len(null):
                     row["random_p"] = permutation_p_value(mean, null)
                     row["random_pct"] = percentile_in(mean, null)
@@ -285,6 +290,13 @@ def compare_step(
 ) -> pd.DataFrame:
     """Every unit's tables -> summary.tsv (means, CIs, p- and q-values) and panels.tsv (every panel and skipped set)."""
     panels = pd.concat([read_table(p) for p in panel_paths], ignore_index=True)
+    twice = panels[panels.duplicated(["collection", "panel"], keep=False)]
+    if len(twice):
+        names = sorted({f"{c}/{p}" if c else p for c, p in zip(twice["collection"], twice["panel"], strict=True)})
+        raise PanelMlpError(
+            f"gene sets {names[:5]} were fitted by two jobs (the GMT file changed during the run?); "
+            "rerun snakemake so every set is fitted once"
+        )
     for collection, part in panels[panels["collection"] != ""].groupby("collection", sort=False):
         if not (part["status"] == "kept").any():
             reasons = (
@@ -296,7 +308,7 @@ def compare_step(
                 f"(most common reason: {common}); lower min_size or min_coverage, raise max_size, or check the gene names"
             )
     panels.to_csv(panels_out, sep="\t", index=False)
-    frames = [read_metrics(p) for p in metrics_paths]
+    frames = [read_table(p) for p in metrics_paths]
     metrics = pd.concat([f for f in frames if len(f)], ignore_index=True)
     nulls = pd.concat([pd.read_parquet(p) for p in null_paths], ignore_index=True)
     kept = panels[panels["status"] == "kept"]

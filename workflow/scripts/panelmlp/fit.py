@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from .baselines import logreg_proba, majority_proba
 from .checkpoint import save_checkpoint
 from .errors import PanelMlpError
-from .gmt import panel_dir_name, panel_dir_names, read_gmt, resolve_sets
+from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
 from .metrics import classification_metrics, predicted_classes
 from .panels import check_panel, panel_genes
@@ -158,7 +158,6 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
         return panels, pd.DataFrame(rows, columns=[*PANEL_COLUMNS, "folder"])
     collection = str(unit["collection"])
     sets = read_gmt(unit["gmt"])
-    directories = dict(zip([s.name for s in sets], panel_dir_names([s.name for s in sets]), strict=True))
     wanted = list(unit["sets"])
     by_name = {s.name: s for s in sets}
     gone = [n for n in wanted if n not in by_name]
@@ -172,6 +171,7 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
         min_size=int(unit.get("min_size", 1)),
         max_size=unit.get("max_size"),
         min_coverage=float(unit.get("min_coverage", 0.0)),
+        collection_names=[s.name for s in sets],
     )
     folder = str(unit["out_dir"])
     frame = pd.DataFrame(
@@ -179,7 +179,7 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
             "unit": unit["name"],
             "collection": collection,
             "panel": table["name"],
-            "directory": [directories[n] for n in table["name"]],
+            "directory": table["panel"],
             "description": table["description"],
             "n_listed": table["n_listed"],
             "n_found": table["n_found"],
@@ -194,8 +194,10 @@ def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], 
         columns=[*PANEL_COLUMNS, "folder"],
     )
     panels = [
-        Panel(name, collection, directories[name], list(genes), folder)
-        for name, genes, status in zip(table["name"], table["genes_found"], table["status"], strict=True)
+        Panel(name, collection, directory, list(genes), folder)
+        for name, directory, genes, status in zip(
+            table["name"], table["panel"], table["genes_found"], table["status"], strict=True
+        )
         if status == "kept"
     ]
     return panels, frame

@@ -226,6 +226,7 @@ def resolve_sets(
     min_size: int = 1,
     max_size: int | None = None,
     min_coverage: float = 0.0,
+    collection_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per set, in file order: which of its genes the cohort has, and whether it is kept.
 
@@ -247,15 +248,19 @@ def resolve_sets(
     dropped gene is worth knowing about; for a skipped set the hint is also
     appended to ``reason``, where a user reading why a set was skipped looks.
 
-    ``panel`` is computed from all set names, not only the kept ones, so a set's
-    panel name does not change when the filters do.
+    ``panel`` is computed from the names of the whole collection
+    (``collection_names``; default: the names of ``sets``), not only the kept
+    ones nor only those of one job's part, so a set's panel name changes
+    neither with the filters nor with how the collection is cut into jobs.
     """
     _check_filters(min_size, max_size, min_coverage)
     available = set(available_genes)
     by_fold: dict[str, list[str]] = {}
     for gene in sorted(available):
         by_fold.setdefault(gene.casefold(), []).append(gene)
-    panels = panel_dir_names([s.name for s in sets])
+    names = [s.name for s in sets]
+    safe = dict(zip(collection_names, panel_dir_names(collection_names), strict=True)) if collection_names else {}
+    panels = [safe[n] for n in names] if safe else panel_dir_names(names)
     rows = []
     for gene_set, panel in zip(sets, panels, strict=True):
         found = [g for g in gene_set.genes if g in available]
@@ -292,34 +297,6 @@ def resolve_sets(
         )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return table.astype({"line": "int64", "n_listed": "int64", "n_duplicates": "int64", "n_found": "int64"})
-
-
-def flat_table(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`resolve_sets`' table with the gene lists joined by single spaces, ready for a TSV.
-
-    A space is a safe separator: :func:`read_gmt` refuses gene names that
-    contain whitespace, so ``str.split()`` gives the lists back exactly.
-    """
-    return table.assign(
-        genes_found=[" ".join(genes) for genes in table["genes_found"]],
-        genes_missing=[" ".join(genes) for genes in table["genes_missing"]],
-    )
-
-
-def kept_panels(table: pd.DataFrame, source: str | Path) -> dict[str, list[str]]:
-    """Panel name -> found genes, for the kept sets of :func:`resolve_sets`' table, in file order.
-
-    Stops when no set is kept, since a collection that yields no panel is a
-    setting or file mistake rather than a result; ``source`` names the
-    collection in that message.
-    """
-    kept = table[table["status"] == "kept"]
-    if kept.empty:
-        raise PanelMlpError(
-            f"{source}: none of {_plural(len(table), 'gene set')} passes the filters; "
-            "fix: lower min_size or min_coverage, raise max_size, or check the gene names against the cohort"
-        )
-    return {panel: list(genes) for panel, genes in zip(kept["panel"], kept["genes_found"], strict=True)}
 
 
 def _hash(name: str, n_chars: int) -> str:

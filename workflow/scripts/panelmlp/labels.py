@@ -41,8 +41,12 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
 
     ``values`` is the target column indexed by sample id. Missing values, and
     values that match no class, get no label; both are counted, never silently
-    lost. For two classes ``positive`` names the class coded 1.
+    lost. For two classes ``positive`` names the class coded 1. A class set to
+    None is left out (a config file merged over the default can drop one).
+    Every class must get at least one sample: a class without samples leaves
+    its metrics undefined, and one class alone has nothing to separate.
     """
+    classes = {name: pattern for name, pattern in classes.items() if pattern is not None}
     if len(classes) < 2:
         raise PanelMlpError("config target.classes: give at least two classes")
     names = list(classes)
@@ -66,6 +70,14 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
     present = values.dropna()
     mapped = present.map(label)
     unmatched = present[mapped.isna()]
+    counts = {name: int((mapped == name).sum()) for name in names}
+    if min(counts.values()) == 0:
+        listing = ", ".join(f"{name}: {n}" for name, n in counts.items())
+        empty = [name for name, n in counts.items() if n == 0]
+        raise PanelMlpError(
+            f"config target.classes: class(es) {empty} match no sample of column {values.name or 'target'} ({listing}); "
+            "fix the regexes, or set a class to null to leave it out (a --configfile merges target.classes over the default)"
+        )
     order = names
     if len(names) == 2 and positive is not None:
         order = [n for n in names if n != positive] + [positive]

@@ -202,12 +202,6 @@ class StackedMLP:
         grads.reverse()
         return grads
 
-    def head(self, k: int) -> StackedMLP:
-        """The first ``k`` models, as views of the same weights (no copy)."""
-        return StackedMLP(
-            [w[:k] for w in self.weights], [b[:k] for b in self.biases], self.activation, self.dropout, self.n_classes
-        )
-
 
 def loss_and_grad(
     logits: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor

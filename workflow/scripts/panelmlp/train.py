@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 import zlib
 from collections.abc import Sequence
@@ -283,9 +282,8 @@ def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: in
 def batched_metrics(score: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Accuracy, precision, recall, F1 and ROC-AUC of every model, ``[K, 5]``.
 
-    ``score`` is the positive-class logit or probability ``[K, T]`` for two
-    classes (``logits=False``: threshold 0.5 on a probability) or class scores
-    ``[K, T, C]``; ``y`` the true classes, ``valid`` marks real (not padded)
+    ``score`` is the positive-class probability ``[K, T]`` for two classes
+    (threshold 0.5) or class probabilities ``[K, T, C]``; ``y`` the true classes, ``valid`` marks real (not padded)
     rows. Two classes: the positive class's precision, recall and F1, zero when
     undefined, as scikit-learn's ``zero_division=0``; ROC-AUC from average ranks
     (the Mann-Whitney statistic, ties counted half), NaN when a class is absent.
@@ -416,7 +414,10 @@ class _Feed:
         self.premade: torch.Tensor | None = None
         if len(cols) * n_rows * self.width * 4 <= PRESTANDARDISED_BYTES:
             # [K, N, G] -> [K * N, G]: model k's row r is row k * N + r.
-            values = data.x.T[safe].transpose(0, 2, 1) * inv[:, None, :].astype(np.float32) + shift[:, None, :]
+            # In float32, like the on-demand path, so a model's inputs do not depend on which path its job took.
+            values = data.x.T[safe].transpose(0, 2, 1) * inv[:, None, :].astype(np.float32) + shift[:, None, :].astype(
+                np.float32
+            )
             values = np.nan_to_num(values.astype(np.float32), nan=0.0)
             self.premade = torch.as_tensor(values.reshape(-1, self.width), device=device)
             self.offsets = torch.arange(len(cols), device=device)[:, None] * n_rows
@@ -808,8 +809,3 @@ def permuted_labels(y: np.ndarray, train: np.ndarray, seed: int, split_id: str, 
     rows = np.flatnonzero(train)
     out[rows] = y[rng.permutation(rows)]
     return out
-
-
-def achieved_gflops(result: TrainResult) -> float:
-    """GFLOP/s of a training run: its matrix-product work over its wall time."""
-    return result.flops / result.seconds / 1e9 if result.seconds > 0 else math.nan

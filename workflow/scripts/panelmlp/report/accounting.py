@@ -85,8 +85,9 @@ def _labels(labels: Mapping) -> list[str]:
         )
     splits = labels.get("splits") or {}
     parts.append(
-        f"<p>Classes (in code order): {esc(', '.join(labels.get('classes', [])))}; positive class: <b>{esc(labels.get('positive'))}</b>. "
-        f"Splits: {esc(', '.join(f'{v} {k}' for k, v in splits.items()))}.</p>"
+        f"<p>Classes (in code order): {esc(', '.join(labels.get('classes', [])))}"
+        + (f"; positive class: <b>{esc(labels['positive'])}</b>. " if labels.get("positive") else ". ")
+        + f"Splits: {esc(', '.join(f'{v} {k}' for k, v in splits.items()))}.</p>"
     )
     return parts
 

@@ -121,8 +121,10 @@ class Run:
 
     @property
     def positive(self) -> str:
-        """The positive class (two classes)."""
-        return str(self.labels.get("positive") or (self.classes[-1] if self.classes else ""))
+        """The positive class with two classes; '' with more (macro averages have none)."""
+        if len(self.classes) != 2:
+            return ""
+        return str(self.labels.get("positive") or self.classes[-1])
 
 
 def as_list(value: str | Sequence[str]) -> list[str]:
@@ -333,21 +335,3 @@ def pair_data(cohort: str, splits: str, genes: Sequence[str]) -> PairData:
     values = fit_scaler(raw[(holdout["role"] == "train").to_numpy()]).transform(raw)
     keep = np.unique(np.linspace(0, len(values) - 1, min(len(values), PAIR_MAX_SAMPLES)).round().astype(int))
     return PairData(values[keep], {g: j for j, g in enumerate(genes)}, labels[keep], len(values))
-
-
-def permutation_means(nulls: pd.DataFrame) -> dict[Key, np.ndarray]:
-    """Per panel, the mean CV ROC-AUC of each label-shuffled replicate."""
-    part = nulls[nulls["kind"] == "permutation"]
-    if part.empty:
-        return {}
-    means = part.groupby(["collection", "panel", "replicate"], sort=True)["roc_auc"].mean()
-    return {(str(c), str(p)): v.to_numpy(np.float64) for (c, p), v in means.groupby(level=[0, 1])}
-
-
-def random_pools(nulls: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Per panel size, the mean CV ROC-AUC of each random gene set (a draw shared by units counted once)."""
-    part = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
-    if part.empty:
-        return {}
-    means = part.groupby(["size", "replicate"], sort=True)["roc_auc"].mean()
-    return {int(s): v.to_numpy(np.float64) for s, v in means.groupby(level=0)}
