@@ -44,7 +44,7 @@ elif task == "pyarrow_blocks":
     blocks = pyarrow.csv.ReadOptions(block_size=block_size_for(args["csv"]))
     pyarrow.csv.read_csv(args["csv"], read_options=blocks, parse_options=skip)
 else:
-    clean_step(args["csv"], {{"before_column": "PATIENT_ID"}}, "SAMPLE_ID", args["cohort"], args["quarantine"], args["json"])
+    clean_step([args["csv"]], {{}}, {{"before_column": "PATIENT_ID"}}, "SAMPLE_ID", "impute", args["cohort"], args["quarantine"], args["json"])
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"wall": wall, "peak_mb": peak / 1024, "base_mb": base / 1024}}))

@@ -31,9 +31,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         for k, v in {"cohort": "cohort.parquet", "splits": "splits.parquet", "labels": "labels.json"}.items()
     }
     clean_step(
-        str(cohort.path),
+        [str(cohort.path)],
+        {},
         {"before_column": "PATIENT_ID"},
         "SAMPLE_ID",
+        "impute",
         paths["cohort"],
         str(work / "q.tsv"),
         str(work / "c.json"),

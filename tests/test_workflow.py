@@ -274,13 +274,17 @@ def test_download_rule_fetches_a_missing_raw_csv(planted_run, tmp_path):
     from panelmlp.download import sha256_of
 
     source = planted_run / "cohort.csv"
-    config = {"download": {"url": source.as_uri(), "sha256": sha256_of(source)}, "raw_csv": "data/raw/cohort.csv"}
+    config = {
+        "download": {"url": source.as_uri(), "sha256": sha256_of(source), "path": "data/raw/cohort.csv"},
+        "raw_csv": "data/raw/cohort.csv",
+    }
     (tmp_path / "extra.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "results/clean/clean.json", "--cores", "1", "--configfile", str(tmp_path / "extra.yaml"))
     _check(proc)
     assert (tmp_path / "data/raw/cohort.csv").read_bytes() == source.read_bytes()
     assert json.loads((tmp_path / "results/clean/clean.json").read_text())["rows_in_cohort"] == 119
     config["download"]["sha256"] = "0" * 64
+    config["download"]["path"] = "data/raw/other.csv"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "raw_csv": "data/raw/other.csv"}))
     proc = snakemake(
         tmp_path, "results/clean/clean.json", "-F", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml")
@@ -288,6 +292,14 @@ def test_download_rule_fetches_a_missing_raw_csv(planted_run, tmp_path):
     assert proc.returncode != 0
     assert "sha256 is" in (tmp_path / "logs/download.log").read_text(), proc.stderr[:1500]
     assert not (tmp_path / "data/raw/other.csv").exists()
+    # Any other missing path is "not found", never a download.
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**config, "raw_csv": "data/raw/cohrt.csv"}))
+    proc = snakemake(tmp_path, "results/clean/clean.json", "-n", "--configfile", str(tmp_path / "typo.yaml"))
+    assert proc.returncode != 0
+    assert (
+        "panelmlp error: config raw_csv: data/raw/cohrt.csv not found (closest in data/raw: cohort.csv" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr and "download" not in proc.stdout
 
 
 def _write_screen_gmt(path: Path, genes: list[str], n_sets: int = 50, size: int = 10, seed: int = 2) -> None:

@@ -1,3 +1,4 @@
+import difflib
 import math
 import re
 import os
@@ -10,6 +11,12 @@ from panelmlp.panels import read_panel_file
 
 GROUP_MAX_GENES = 500
 """Named panels of at most this many genes (lists and files) are fitted together in one job."""
+
+
+def stop(message):
+    """End the run before any job with one line on stderr, ``panelmlp error: ...`` (no traceback)."""
+    print(f"panelmlp error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def training_env():
@@ -28,8 +35,60 @@ def mem_mb(base):
     return lambda wildcards, attempt: base * attempt
 
 
-def raw_csv_missing():
-    return not os.path.exists(config["raw_csv"])
+def two_files():
+    """Whether the input is an expression matrix with a sample sheet (input.expression) rather than raw_csv."""
+    return bool(config["input"].get("expression"))
+
+
+def input_files():
+    """The clean step's input files: the expression matrix and sample sheet, or raw_csv."""
+    if two_files():
+        return [config["input"]["expression"], config["input"]["samples"]]
+    return [config["raw_csv"]]
+
+
+def download_wanted():
+    """The download rule exists only for the configured download target, and only while it is absent."""
+    target = config["download"].get("path", "")
+    return (
+        not two_files()
+        and bool(config["download"].get("url"))
+        and os.path.normpath(config["raw_csv"]) == os.path.normpath(target)
+        and not os.path.exists(target)
+    )
+
+
+def not_found(path, key):
+    """One line for an input path that does not exist, with the closest existing names."""
+    folder = os.path.dirname(path) or "."
+    hint = ""
+    if os.path.isdir(folder):
+        close = difflib.get_close_matches(
+            os.path.basename(path), os.listdir(folder), n=3
+        )
+        if close:
+            hint = f" (closest in {folder}: {', '.join(close)})"
+    elif folder != ".":
+        hint = f" (the folder {folder} does not exist either)"
+    stop(
+        f"config {key}: {path} not found{hint}; fix the path, or leave raw_csv at "
+        f"{config['download'].get('path', 'its default')} to download the default cohort"
+    )
+
+
+def check_inputs():
+    """Stop before any job when an input file is missing (only the download target is fetched)."""
+    if two_files():
+        for key in ("expression", "samples"):
+            path = config["input"].get(key)
+            if not path:
+                stop(
+                    f"config input.{key}: not set; input.expression and input.samples go together"
+                )
+            if not os.path.exists(path):
+                not_found(path, f"input.{key}")
+    elif not os.path.exists(config["raw_csv"]) and not download_wanted():
+        not_found(config["raw_csv"], "raw_csv")
 
 
 def panel_path(spec):
@@ -50,7 +109,7 @@ def collection_units(name, spec, per_job):
     try:
         sets = read_gmt(gmt)
     except PanelMlpError as exc:
-        raise WorkflowError(f"panelmlp error: config panels.{name}: {exc}") from None
+        stop(f"config panels.{name}: {exc}")
     ordered = [s.name for s in sorted(sets, key=lambda s: (len(s.genes), s.line))]
     parts = math.ceil(len(ordered) / per_job)
     digits = max(3, len(str(parts)))
@@ -129,8 +188,8 @@ def check_null_models():
     ]
     if wanted and config["split"].get("cv_repeats", 2) < 1:
         keys = " and ".join(f"evaluate.{k}" for k in wanted)
-        raise WorkflowError(
-            f"panelmlp error: config {keys} need cross-validation splits, but split.cv_repeats is 0; "
+        stop(
+            f"config {keys} need cross-validation splits, but split.cv_repeats is 0; "
             "set split.cv_repeats to 1 or more, or the null models to 0"
         )
 
@@ -138,6 +197,7 @@ def check_null_models():
 check_null_models()
 FOLDERS, UNITS, GROUPED = plan_units()
 """Output folders under results/panels/; fit jobs by unit (rule fit's wildcard); the small named panels' job."""
+check_inputs()
 
 
 wildcard_constraints:

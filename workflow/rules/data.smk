@@ -1,4 +1,4 @@
-if raw_csv_missing():
+if download_wanted():
 
     localrules:
         download,
@@ -25,7 +25,7 @@ if raw_csv_missing():
 
 rule clean:
     input:
-        raw=config["raw_csv"],
+        raw=input_files(),
     output:
         cohort="results/clean/cohort.parquet",
         quarantine=report(
@@ -45,8 +45,10 @@ rule clean:
         mem_mb=mem_mb(2000),
         runtime=30,
     params:
+        input=config["input"],
         genes=config["genes"],
         sample_id=config["sample_id"],
+        missing=config["clean"]["missing"],
     script:
         "../scripts/clean.py"
 

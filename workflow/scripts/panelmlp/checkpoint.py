@@ -10,6 +10,9 @@ checkpoint from elsewhere cannot run code.
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +22,9 @@ import torch
 from .errors import PanelMlpError
 from .model import build_mlp
 from .versions import library_versions
+
+FORMAT = "panelmlp-checkpoint/1"
+REQUIRED_KEYS = ("state_dict", "genes", "scaler", "classes", "hyper")
 
 
 def save_checkpoint(
@@ -36,7 +42,7 @@ def save_checkpoint(
     """Write one model's checkpoint."""
     torch.save(
         {
-            "format": "panelmlp-checkpoint/1",
+            "format": FORMAT,
             "state_dict": state_dict,
             "genes": list(genes),
             "scaler": {"mean": [float(v) for v in scaler_mean], "scale": [float(v) for v in scaler_scale]},
@@ -52,14 +58,106 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint safely (``weights_only=True``)."""
+    """Read a checkpoint safely (``weights_only=True``: a file that holds code is refused, never run).
+
+    Every failure is one :class:`PanelMlpError` line that names the file, says
+    what is wrong with it and how to retrain it.
+    """
+    file = Path(path)
+    retrain = _retrain_hint(file)
+    if file.is_dir():
+        inside = sorted(p.name for p in file.glob("*.pt"))
+        holds = f" (it holds {_some(inside)})" if inside else ""
+        raise PanelMlpError(f"checkpoint {path} is a directory, not a checkpoint file{holds}; {retrain}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; the error below says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise PanelMlpError(f"checkpoint {path} not found; rerun the train step") from None
-    if checkpoint.get("format") != "panelmlp-checkpoint/1":
-        raise PanelMlpError(f"{path} is not a panelmlp checkpoint")
+        siblings = sorted(p.name for p in file.parent.glob("*.pt")) if file.parent.is_dir() else []
+        there = f" (its folder holds {_some(siblings)})" if siblings else ""
+        raise PanelMlpError(f"checkpoint {path} not found{there}; {retrain}") from None
+    except PermissionError:
+        raise PanelMlpError(f"checkpoint {path} cannot be read (permission denied); check its permissions") from None
+    except pickle.UnpicklingError as exc:
+        # "unsupported GLOBAL posix.system ..." / "Unsupported global: GLOBAL io.open was not an allowed global"
+        code = re.search(r"\bGLOBAL ([\w.]+)", str(exc))
+        if code:
+            raise PanelMlpError(
+                f"checkpoint {path} cannot be read (it holds Python objects ({code.group(1)}) besides tensors, numbers"
+                f" and text, and such a file is never loaded because loading it could run code); {retrain}"
+            ) from None
+        raise PanelMlpError(f"checkpoint {path} cannot be read ({_damage(file, exc)}); {retrain}") from None
+    except Exception as exc:  # torch.load raises RuntimeError, EOFError, KeyError, UnicodeDecodeError, OSError...
+        raise PanelMlpError(f"checkpoint {path} cannot be read ({_damage(file, exc)}); {retrain}") from None
+    if not isinstance(checkpoint, dict):
+        raise PanelMlpError(
+            f"checkpoint {path} is not a panelmlp checkpoint (format: it holds a {type(checkpoint).__name__},"
+            f" not a dict); {retrain}"
+        )
+    if checkpoint.get("format") != FORMAT:
+        found = "key missing" if "format" not in checkpoint else f"{checkpoint['format']!r}, expected {FORMAT!r}"
+        raise PanelMlpError(f"checkpoint {path} is not a panelmlp checkpoint (format {found}); {retrain}")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise PanelMlpError(
+            f"checkpoint {path} is not a complete panelmlp checkpoint (missing {', '.join(missing)}); {retrain}"
+        )
     return checkpoint
+
+
+def _retrain_hint(file: Path) -> str:
+    """How to retrain the model of a checkpoint at ``{unit}/checkpoints/{panel}/{split}.pt``."""
+    parts = file.parts[:-1]
+    if "checkpoints" in parts[1:]:
+        unit = Path(*parts[: len(parts) - 1 - parts[::-1].index("checkpoints")])
+        # --forcerun wants the output as the workflow names it: relative, from results/ on.
+        inner = unit.parts
+        start = len(inner) - 1 - inner[::-1].index("results") if "results" in inner else 0
+        target = Path(*inner[start:], "checkpoints").as_posix()
+        return f"rerun `snakemake --forcerun {target}` (or remove {unit.as_posix()} and rerun snakemake) to retrain"
+    return (
+        "retrain it with the workflow (`snakemake --forcerun results/panels/<panel>/checkpoints`) and load it"
+        " from there"
+    )
+
+
+def _damage(file: Path, exc: Exception) -> str:
+    """``truncated or corrupt: <short reason>`` for a file torch cannot read."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        head = None
+    if head == b"":
+        reason = "empty file"
+    elif head is not None and not head.startswith((b"PK\x03\x04", b"\x80")):
+        reason = "a text file, not a PyTorch file" if _looks_like_text(head) else "not a PyTorch file"
+    else:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+        # torch's own advice (loading with weights_only off) is never the fix here: drop it.
+        noise = ("weights_only", "weights only", "check the documentation", "please file an issue")
+        lines = [line for line in lines if line and not any(n in line.lower() for n in noise)]
+        reason = re.sub(r"^\[enforce fail at [^\]]*\][\s.]*", "", lines[0]) if lines else ""  # a c10 prefix
+        reason = reason.split(". ")[0].rstrip(".")
+        if len(reason) < 12:  # KeyError('101'), EOFError(): the type says more than the text
+            reason = f"{type(exc).__name__} {reason}".strip()
+        reason = reason[:160]
+    return f"truncated or corrupt: {reason}"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+
+
+def _some(names: list[str], most: int = 4) -> str:
+    """``a.pt, b.pt, ... (12 files)``."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} files)"
 
 
 def model_from_checkpoint(checkpoint: dict) -> torch.nn.Sequential:

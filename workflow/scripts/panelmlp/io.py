@@ -1,118 +1,50 @@
-"""Reading the raw expression CSV without losing a row.
+"""The clean step: raw input files -> one typed cohort table, with every line accounted for.
 
-The raw file is a comma-separated table: expression columns (floats) and clinical
-columns (free text, numbers, booleans). Some exporters write free text with
-unquoted commas, so a line carries more fields than the header. Every such extra
-field in the real cohort starts with a space (the tail of a phrase such as
-``Current reformed smoker, more than 15 years``), which is what
-:func:`repair_fields` relies on. A line that cannot be repaired unambiguously goes
-to the quarantine table with its file line number and the reason; every other line
-ends up in the cohort. :func:`clean_csv` returns the accounting that proves it.
-
-The bulk of the file is parsed by pyarrow's multi-threaded CSV reader, with the
-expression columns read straight into float32; only the malformed lines go through
-Python.
+The input is either one table (``raw_csv``: one row per sample, expression
+and clinical columns side by side, as the tutorial's file) or an expression
+matrix with a separate sample sheet (``input.expression`` + ``input.samples``,
+the way GEO, TCGA/GDC and most pipelines ship data), joined on the sample id.
+:mod:`panelmlp.reader` reads each file, whatever its separator, compression,
+encoding or format; this module joins them, applies the missing-value policy
+(``clean.missing``) and writes the cohort, the quarantine table and the
+accounting (``clean.json``): every data line of every input ends in the cohort
+or in quarantine with a reason, and the counts prove it.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import PanelMlpError
+from .reader import TableRead, block_size_for, line_texts, read_table, repair_fields
+
+__all__ = [
+    "CleanResult",
+    "InputSpec",
+    "block_size_for",
+    "clean_csv",
+    "clean_inputs",
+    "clean_step",
+    "read_cohort_genes",
+    "repair_fields",
+    "resolve_gene_columns",
+    "write_clean",
+]
 
 log = logging.getLogger("panelmlp")
 
-NULL_VALUES = ["NA", ""]
-"""Cell texts read as missing."""
-
-
-@dataclass
-class Repair:
-    """The outcome of repairing one line: its fields, or why it failed."""
-
-    fields: list[str] | None
-    reason: str | None = None
-    merged: int = 0
-
-
-def repair_fields(fields: Sequence[str], n_columns: int) -> Repair:
-    """Join the pieces of free text that unquoted commas split apart.
-
-    A field that begins with a space is taken as the continuation of the field
-    before it, re-joined with the comma that split them. The repair is applied
-    only when exactly ``len(fields) - n_columns`` fields begin with a space, so
-    there is a single way to read the line; otherwise the line is not repaired
-    and the reason says why.
-
-    >>> repair_fields(["1", "smoker", " more than 15 years ", "x"], 3).fields
-    ['1', 'smoker, more than 15 years ', 'x']
-    """
-    n_fields = len(fields)
-    if n_fields == n_columns:
-        return Repair(list(fields))
-    if n_fields < n_columns:
-        return Repair(None, f"has {n_fields} fields, expected {n_columns} (line is truncated)")
-    extra = n_fields - n_columns
-    continuations = [i for i in range(1, n_fields) if fields[i].startswith(" ")]
-    if len(continuations) != extra:
-        return Repair(
-            None,
-            f"has {n_fields} fields, expected {n_columns}; {len(continuations)} fields start "
-            f"with a space, so the {extra} unquoted comma(s) cannot be located: quote the free text",
-        )
-    out: list[str] = []
-    for i, value in enumerate(fields):
-        if i in continuations:
-            out[-1] = out[-1] + "," + value
-        else:
-            out.append(value)
-    return Repair(out, merged=extra)
-
-
-@dataclass
-class CleanResult:
-    """The cleaned cohort and the accounting of every line of the raw file.
-
-    ``rows`` holds the parsed rows as read (good rows, then repaired ones) and
-    ``keep`` the indices of the cohort's rows in file order; :attr:`table` puts
-    them in order as zero-copy slices, never as a second copy of the matrix.
-    """
-
-    rows: pa.Table
-    keep: list[int]
-    quarantine: list[dict[str, object]]
-    accounting: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def table(self) -> pa.Table:
-        """The cohort in file order."""
-        return _take(self.rows, self.keep)
-
-
-def _take(table: pa.Table, index: Sequence[int]) -> pa.Table:
-    """Rows ``index`` of the table, without copying: consecutive runs become zero-copy slices."""
-    if len(index) == table.num_rows and all(i == j for i, j in enumerate(index)):
-        return table
-    pieces = []
-    start = 0
-    for k in range(1, len(index) + 1):
-        if k == len(index) or index[k] != index[k - 1] + 1:
-            pieces.append(table.slice(index[start], k - start))
-            start = k
-    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+MISSING_POLICIES = ("impute", "drop", "error")
+ORIENTATIONS = ("samples_in_rows", "genes_in_rows")
 
 
 def resolve_gene_columns(header: Sequence[str], genes: object, sample_id: str) -> list[str]:
@@ -147,271 +79,394 @@ def resolve_gene_columns(header: Sequence[str], genes: object, sample_id: str) -
     return chosen
 
 
-def read_header(path: Path) -> list[str]:
-    """The column names of the CSV's first line."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        try:
-            return next(csv.reader(handle))
-        except StopIteration:
-            raise PanelMlpError(f"{path}: the file is empty; expected a CSV with a header line") from None
+@dataclass
+class InputSpec:
+    """Where the input is and how to read it (config ``raw_csv`` and ``input``)."""
 
+    raw_csv: str | None = None
+    expression: str | None = None
+    samples: str | None = None
+    orientation: str = "samples_in_rows"
+    sep: str | None = None
+    encoding: str | None = None
+    decimal: str = "."
 
-def block_size_for(path: Path, rows_per_block: int = 256) -> int:
-    """pyarrow CSV block size holding about ``rows_per_block`` rows (1 MiB to 256 MiB).
-
-    pyarrow's default 1 MiB block holds only a few rows of a 20,000-gene file,
-    and every block makes a chunk per column: millions of tiny arrays, minutes
-    and gigabytes. Sizing blocks by the line length keeps chunks few.
-    """
-    with open(path, "rb") as handle:
-        handle.readline()
-        line = len(handle.readline()) or 1
-    return int(min(max(1 << 20, line * rows_per_block), 1 << 28))
-
-
-def _scan_lines(path: Path, texts: Iterable[str]) -> tuple[int, set[int], dict[str, list[int]]]:
-    """One pass over the file: its number of lines, the numbers of its blank lines,
-    and the line numbers (1-based, in file order) of each of the given line texts."""
-    wanted = {t.encode("utf-8") for t in texts}
-    lengths = {len(w) for w in wanted}
-    blanks: set[int] = set()
-    found: dict[str, list[int]] = {}
-    number = 0
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip(b"\r\n")
-            if not line:
-                blanks.add(number)
-            elif len(line) in lengths and line in wanted:
-                found.setdefault(line.decode("utf-8"), []).append(number)
-    return number, blanks, found
-
-
-def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
-    """Type clinical columns read as text the way pyarrow's CSV reader would."""
-    table = pa.table(columns)
-    if table.num_columns == 0:
-        return table
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer)
-    return pacsv.read_csv(
-        io.BytesIO(buffer.getvalue()),
-        convert_options=pacsv.ConvertOptions(
-            null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
-        ),
-    )
-
-
-def _null_na(values: pa.Array) -> pa.Array:
-    """Cells written as ``NA`` or left empty become missing."""
-    return pc.if_else(pc.is_in(values, value_set=pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), values)
-
-
-def _rows_to_table(header: Sequence[str], rows: Sequence[Sequence[str]], options: pacsv.ConvertOptions) -> pa.Table:
-    """Parse already split rows with the given conversion options (via an in-memory CSV)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return pacsv.read_csv(io.BytesIO(buffer.getvalue().encode("utf-8")), convert_options=options)
-
-
-def _parse_repaired(
-    header: Sequence[str],
-    repaired: Sequence[tuple[int | None, list[str], str]],
-    options: pacsv.ConvertOptions,
-    text_options: pacsv.ConvertOptions,
-    gene_columns: Sequence[str],
-    quarantine: list[dict[str, object]],
-) -> tuple[pa.Table, list[int | None]]:
-    """Typed table of the repaired rows and their line numbers; rows that still fail go to quarantine."""
-    try:
-        return _rows_to_table(header, [r[1] for r in repaired], options), [r[0] for r in repaired]
-    except pa.ArrowInvalid:
-        pass
-    tables, lines = [], []
-    for number, fields, text in repaired:
-        try:
-            tables.append(_rows_to_table(header, [fields], options))
-            lines.append(number)
-        except pa.ArrowInvalid as exc:
-            reason = _float_reason(_rows_to_table(header, [fields], text_options), gene_columns)[0]
-            quarantine.append(
-                {"line": number, "sample_id": None, "reason": reason or str(exc).splitlines()[0], "text": text}
+    @classmethod
+    def from_config(cls, raw_csv: str | None, section: Mapping | None) -> InputSpec:
+        """From the config: ``input.expression`` (with ``input.samples``) wins over ``raw_csv``."""
+        section = dict(section or {})
+        spec = cls(
+            raw_csv=raw_csv,
+            expression=section.get("expression"),
+            samples=section.get("samples"),
+            orientation=section.get("orientation") or "samples_in_rows",
+            sep=_separator(section.get("sep")),
+            encoding=section.get("encoding"),
+            decimal=section.get("decimal") or ".",
+        )
+        if spec.expression and not spec.samples:
+            raise PanelMlpError(
+                "config input.samples: input.expression is set but no sample sheet; set input.samples to the "
+                "clinical table with the sample id and the target column"
             )
-    empty = _rows_to_table(header, [], options)
-    return pa.concat_tables([empty, *tables]), lines
+        if spec.samples and not spec.expression:
+            raise PanelMlpError("config input.expression: input.samples is set but no expression matrix; set both")
+        if spec.orientation not in ORIENTATIONS:
+            raise PanelMlpError(f"config input.orientation: {spec.orientation!r}; use one of {list(ORIENTATIONS)}")
+        if not spec.expression and not raw_csv:
+            raise PanelMlpError("config raw_csv: no input; set raw_csv, or input.expression and input.samples")
+        return spec
 
 
-def _gene_text(column: pa.ChunkedArray) -> pa.Array:
-    """An expression column read as text, trimmed, with ``NA`` and empty cells missing."""
-    return pc.utf8_trim_whitespace(_null_na(column.combine_chunks()))
+def _separator(value: object) -> str | None:
+    """``input.sep`` as a character: ``tab``/``\\t``, ``comma``, ``semicolon`` or the character itself."""
+    if value is None or value == "auto":
+        return None
+    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    text = names.get(str(value), str(value))
+    if len(text) != 1:
+        raise PanelMlpError(f"config input.sep: {value!r} is not one character; use ',', 'tab', ';' or auto")
+    return text
 
 
-def _float_reason(table: pa.Table, gene_columns: Sequence[str]) -> list[str | None]:
-    """Per row, the first expression cell that is not a number (or None)."""
-    reasons: list[str | None] = [None] * table.num_rows
-    for name in gene_columns:
-        column = _gene_text(table.column(name))
-        try:
-            pc.cast(column, pa.float32())
-            continue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        for i, value in enumerate(column.to_pylist()):
-            if value is None or reasons[i] is not None:
-                continue
-            try:
-                float(value)
-            except ValueError:
-                reasons[i] = f"column {name}: {value!r} is not a number"
-    return reasons
+@dataclass
+class CleanResult:
+    """The cleaned cohort (file order), the quarantined lines and the accounting."""
+
+    table: pa.Table
+    quarantine: list[dict[str, object]]
+    accounting: dict[str, object] = field(default_factory=dict)
 
 
-def clean_csv(path: str | Path, genes: object, sample_id: str) -> CleanResult:
-    """Read the raw CSV into a typed table, repairing or quarantining bad lines.
-
-    Expression columns come out float32, clinical columns typed by inference
-    (integers, floats, booleans, text), ``NA`` and empty cells as missing. Rows
-    keep the file's order. Rows whose sample id is missing or repeats an earlier
-    one are quarantined, as are lines that cannot be repaired.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PanelMlpError(f"{path}: raw CSV not found; set raw_csv in the config to its path")
-    header = read_header(path)
-    n_columns = len(header)
-    duplicated = sorted(name for name, count in Counter(header).items() if count > 1)
-    if duplicated:
-        raise PanelMlpError(f"{path} line 1: duplicated column names {duplicated}; rename them")
-    if sample_id not in header:
-        raise PanelMlpError(
-            f"{path} line 1: no column {sample_id!r} for sample_id; set sample_id in the config "
-            "to the header's sample-id column"
-        )
-    gene_columns = resolve_gene_columns(header, genes, sample_id)
-    gene_set = set(gene_columns)
-    clinical_columns = [c for c in header if c not in gene_set]
-
-    def options(gene_type: pa.DataType) -> pacsv.ConvertOptions:
-        types = dict.fromkeys(gene_columns, gene_type)
-        types.update(dict.fromkeys(clinical_columns, pa.string()))
-        return pacsv.ConvertOptions(
-            column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
-        )
-
-    invalid: list[str] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        invalid.append(row.text)
-        return "skip"
-
-    parse = pacsv.ParseOptions(invalid_row_handler=on_invalid)
-    read = pacsv.ReadOptions(block_size=block_size_for(path))
-    try:
-        good = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=options(pa.float32()))
-        gene_type = pa.float32()
-    except pa.ArrowInvalid:  # a good row holds a non-number: read genes as text, check per row below
-        invalid.clear()
-        gene_type = pa.string()
-        good = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=options(gene_type))
-    good_rows = good.num_rows
-
-    # Repair the malformed lines and parse them with the same options as the rest.
-    total_lines, blanks, located = _scan_lines(path, invalid)
-    quarantine: list[dict[str, object]] = []
-    repaired: list[tuple[int | None, list[str], str]] = []
-    for text in invalid:
-        number = located[text].pop(0) if located.get(text) else None
-        outcome = repair_fields(next(csv.reader([text])), n_columns)
-        if outcome.fields is None:
-            quarantine.append({"line": number, "sample_id": None, "reason": outcome.reason, "text": text})
-        else:
-            repaired.append((number, outcome.fields, text))
-    rep_table, rep_lines = _parse_repaired(
-        header, repaired, options(gene_type), options(pa.string()), gene_columns, quarantine
+def clean_csv(
+    path: str | Path,
+    genes: object,
+    sample_id: str,
+    missing: str = "impute",
+    sep: str | None = None,
+    encoding: str | None = None,
+    decimal: str = ".",
+) -> CleanResult:
+    """Read one table (one row per sample) into the cohort; see :func:`clean_inputs`."""
+    return clean_inputs(
+        InputSpec(raw_csv=str(path), sep=sep, encoding=encoding, decimal=decimal), genes, sample_id, missing
     )
 
-    # File line numbers of the good rows: the data lines that are not malformed.
-    blank_lines = len(blanks)
-    bad_numbers = {q["line"] for q in quarantine} | {n for n, _, _ in repaired}
-    ordered = total_lines - 1 - blank_lines == good_rows + len(invalid) and None not in bad_numbers
-    if ordered:
-        good_lines = [n for n in range(2, total_lines + 1) if n not in bad_numbers and n not in blanks]
+
+def clean_inputs(
+    spec: InputSpec, genes: object, sample_id: str, missing: str = "impute", workdir: str | Path | None = None
+) -> CleanResult:
+    """Read the input (one table, or an expression matrix and a sample sheet) into the cohort.
+
+    Expression columns come out float32 (missing and non-finite values null),
+    clinical columns typed by inference, the sample id as text; rows keep the
+    expression file's order. Lines that cannot be read, and rows with a missing
+    or repeated id, are quarantined with their reason and raw text; samples
+    found in only one of two files too. ``missing`` is the policy for missing
+    expression values: ``impute`` (kept; each split's training mean fills them
+    where the data are used), ``drop`` (the sample is quarantined) or ``error``.
+    """
+    if missing not in MISSING_POLICIES:
+        raise PanelMlpError(f"config clean.missing: {missing!r}; use one of {list(MISSING_POLICIES)}")
+    cohort = _two_files(spec, sample_id, workdir) if spec.expression else _one_table(spec, genes, sample_id, workdir)
+    _apply_missing(cohort, missing)
+    return cohort.result()
+
+
+# --- one table -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cohort:
+    """The cohort being assembled: rows, where each row came from, and the files' reads."""
+
+    table: pa.Table
+    genes: list[str]
+    sample_id: str
+    origin: list[list[tuple[str, int | None]]]
+    reads: dict[str, TableRead]
+    quarantine: list[dict[str, object]]
+    accounting: dict[str, object]
+    missing: dict[str, object] = field(default_factory=dict)
+
+    def drop(self, rows: Sequence[int], reasons: Sequence[str], follow: str) -> None:
+        """Quarantine cohort rows: their first origin with ``reason``, every further origin with ``follow``."""
+        for i, reason in zip(rows, reasons, strict=True):
+            first = True
+            sid = self.table.column(self.sample_id)[i].as_py()
+            for path, line in self.origin[i]:
+                text = self._text(path, line, sid)
+                self.quarantine.append(
+                    {"file": path, "line": line, "id": sid, "reason": reason if first else follow, "text": text}
+                )
+                first = False
+        gone = set(rows)
+        keep = [i for i in range(self.table.num_rows) if i not in gone]
+        self.table = self.table.take(pa.array(keep, pa.int64()))
+        self.origin = [self.origin[i] for i in keep]
+
+    def _text(self, path: str, line: int | None, sid: object) -> str:
+        read = self.reads[path]
+        if line is None:
+            return f"(column {sid} of {path})"
+        return read.row_text(line)
+
+    def result(self) -> CleanResult:
+        """The accounting of every file, checked, and the cohort with its metadata."""
+        if self.table.num_rows == 0:
+            raise PanelMlpError(self._empty_message())
+        files = []
+        for path, read in self.reads.items():
+            entry = dict(read.accounting)
+            lines_in = {line for origin in self.origin for p, line in origin if p == path and line is not None}
+            if read.accounting.get("rows_are") == "genes":
+                lines_in = set(read.lines)
+            repaired = sorted(set(entry["repaired_lines"]) & lines_in)
+            quarantined = sorted(q["line"] for q in self.quarantine if q["file"] == path and q["line"] is not None)
+            entry.update(
+                {
+                    "rows_in_cohort": len(lines_in),
+                    "parsed_as_is": len(lines_in) - len(repaired),
+                    "repaired": len(repaired),
+                    "quarantined": len(quarantined),
+                    "repaired_lines": repaired,
+                    "quarantined_lines": quarantined,
+                }
+            )
+            if entry["parsed_as_is"] + entry["repaired"] + entry["quarantined"] != entry["data_lines"]:
+                raise AssertionError(f"row accounting of {path} does not add up: {entry}")
+            files.append(entry)
+        accounting = dict(self.accounting)
+        accounting["files"] = files
+        if len(files) == 1:
+            accounting.update({k: v for k, v in files[0].items() if k not in ("role",)})
+        accounting["rows_in_cohort"] = self.table.num_rows
+        accounting["quarantined"] = len(self.quarantine)
+        accounting["n_genes"] = len(self.genes)
+        accounting["gene_columns"] = {"first": self.genes[0], "last": self.genes[-1]}
+        accounting["missing"] = self.missing
+        self.quarantine.sort(key=lambda q: (str(q["file"]), q["line"] if isinstance(q["line"], int) else 1 << 62))
+        metadata = {
+            b"panelmlp.genes": json.dumps(self.genes).encode(),
+            b"panelmlp.sample_id": self.sample_id.encode(),
+        }
+        return CleanResult(self.table.replace_schema_metadata(metadata), self.quarantine, accounting)
+
+    def _empty_message(self) -> str:
+        data_lines = sum(int(r.accounting["data_lines"]) for r in self.reads.values())
+        files = " and ".join(self.reads)
+        if data_lines == 0:
+            return f"{files}: no data lines below the header; the table is empty"
+        first = self.quarantine[0] if self.quarantine else None
+        why = f" (first: {first['file']} line {first['line']}: {first['reason']})" if first else ""
+        return (
+            f"{files}: none of the {data_lines} data lines gave a usable sample{why}; "
+            "fix the input (see the reasons in the log) and rerun"
+        )
+
+
+def _one_table(spec: InputSpec, genes: object, sample_id: str, workdir: str | Path | None) -> _Cohort:
+    path = Path(str(spec.raw_csv))
+    if not path.exists():
+        raise PanelMlpError(f"{path}: raw CSV not found; set raw_csv in the config to its path")
+
+    def value_columns(header: list[str], id_name: str) -> list[str]:
+        return resolve_gene_columns(header, genes, id_name)
+
+    read = read_table(
+        path, sample_id, value_columns, sep=spec.sep, encoding=spec.encoding, decimal=spec.decimal, workdir=workdir
+    )
+    key = str(path)
+    origin = [[(key, line)] for line in read.lines]
+    accounting = {"mode": "one table", "file": key}
+    read.accounting["role"] = "table"
+    return _Cohort(read.table, read.values, sample_id, origin, {key: read}, list(read.quarantine), accounting)
+
+
+# --- two files ------------------------------------------------------------------------------------------
+
+
+def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _Cohort:
+    """Read the expression matrix and the sample sheet and join them on the sample id."""
+    expr_path, sheet_path = Path(str(spec.expression)), Path(str(spec.samples))
+    for role, p in (("expression", expr_path), ("samples", sheet_path)):
+        if not p.exists():
+            raise PanelMlpError(f"{p}: file not found; set input.{role} in the config to its path")
+    everything_but_id = lambda header, id_name: [c for c in header if c != id_name]  # noqa: E731
+    if spec.orientation == "genes_in_rows":
+        expr = read_table(
+            expr_path, lambda h: h[0], everything_but_id, spec.sep, spec.encoding, spec.decimal, workdir, "gene id"
+        )
+        expr.accounting["rows_are"] = "genes"
+        sample_ids = [s.strip() for s in expr.values]
+        genes = expr.table.column(expr.id_column).to_pylist()
+        matrix = np.empty((len(sample_ids), len(genes)), dtype=np.float32)
+        for j, name in enumerate(expr.values):
+            matrix[j] = expr.table.column(name).to_numpy(zero_copy_only=False)
+        gene_arrays = [pa.array(matrix[:, g], type=pa.float32(), from_pandas=True) for g in range(len(genes))]
+        expr_origin: list[tuple[str, int | None]] = [(str(expr_path), None)] * len(sample_ids)
     else:
-        good_lines = [None] * good_rows
+        expr = read_table(
+            expr_path,
+            lambda h: sample_id if sample_id in h else h[0],
+            everything_but_id,
+            spec.sep,
+            spec.encoding,
+            spec.decimal,
+            workdir,
+        )
+        expr.accounting["rows_are"] = "samples"
+        sample_ids = expr.table.column(expr.id_column).to_pylist()
+        genes = list(expr.values)
+        gene_arrays = [expr.table.column(g).combine_chunks() for g in genes]
+        expr_origin = [(str(expr_path), line) for line in expr.lines]
+    expr.accounting.update({"role": "expression", "orientation": spec.orientation})
+    if not genes:
+        raise PanelMlpError(f"{expr_path}: no expression values (no gene columns or no gene rows)")
+    sheet = read_table(
+        sheet_path, sample_id, lambda header, id_name: [], spec.sep, spec.encoding, spec.decimal, workdir
+    )
+    sheet.accounting["role"] = "samples"
+    sheet_ids = sheet.table.column(sample_id).to_pylist()
+    clash = sorted((set(genes) | {sample_id}) & (set(sheet.table.column_names) - {sample_id}))
+    if clash:
+        raise PanelMlpError(
+            f"{sheet_path} line 1: column(s) {clash[:5]} are also genes of {expr_path}; rename them in the sample sheet"
+        )
+    duplicated_genes = sorted({g for g in genes if genes.count(g) > 1}) if len(set(genes)) < len(genes) else []
+    if duplicated_genes:
+        raise PanelMlpError(f"{expr_path}: gene(s) {duplicated_genes[:5]} appear twice; keep one row per gene")
 
-    # One table; clinical columns typed once over all rows so repaired rows agree.
-    table = pa.concat_tables([good, rep_table])
-    typed = _parse_clinical({name: table.column(name) for name in clinical_columns})
-    for name in clinical_columns:
-        table = table.set_column(header.index(name), name, typed.column(name))
-
-    # Row-level checks: numbers in gene columns, present and unique sample ids.
-    text_genes = gene_type == pa.string()
-    reasons: list[str | None] = _float_reason(table, gene_columns) if text_genes else [None] * table.num_rows
-    ids = table.column(sample_id).to_pylist()
-    lines = good_lines + rep_lines
-    seen: dict[str, int | None] = {}
-    order = sorted(range(table.num_rows), key=lambda i: (lines[i] is None, lines[i] or 0, i))
-    for i in order:
-        if reasons[i] is not None:
-            continue
-        sid = ids[i]
-        if sid is None or str(sid).strip() == "":
-            reasons[i] = f"column {sample_id}: sample id is missing"
-        elif sid in seen:
-            reasons[i] = f"column {sample_id}: sample id {sid!r} repeats line {seen[sid]}"
-        else:
-            seen[sid] = lines[i]
-    keep = [i for i in order if reasons[i] is None]
-    dropped = [i for i in order if reasons[i] is not None]
-    if dropped:
-        raw_text = _row_texts(table, dropped, header)
-        for i, text in zip(dropped, raw_text, strict=True):
-            quarantine.append({"line": lines[i], "sample_id": ids[i], "reason": reasons[i], "text": text})
-    rows_kept = len(keep)
-    repaired_kept = sum(1 for i in keep if i >= good_rows)
-    repaired_lines = sorted(lines[i] for i in keep if i >= good_rows and lines[i] is not None)
-    if text_genes:
-        table = _take(table, keep)
-        keep = list(range(table.num_rows))
-        for name in gene_columns:
-            column = pc.cast(_gene_text(table.column(name)), pa.float32())
-            table = table.set_column(header.index(name), name, column)
-    quarantine.sort(key=lambda q: (q["line"] is None, q["line"] or 0))
+    position = {s: i for i, s in enumerate(sheet_ids)}
+    in_expr = set(sample_ids)
+    matched = [i for i, s in enumerate(sample_ids) if s in position]
+    expression_only = [sample_ids[i] for i in range(len(sample_ids)) if sample_ids[i] not in position]
+    sheet_only = [s for s in sheet_ids if s not in in_expr]
+    quarantine = list(expr.quarantine) + list(sheet.quarantine)
+    expr_lines = dict(zip(sample_ids, expr_origin, strict=True))
+    for s in expression_only:
+        path, line = expr_lines[s]
+        quarantine.append(
+            {
+                "file": path,
+                "line": line,
+                "id": s,
+                "reason": f"sample {s!r} has expression values but is not in the sample sheet {sheet_path}",
+                "text": line_texts(expr.survey, [line]).get(line, "") if expr.survey and line else f"(column {s})",
+            }
+        )
+    sheet_lines = dict(zip(sheet_ids, sheet.lines, strict=True))
+    texts = line_texts(sheet.survey, [sheet_lines[s] for s in sheet_only]) if sheet.survey else {}
+    for s in sheet_only:
+        line = sheet_lines[s]
+        quarantine.append(
+            {
+                "file": str(sheet_path),
+                "line": line,
+                "id": s,
+                "reason": f"sample {s!r} is in the sample sheet but has no expression values in {expr_path}",
+                "text": texts.get(line) or sheet.row_text(line),
+            }
+        )
+    rows = pa.array(matched, pa.int64())
+    sheet_rows = pa.array([position[sample_ids[i]] for i in matched], pa.int64())
+    columns: dict[str, pa.Array] = {sample_id: pa.array([sample_ids[i] for i in matched], pa.string())}
+    for g, array in zip(genes, gene_arrays, strict=True):
+        columns[g] = array.take(rows)
+    sheet_taken = sheet.table.take(sheet_rows)
+    for name in sheet_taken.column_names:
+        if name != sample_id:
+            columns[name] = sheet_taken.column(name)
+    table = pa.table(columns)
+    origin = [[expr_origin[i], (str(sheet_path), sheet_lines[sample_ids[i]])] for i in matched]
     accounting = {
-        "file": str(path),
-        "lines_read": total_lines,
-        "header_lines": 1,
-        "blank_lines": blank_lines,
-        "data_lines": good_rows + len(invalid),
-        "parsed_as_is": good_rows - sum(1 for i in dropped if i < good_rows),
-        "repaired": repaired_kept,
-        "quarantined": len(quarantine),
-        "rows_in_cohort": rows_kept,
-        "repaired_lines": repaired_lines,
-        "quarantined_lines": [q["line"] for q in quarantine],
-        "n_columns": n_columns,
-        "n_genes": len(gene_columns),
-        "gene_columns": {"first": gene_columns[0], "last": gene_columns[-1]},
-        "row_order": "file order" if ordered else "good rows, then repaired rows",
+        "mode": "expression matrix + sample sheet",
+        "file": str(expr_path),
+        "join": {
+            "on": sample_id,
+            "expression_samples": len(sample_ids),
+            "sheet_samples": len(sheet_ids),
+            "matched": len(matched),
+            "expression_only": expression_only,
+            "samples_only": sheet_only,
+        },
     }
-    if accounting["parsed_as_is"] + accounting["repaired"] + accounting["quarantined"] != accounting["data_lines"]:
-        raise AssertionError(f"row accounting does not add up: {accounting}")
-    metadata = {b"panelmlp.genes": json.dumps(gene_columns).encode(), b"panelmlp.sample_id": sample_id.encode()}
-    return CleanResult(table.replace_schema_metadata(metadata), keep, quarantine, accounting)
+    reads = {str(expr_path): expr, str(sheet_path): sheet}
+    return _Cohort(table, genes, sample_id, origin, reads, quarantine, accounting)
 
 
-def _row_texts(table: pa.Table, rows: list[int], header: Sequence[str]) -> list[str]:
-    """Rows of the table written back as CSV lines (for the quarantine table)."""
-    sub = table.take(pa.array(rows, pa.int64()))
-    out = []
-    for record in sub.to_pylist():
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow(["NA" if record[c] is None else record[c] for c in header])
-        out.append(buffer.getvalue())
-    return out
+# --- missing values --------------------------------------------------------------------------------------
+
+
+def _apply_missing(cohort: _Cohort, policy: str) -> None:
+    """Count missing and non-finite expression values per gene and sample; apply ``clean.missing``.
+
+    Non-finite values (inf, -inf, nan written out) are treated as missing and
+    counted apart. Counts are taken before the policy acts.
+    """
+    table, genes = cohort.table, cohort.genes
+    n = table.num_rows
+    per_sample = np.zeros(n, dtype=np.int64)
+    by_gene: dict[str, int] = {}
+    non_finite = 0
+    first_gene: dict[int, str] = {}
+    for g in genes:
+        column = table.column(g)
+        values = column.to_numpy() if column.null_count == 0 else column.to_numpy(zero_copy_only=False)
+        bad = ~np.isfinite(values)
+        count = int(bad.sum())
+        if not count:
+            continue
+        extra = count - column.null_count
+        if extra:
+            non_finite += extra
+            table = table.set_column(table.column_names.index(g), g, pa.array(values, pa.float32(), mask=bad))
+        by_gene[g] = count
+        per_sample += bad
+        if policy != "impute" and len(first_gene) < n:
+            for i in np.flatnonzero(bad):
+                first_gene.setdefault(int(i), g)
+    cohort.table = table
+    ids = table.column(cohort.sample_id).to_pylist()
+    by_sample = {ids[i]: int(per_sample[i]) for i in np.flatnonzero(per_sample)}
+    cohort.missing = {
+        "policy": policy,
+        "cells": int(per_sample.sum()),
+        "non_finite_cells": non_finite,
+        "genes_with_missing": len(by_gene),
+        "samples_with_missing": len(by_sample),
+        "by_gene": by_gene,
+        "by_sample": by_sample,
+        "samples_dropped": 0,
+    }
+    if not by_sample:
+        return
+    rows = [int(i) for i in np.flatnonzero(per_sample)]
+    if policy == "error":
+        i = rows[0]
+        path, line = cohort.origin[i][0]
+        where = f"line {line}" if line is not None else f"column {ids[i]}"
+        raise PanelMlpError(
+            f"{path} {where}, column {first_gene[i]}: expression value missing or not finite "
+            f"({cohort.missing['cells']} such cells in {len(by_gene)} genes and {len(by_sample)} samples); "
+            "set clean.missing: impute (each split's training mean fills them) or drop (quarantine those samples)"
+        )
+    if policy == "drop":
+        reasons = [
+            f"column {first_gene[i]}: expression value missing or not finite "
+            f"({int(per_sample[i])} in this sample; clean.missing: drop)"
+            for i in rows
+        ]
+        cohort.drop(rows, reasons, "its expression values were quarantined (clean.missing: drop)")
+        cohort.missing["samples_dropped"] = len(rows)
+    elif non_finite:
+        log.warning("clean: %d non-finite expression values (inf or nan) treated as missing", non_finite)
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+QUARANTINE_COLUMNS = ("file", "line", "id", "reason", "text")
 
 
 def write_clean(
@@ -429,28 +484,70 @@ def write_clean(
     pq.write_table(table, cohort_path, compression="zstd", use_dictionary=text_columns, row_group_size=chunk_rows)
     with open(quarantine_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(["line", "sample_id", "reason", "text"])
+        writer.writerow(QUARANTINE_COLUMNS)
         for q in result.quarantine:
-            writer.writerow(["" if q[k] is None else q[k] for k in ("line", "sample_id", "reason", "text")])
+            writer.writerow(["" if q.get(k) is None else q[k] for k in QUARANTINE_COLUMNS])
     Path(json_path).write_text(json.dumps(result.accounting, indent=2) + "\n", encoding="utf-8")
 
 
 def read_cohort_genes(path: str | Path) -> list[str]:
-    """Expression column names recorded by :func:`clean_csv` in the parquet metadata."""
+    """Expression column names recorded by the clean step in the parquet metadata."""
     metadata = pq.read_schema(path).metadata or {}
     if b"panelmlp.genes" not in metadata:
         raise PanelMlpError(f"{path}: not a cohort written by the clean step; rerun the workflow")
     return json.loads(metadata[b"panelmlp.genes"])
 
 
-def clean_step(raw_csv: str, genes: object, sample_id: str, cohort: str, quarantine: str, accounting: str) -> dict:
-    """Raw CSV -> cohort.parquet, quarantine.tsv, clean.json."""
-    result = clean_csv(raw_csv, genes, sample_id)
+def clean_step(
+    files: Sequence[str],
+    input: Mapping | None,
+    genes: object,
+    sample_id: str,
+    missing: str,
+    cohort: str,
+    quarantine: str,
+    accounting: str,
+) -> dict:
+    """Raw input -> cohort.parquet, quarantine.tsv, clean.json.
+
+    ``files`` are the rule's inputs: ``[raw_csv]``, or ``[expression, samples]``
+    when ``input.expression`` is set.
+    """
+    section = dict(input or {})
+    if section.get("expression"):
+        section["expression"], section["samples"] = files[0], files[1]
+        spec = InputSpec.from_config(None, section)
+    else:
+        spec = InputSpec.from_config(files[0], section)
+    result = clean_inputs(spec, genes, sample_id, missing, workdir=Path(cohort).parent)
     write_clean(result, cohort, quarantine, accounting)
-    log.info(
-        "clean: %s",
-        json.dumps({k: result.accounting[k] for k in ("data_lines", "parsed_as_is", "repaired", "quarantined")}),
-    )
+    acc = result.accounting
+    for entry in acc["files"]:
+        log.info(
+            "clean: %s (%s): %s",
+            entry["file"],
+            entry.get("format", "?"),
+            json.dumps({k: entry[k] for k in ("data_lines", "parsed_as_is", "repaired", "quarantined")}),
+        )
+    if "join" in acc:
+        join = acc["join"]
+        log.info(
+            "clean: joined on %s: %d matched, %d only in the expression matrix, %d only in the sample sheet",
+            join["on"],
+            join["matched"],
+            len(join["expression_only"]),
+            len(join["samples_only"]),
+        )
+    missing_info = acc["missing"]
+    if missing_info["cells"]:
+        log.warning(
+            "clean: %d missing expression values (%d non-finite) in %d genes and %d samples; clean.missing: %s",
+            missing_info["cells"],
+            missing_info["non_finite_cells"],
+            missing_info["genes_with_missing"],
+            missing_info["samples_with_missing"],
+            missing,
+        )
     for q in result.quarantine:
-        log.warning("quarantined line %s: %s", q["line"], q["reason"])
-    return result.accounting
+        log.warning("quarantined %s line %s: %s", q["file"], q["line"], q["reason"])
+    return acc

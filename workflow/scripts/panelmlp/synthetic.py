@@ -142,3 +142,37 @@ def write_cohort(
         malformed_lines=sorted(i + 2 for i in malformed_rows),
         broken_lines=sorted(i + 2 for i in broken_rows),
     )
+
+
+def split_cohort(
+    source: str | Path,
+    n_genes: int,
+    expression: str | Path,
+    samples: str | Path,
+    orientation: str = "samples_in_rows",
+    sep: str = ",",
+) -> None:
+    """Rewrite a one-table cohort (from :func:`write_cohort`) as an expression matrix and a sample sheet.
+
+    Each line is cut after its ``n_genes`` expression fields: the clinical rest
+    goes to the sample sheet verbatim (unquoted commas and broken lines
+    included), the values to the matrix under the sample id, samples in rows
+    or (``genes_in_rows``) genes in rows with the gene id first.
+    """
+    lines = Path(source).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    genes, clinical = header[:n_genes], header[n_genes:]
+    id_at = clinical.index("SAMPLE_ID")
+    ids, values, rest = [], [], []
+    for line in lines[1:]:
+        fields = line.split(",", n_genes)
+        ids.append(fields[n_genes].split(",")[id_at])
+        values.append(fields[:n_genes])
+        rest.append(fields[n_genes])
+    Path(samples).write_text("\n".join([",".join(clinical), *rest]) + "\n", encoding="utf-8")
+    if orientation == "genes_in_rows":
+        out = [sep.join(["gene", *ids])]
+        out += [sep.join([gene] + [row[g] for row in values]) for g, gene in enumerate(genes)]
+    else:
+        out = [sep.join(["SAMPLE_ID", *genes])] + [sep.join([sid, *row]) for sid, row in zip(ids, values, strict=True)]
+    Path(expression).write_text("\n".join(out) + "\n", encoding="utf-8")

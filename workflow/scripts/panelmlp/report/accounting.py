@@ -13,9 +13,9 @@ ACCOUNTING_ROWS = (
     ("lines_read", "lines read from the file"),
     ("header_lines", "header lines"),
     ("blank_lines", "blank lines"),
-    ("data_lines", "data lines (one sample each)"),
-    ("parsed_as_is", "parsed as is"),
-    ("repaired", "repaired (unquoted commas in free text)"),
+    ("data_lines", "data lines"),
+    ("parsed_as_is", "parsed as is, in the cohort"),
+    ("repaired", "repaired (unquoted commas in free text), in the cohort"),
     ("quarantined", "quarantined (left out, see below)"),
     ("rows_in_cohort", "rows in the cleaned cohort"),
     ("n_genes", "expression (gene) columns"),
@@ -26,30 +26,99 @@ ACCOUNTING_ROWS = (
 QUARANTINE_OPEN = 20
 """A quarantine table of up to this many lines is shown open; a longer one is collapsed."""
 
+MISSING_SHOWN = 20
+"""Genes and samples listed by name with their missing-value counts."""
 
-def _lines(accounting: Mapping) -> list[str]:
-    """The line counts, a check that they add up, and the repaired lines."""
-    rows = [(text, accounting[key]) for key, text in ACCOUNTING_ROWS if key in accounting]
-    parts = [
-        f"<p>Input file: <code>{esc(accounting.get('file', '?'))}</code>.</p>",
-        html_table(["what", "count"], rows, numeric=("count",)),
-    ]
-    expected = accounting.get("parsed_as_is", 0) + accounting.get("repaired", 0) + accounting.get("quarantined", 0)
-    if "data_lines" in accounting and expected != accounting["data_lines"]:
+
+def _file(entry: Mapping, genes: object = None) -> list[str]:
+    """One input file: its format, line counts, a check that they add up, and the repaired lines."""
+    rows = [(text, entry[key]) for key, text in ACCOUNTING_ROWS if key in entry and key not in ("n_genes",)]
+    role = entry.get("role")
+    what = {"expression": "Expression matrix", "samples": "Sample sheet"}.get(str(role), "Input file")
+    orientation = f", {str(entry['orientation']).replace('_', ' ')}" if entry.get("orientation") else ""
+    fmt = f" ({esc(entry['format'])}{esc(orientation)})" if entry.get("format") else ""
+    parts = [f"<p>{what}: <code>{esc(entry.get('file', '?'))}</code>{fmt}.</p>"]
+    parts.append(html_table(["what", "count"], rows, numeric=("count",)))
+    expected = entry.get("parsed_as_is", 0) + entry.get("repaired", 0) + entry.get("quarantined", 0)
+    if "data_lines" in entry and expected != entry["data_lines"]:
         parts.append(
             f'<p class="note">The counts do not add up: parsed + repaired + quarantined = {expected}, '
-            f"but there are {accounting['data_lines']} data lines.</p>"
+            f"but there are {entry['data_lines']} data lines.</p>"
         )
-    repaired = accounting.get("repaired_lines") or []
+    repaired = entry.get("repaired_lines") or []
     if repaired:
         parts.append(
             f"<p>Repaired lines (1-based line numbers in the file): {esc(', '.join(str(x) for x in repaired))}.</p>"
         )
+    return parts
+
+
+def _lines(accounting: Mapping) -> list[str]:
+    """Every input file's accounting, the join of two files, the genes and the missing values."""
+    files = accounting.get("files") or [accounting]
+    parts: list[str] = []
+    for entry in files:
+        parts += _file(entry)
+    join = accounting.get("join")
+    if isinstance(join, Mapping):
+        rows = [
+            ("samples in the expression matrix", join.get("expression_samples", "?")),
+            ("samples in the sample sheet", join.get("sheet_samples", "?")),
+            ("in both (in the cohort)", join.get("matched", "?")),
+            ("only in the expression matrix (quarantined)", len(join.get("expression_only", []))),
+            ("only in the sample sheet (quarantined)", len(join.get("samples_only", []))),
+        ]
+        parts.append(
+            f"<h3>Join on <code>{esc(join.get('on', '?'))}</code></h3>"
+            + html_table(["what", "count"], rows, numeric=("count",))
+        )
+        for key, text in (
+            ("expression_only", "Only in the expression matrix"),
+            ("samples_only", "Only in the sample sheet"),
+        ):
+            ids = join.get(key) or []
+            if ids:
+                shown = ", ".join(str(x) for x in ids[:50]) + (f" and {len(ids) - 50} more" if len(ids) > 50 else "")
+                parts.append(f"<p>{text}: {esc(shown)}.</p>")
     gene_cols = accounting.get("gene_columns")
     if isinstance(gene_cols, Mapping):
         parts.append(
-            f"<p>Gene columns run from <code>{esc(gene_cols.get('first'))}</code> to <code>{esc(gene_cols.get('last'))}</code>.</p>"
+            f"<p>{esc(accounting.get('n_genes', '?'))} genes, from <code>{esc(gene_cols.get('first'))}</code> "
+            f"to <code>{esc(gene_cols.get('last'))}</code>.</p>"
         )
+    parts += _missing(accounting.get("missing"))
+    return parts
+
+
+def _missing(missing: object) -> list[str]:
+    """How many expression values were missing or not finite, where, and what the policy did."""
+    if not isinstance(missing, Mapping):
+        return []
+    cells = int(missing.get("cells", 0) or 0)
+    policy = missing.get("policy", "impute")
+    if not cells:
+        return [f"<p>No expression value is missing or non-finite (clean.missing: {esc(policy)}).</p>"]
+    action = {
+        "impute": "each is filled with its gene's mean over the training rows of every split (the sample stays)",
+        "drop": f"{missing.get('samples_dropped', 0)} samples holding them were quarantined",
+        "error": "the run stops",
+    }.get(str(policy), str(policy))
+    parts = [
+        f"<h3>Missing expression values</h3><p><b>{cells}</b> expression values are missing "
+        f"({esc(missing.get('non_finite_cells', 0))} of them non-finite, such as inf or nan, treated as missing) in "
+        f"{esc(missing.get('genes_with_missing', 0))} genes and {esc(missing.get('samples_with_missing', 0))} samples; "
+        f"clean.missing is <code>{esc(policy)}</code>: {esc(action)}.</p>"
+    ]
+    for key, label in (("by_gene", "gene"), ("by_sample", "sample")):
+        counts = missing.get(key) or {}
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MISSING_SHOWN]
+        if top:
+            more = f" (the {MISSING_SHOWN} with most of {len(counts)})" if len(counts) > MISSING_SHOWN else ""
+            parts.append(
+                collapsed(
+                    f"missing values per {label}{more}", html_table([label, "missing"], top, numeric=("missing",))
+                )
+            )
     return parts
 
 
@@ -97,7 +166,7 @@ def accounting_section(accounting: Mapping, quarantine: pd.DataFrame, labels: Ma
     parts = [*_lines(accounting), _quarantine(quarantine), *_labels(labels)]
     parts.append(
         caption(
-            "Every line of the input file is accounted for: read as is, repaired, or quarantined with a reason. "
+            "Every line of every input file is accounted for: read as is, repaired, or quarantined with a reason. "
             "Only samples whose label matched a class enter the models."
         )
     )

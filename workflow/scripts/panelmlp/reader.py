@@ -1,0 +1,849 @@
+"""Reading one input table, of whatever common format, without losing a line.
+
+Formats, detected without configuration where that is unambiguous:
+
+- delimited text separated by comma, tab or semicolon (:func:`detect_separator`,
+  or ``input.sep``), optionally compressed with gzip, bzip2, xz or zstd
+  (recognised by the file's first bytes, not its name);
+- UTF-8 with or without a byte-order mark; other encodings with
+  ``input.encoding`` (a byte that is not UTF-8 stops the run naming its line
+  and this setting);
+- parquet (recognised by its first bytes).
+
+Text is read in two passes. :func:`survey` walks every physical line once: it
+checks the encoding, finds blank lines, and sets aside the lines pyarrow's
+fast reader cannot take as they are: lines holding a double quote, and lines
+whose number of separators does not match the header. Everything else, nearly
+always the whole file, is parsed by pyarrow with quoting off, so every
+physical line is one row and its file line number is known exactly. The lines
+set aside are parsed here in Python: a line that is valid RFC-4180 CSV on its
+own is read with its quoting; otherwise its fields are split at every
+separator and :func:`repair_fields` re-joins free text that unquoted commas
+cut apart. A line that cannot be read unambiguously is quarantined with its
+reason and its raw text. :class:`TableRead` carries the accounting that proves
+every data line ended in the table or in quarantine.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import csv
+import gzip
+import io
+import lzma
+import os
+import re
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import PanelMlpError
+
+NULL_VALUES = ["NA", ""]
+"""Cell texts read as missing."""
+
+SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon"}
+"""Separators recognised without configuration, with their names for messages."""
+
+MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+"""First bytes of compressed files, by compression."""
+
+SNIFF_LINES = 20
+"""Data lines looked at, beside the header, to recognise the separator."""
+
+
+@dataclass
+class Repair:
+    """The outcome of reading one line's fields: the fields, or why it failed."""
+
+    fields: list[str] | None
+    reason: str | None = None
+    merged: int = 0
+
+
+def repair_fields(fields: Sequence[str], n_columns: int, sep: str = ",") -> Repair:
+    """Join the pieces of free text that unquoted separators split apart.
+
+    A field that begins with a space is taken as the continuation of the field
+    before it, re-joined with the separator that split them (free text such as
+    ``Current reformed smoker, more than 15 years``). The repair is applied only
+    when exactly ``len(fields) - n_columns`` fields begin with a space, so every
+    field that begins with a space is a continuation and there is a single way
+    to read the line; otherwise the line is not repaired and the reason says why.
+
+    >>> repair_fields(["1", "smoker", " more than 15 years ", "x"], 3).fields
+    ['1', 'smoker, more than 15 years ', 'x']
+    """
+    n_fields = len(fields)
+    if n_fields == n_columns:
+        return Repair(list(fields))
+    if n_fields < n_columns:
+        return Repair(None, f"has {n_fields} fields, expected {n_columns} (line is truncated)")
+    extra = n_fields - n_columns
+    continuations = [i for i in range(1, n_fields) if fields[i].startswith(" ")]
+    if len(continuations) != extra:
+        return Repair(
+            None,
+            f"has {n_fields} fields, expected {n_columns}; {len(continuations)} fields start "
+            f"with a space, so the {extra} unquoted separator(s) cannot be located: quote the free text",
+        )
+    out: list[str] = []
+    for i, value in enumerate(fields):
+        if i in continuations:
+            out[-1] = out[-1] + sep + value
+        else:
+            out.append(value)
+    return Repair(out, merged=extra)
+
+
+def split_line(text: str, sep: str, n_columns: int) -> Repair:
+    """The fields of one line set aside by :func:`survey`.
+
+    A line that parses as RFC-4180 CSV on its own (strictly: a quoted field
+    closes before the next separator) into the header's number of fields is read
+    with its quoting. Any other line is split at every separator and repaired by
+    :func:`repair_fields`, so a double quote inside unquoted free text is kept
+    as written. A field that is entirely enclosed in double quotes is read as a
+    quoted CSV field (its quotes removed): that is what CSV means by it. A line
+    that opens a quoted field and does not close it (a value spanning lines, or
+    a stray quote at the start of a value) is not read.
+    """
+    if '"' in text:
+        try:
+            fields = next(csv.reader([text], delimiter=sep, strict=True))
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return Repair(
+                    None,
+                    "a double-quoted field is not closed on this line (a value spanning lines, or a stray quote "
+                    "at the start of a value): keep each row on one line, or double the quote",
+                )
+            fields = None
+        if fields is not None and len(fields) == n_columns:
+            return Repair(fields)
+    return repair_fields(text.split(sep), n_columns, sep)
+
+
+# --- opening files -----------------------------------------------------------------------------
+
+
+def sniff(path: Path) -> tuple[str, str | None]:
+    """``(kind, compression)``: kind ``parquet`` or ``text``; compression by the first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"PAR1"):
+        return "parquet", None
+    for magic, name in MAGIC.items():
+        if head.startswith(magic):
+            return "text", name
+    return "text", None
+
+
+class _NativeRaw(io.RawIOBase):
+    """A pyarrow input stream as a Python raw stream (pyarrow's has no ``readline``)."""
+
+    def __init__(self, stream: pa.NativeFile) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def open_binary(path: Path, compression: str | None) -> BinaryIO:
+    """The file's bytes, decompressed."""
+    if compression == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if compression == "bz2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if compression == "zstd":
+        return io.BufferedReader(_NativeRaw(pa.input_stream(str(path), compression="zstd")), 1 << 20)  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, pa.ArrowException)
+
+
+def _corrupt(path: Path, compression: str | None, exc: BaseException) -> PanelMlpError:
+    what = f"{compression} data" if compression else "file"
+    return PanelMlpError(
+        f"{path}: the {what} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'truncated'}); "
+        "the file is truncated or corrupt: download or export it again"
+    )
+
+
+def _is_ascii_compatible(encoding: str) -> bool:
+    return '\n,;\t"'.encode(encoding, errors="replace") == b'\n,;\t"'
+
+
+def _decoded_lines(path: Path, compression: str | None, encoding: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text without its line end)`` of every physical line, decoded.
+
+    A byte that is not valid in ``encoding`` stops with one line naming the line,
+    the byte and the setting that fixes it.
+    """
+    ascii_compatible = _is_ascii_compatible(encoding)
+    try:
+        with open_binary(path, compression) as raw:
+            if ascii_compatible:
+                for number, line in enumerate(raw, start=1):
+                    try:
+                        text = line.decode(encoding)
+                    except UnicodeDecodeError as exc:
+                        raise _encoding_error(path, number, line, exc, encoding) from None
+                    yield number, text.rstrip("\r\n")
+            else:
+                stream = io.TextIOWrapper(raw, encoding=encoding, newline="")
+                number = 0
+                try:
+                    for number, text in enumerate(stream, start=1):
+                        yield number, text.rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    raise PanelMlpError(
+                        f"{path} near line {number + 1}: the text is not valid {encoding} ({exc.reason}); "
+                        "set input.encoding to the file's encoding (e.g. utf-8, latin-1, cp1252)"
+                    ) from None
+    except DECOMPRESSION_ERRORS as exc:
+        if isinstance(exc, PanelMlpError):
+            raise
+        raise _corrupt(path, compression, exc) from None
+
+
+def _encoding_error(path: Path, number: int, line: bytes, exc: UnicodeDecodeError, encoding: str) -> PanelMlpError:
+    byte = line[exc.start : exc.start + 1].hex()
+    if number == 1 and line[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        hint = "it starts with a UTF-16 byte-order mark: set input.encoding: utf-16, or save it as UTF-8"
+    elif codecs.lookup(encoding).name == "utf-8":
+        hint = "set input.encoding: latin-1 (or cp1252, the usual Windows encoding) in the config, or save the file as UTF-8"
+    else:
+        hint = "set input.encoding to the file's encoding"
+    return PanelMlpError(
+        f"{path} line {number}, character {exc.start + 1}: byte 0x{byte} is not valid {encoding}; {hint}"
+    )
+
+
+# --- the survey ------------------------------------------------------------------------------------
+
+
+def detect_separator(header: str, sample: Sequence[str], path: Path) -> str:
+    """Comma, tab or semicolon: the one that splits the header into most columns that the data lines agree with.
+
+    Each candidate is scored by how many of the first data lines split into as
+    many fields as the header, then by the header's number of fields. A header
+    that none of them splits stops the run: set ``input.sep``.
+    """
+    scores = []
+    for sep in SEPARATORS:
+        n = len(next(csv.reader([header], delimiter=sep)))
+        if n < 2:
+            continue
+        agree = sum(1 for line in sample if len(next(csv.reader([line], delimiter=sep), [])) == n)
+        scores.append((agree, n, sep))
+    if not scores:
+        raise PanelMlpError(
+            f"{path} line 1: the header is a single column with no comma, tab or semicolon; "
+            "set input.sep to the file's separator"
+        )
+    scores.sort(reverse=True)
+    return scores[0][2]
+
+
+@dataclass
+class Survey:
+    """What one pass over a text file found.
+
+    ``special`` holds, by line number, the lines parsed in Python: those with a
+    double quote and those whose separator count differs from the header's.
+    ``source`` is what pyarrow reads: the file itself, or a UTF-8 copy
+    (decompressed, transcoded, set-aside lines left out) whose lines are
+    ``copy_lines`` of the original.
+    """
+
+    path: Path
+    compression: str | None
+    encoding: str
+    sep: str
+    header: list[str]
+    bom: bool
+    lines: int
+    blanks: list[int]
+    special: dict[int, str]
+    plain: int
+    source: Path
+    copied: bool
+
+
+def _header_fields(text: str, sep: str) -> list[str]:
+    return next(csv.reader([text], delimiter=sep))
+
+
+def survey(
+    path: str | Path, sep: str | None = None, encoding: str | None = None, workdir: str | Path | None = None
+) -> Survey:
+    """Walk every line of a text table once (see the module docstring).
+
+    A copy is written (under ``workdir``, else the system temp folder) when the
+    file is compressed, not UTF-8, or has quoted lines pyarrow would misread.
+    """
+    path = Path(path)
+    kind, compression = sniff(path)
+    if kind != "text":
+        raise PanelMlpError(f"{path}: a parquet file, not delimited text")
+    encoding = encoding or "utf-8"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise PanelMlpError(
+            f"config input.encoding: {encoding!r} is not an encoding Python knows; use e.g. latin-1"
+        ) from None
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    lines = _decoded_lines(path, compression, encoding)
+    first = next(lines, None)
+    if first is None or not first[1].strip("\ufeff"):
+        raise PanelMlpError(f"{path}: the file is empty (no header line); expected a table with a header line")
+    header_text = first[1]
+    bom = header_text.startswith("\ufeff")
+    header_text = header_text.lstrip("\ufeff")
+    head: list[tuple[int, str]] = []
+    for item in lines:
+        head.append(item)
+        if len(head) >= SNIFF_LINES:
+            break
+    if sep is None:
+        sep = detect_separator(header_text, [t for _, t in head if t], path)
+    header = _header_fields(header_text, sep)
+    n_sep = len(header) - 1
+    copying = compression is not None or not utf8
+    workdir_path = Path(workdir) if workdir is not None else None
+    copy_handle = None
+    copy_path = path
+    if copying:
+        fd, name = tempfile.mkstemp(prefix="panelmlp-", suffix=".csv", dir=workdir_path)
+        os.close(fd)
+        copy_path = Path(name)
+        copy_handle = open(copy_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
+        copy_handle.write(header_text + "\n")
+    blanks: list[int] = []
+    special: dict[int, str] = {}
+    plain = 0
+    quoted_plain = False
+    total = 1
+
+    def take(number: int, text: str) -> None:
+        nonlocal plain, quoted_plain
+        if not text:
+            blanks.append(number)
+            return
+        quoted = '"' in text
+        if quoted or text.count(sep) != n_sep:
+            special[number] = text
+            quoted_plain = quoted_plain or (quoted and text.count(sep) == n_sep)
+            return
+        plain += 1
+        if copy_handle is not None:
+            copy_handle.write(text + "\n")
+
+    try:
+        for number, text in head:
+            take(number, text)
+            total = number
+        for number, text in lines:
+            take(number, text)
+            total = number
+    except BaseException:
+        if copy_handle is not None:
+            copy_handle.close()
+            copy_path.unlink(missing_ok=True)
+        raise
+    if copy_handle is not None:
+        copy_handle.close()
+    elif quoted_plain:
+        # A quoted line with the header's separator count would be read literally by the fast path: copy without it.
+        copying = True
+        fd, name = tempfile.mkstemp(prefix="panelmlp-", suffix=".csv", dir=workdir_path)
+        os.close(fd)
+        copy_path = Path(name)
+        with open(copy_path, "w", encoding="utf-8", newline="\n") as out:
+            out.write(header_text + "\n")
+            for number, text in _decoded_lines(path, compression, encoding):
+                if number > 1 and text and number not in special:
+                    out.write(text + "\n")
+    return Survey(
+        path=path,
+        compression=compression,
+        encoding=encoding,
+        sep=sep,
+        header=header,
+        bom=bom,
+        lines=total,
+        blanks=blanks,
+        special=special,
+        plain=plain,
+        source=copy_path,
+        copied=copying,
+    )
+
+
+def line_texts(found: Survey, numbers: Sequence[int]) -> dict[int, str]:
+    """The raw text (decoded, without line end) of the given lines, in one pass."""
+    wanted = set(numbers)
+    out = {n: found.special[n] for n in wanted if n in found.special}
+    wanted -= set(out)
+    if not wanted:
+        return out
+    last = max(wanted)
+    for number, text in _decoded_lines(found.path, found.compression, found.encoding):
+        if number in wanted:
+            out[number] = text
+        if number >= last:
+            break
+    return out
+
+
+# --- parsing into a typed table ------------------------------------------------------------------------
+
+
+@dataclass
+class TableRead:
+    """One input table read: typed rows in file order, quarantined lines, and the accounting.
+
+    ``table`` has the id column as text, the value columns (``values``) as
+    float32 with missing values null, and every other column typed by inference
+    (integers, floats, booleans, text). ``lines`` gives each row's file line
+    (for parquet, its row number). ``quarantine`` entries have ``file``,
+    ``line``, ``id``, ``reason`` and ``text`` (the raw line, verbatim).
+    """
+
+    table: pa.Table
+    lines: list[int]
+    quarantine: list[dict[str, object]]
+    accounting: dict[str, object] = field(default_factory=dict)
+    id_column: str = ""
+    values: list[str] = field(default_factory=list)
+    survey: Survey | None = None
+    raw: pa.Table | None = None
+
+    def row_text(self, line: int) -> str:
+        """The raw text of a line: from the file for text; a parquet row written as a CSV line."""
+        if self.survey is not None:
+            return line_texts(self.survey, [line]).get(line, "")
+        if self.raw is not None and 1 <= line <= self.raw.num_rows:
+            return _render_row(self.raw, line - 1, self.raw.column_names)
+        return ""
+
+
+def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
+    """Type text columns the way pyarrow's CSV reader would."""
+    table = pa.table(columns)
+    if table.num_columns == 0:
+        return table
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    return pacsv.read_csv(
+        io.BytesIO(buffer.getvalue()),
+        convert_options=pacsv.ConvertOptions(
+            null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
+        ),
+    )
+
+
+def _null_na(values: pa.Array) -> pa.Array:
+    """Cells written as ``NA`` or left empty become missing."""
+    return pc.if_else(pc.is_in(values, value_set=pa.array(NULL_VALUES)), pa.scalar(None, pa.string()), values)
+
+
+def _value_text(column: pa.ChunkedArray) -> pa.Array:
+    """A value column read as text, trimmed, with ``NA`` and empty cells missing."""
+    return pc.utf8_trim_whitespace(_null_na(column.combine_chunks()))
+
+
+DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+
+
+def _number_reasons(table: pa.Table, value_columns: Sequence[str], decimal: str) -> list[str | None]:
+    """Per row, the first value cell that is not a number (or None)."""
+    reasons: list[str | None] = [None] * table.num_rows
+    for name in value_columns:
+        column = _value_text(table.column(name))
+        if decimal != ".":
+            column = pc.replace_substring(column, decimal, ".")
+        try:
+            pc.cast(column, pa.float32())
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        for i, value in enumerate(column.to_pylist()):
+            if value is None or reasons[i] is not None:
+                continue
+            try:
+                float(value)
+            except ValueError:
+                hint = " (a decimal comma? set input.decimal: ',')" if DECIMAL_COMMA.match(value) else ""
+                reasons[i] = f"column {name}: {value!r} is not a number{hint}"
+    return reasons
+
+
+def _to_float(column: pa.ChunkedArray, decimal: str) -> pa.Array:
+    text = _value_text(column)
+    if decimal != ".":
+        text = pc.replace_substring(text, decimal, ".")
+    return pc.cast(text, pa.float32())
+
+
+def _rows_to_table(header: Sequence[str], rows: Sequence[Sequence[str]], options: pacsv.ConvertOptions) -> pa.Table:
+    """Parse already split rows with the given conversion options (via an in-memory CSV)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return pacsv.read_csv(io.BytesIO(buffer.getvalue().encode("utf-8")), convert_options=options)
+
+
+def block_size_for(path: Path, rows_per_block: int = 256) -> int:
+    """pyarrow CSV block size holding about ``rows_per_block`` rows (1 MiB to 256 MiB).
+
+    pyarrow's default 1 MiB block holds only a few rows of a 20,000-gene file,
+    and every block makes a chunk per column: millions of tiny arrays, minutes
+    and gigabytes. Sizing blocks by the line length keeps chunks few.
+    """
+    with open(path, "rb") as handle:
+        handle.readline()
+        line = len(handle.readline()) or 1
+    return int(min(max(1 << 20, line * rows_per_block), 1 << 28))
+
+
+def _check_header(path: Path, header: Sequence[str]) -> None:
+    duplicated = sorted(name for name, count in Counter(header).items() if count > 1)
+    if duplicated:
+        raise PanelMlpError(f"{path} line 1: duplicated column names {duplicated[:10]}; rename them")
+    empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
+    if empty:
+        raise PanelMlpError(f"{path} line 1: column(s) {empty[:10]} have no name; give every column a name")
+
+
+def read_table(
+    path: str | Path,
+    id_column: str | Callable[[list[str]], str],
+    value_columns: Callable[[list[str], str], list[str]],
+    sep: str | None = None,
+    encoding: str | None = None,
+    decimal: str = ".",
+    workdir: str | Path | None = None,
+    id_kind: str = "sample id",
+) -> TableRead:
+    """Read a table: typed rows, quarantined lines with reasons, and the accounting.
+
+    ``id_column`` names the id column (or picks it from the header);
+    ``value_columns(header, id)`` picks the float columns. Rows whose id is
+    missing or repeats an earlier one, whose value cell is not a number, or
+    whose line cannot be read are quarantined. The file may be delimited text
+    or parquet (see the module docstring).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PanelMlpError(f"{path}: file not found" + ("; it is a folder" if path.is_dir() else ""))
+    kind, _ = sniff(path)
+    if kind == "parquet":
+        return _read_parquet(path, id_column, value_columns, id_kind)
+    found = survey(path, sep=sep, encoding=encoding, workdir=workdir)
+    try:
+        read = _read_text(found, id_column, value_columns, decimal, id_kind)
+        read.survey = found
+        return read
+    finally:
+        if found.copied:
+            found.source.unlink(missing_ok=True)
+
+
+def _pick_id(path: Path, header: list[str], id_column: str | Callable[[list[str]], str]) -> str:
+    name = id_column(header) if callable(id_column) else id_column
+    if name not in header:
+        raise PanelMlpError(
+            f"{path} line 1: no column {name!r}; the header has {header[:5]}{' ...' if len(header) > 5 else ''}. "
+            "Set sample_id in the config to the sample-id column (or check input.sep)"
+        )
+    return name
+
+
+def _read_text(
+    found: Survey,
+    id_column: str | Callable[[list[str]], str],
+    value_columns: Callable[[list[str], str], list[str]],
+    decimal: str,
+    id_kind: str,
+) -> TableRead:
+    path, header, sep = found.path, found.header, found.sep
+    _check_header(path, header)
+    id_name = _pick_id(path, header, id_column)
+    values = value_columns(header, id_name)
+    value_set = set(values)
+    other = [c for c in header if c not in value_set]
+    n_columns = len(header)
+
+    def options(value_type: pa.DataType) -> pacsv.ConvertOptions:
+        types = dict.fromkeys(values, value_type)
+        types.update(dict.fromkeys(other, pa.string()))
+        return pacsv.ConvertOptions(
+            column_types=types,
+            null_values=NULL_VALUES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            decimal_point=decimal,
+        )
+
+    def skip(_: pacsv.InvalidRow) -> str:
+        return "skip"
+
+    read = pacsv.ReadOptions(block_size=block_size_for(found.source), column_names=header, skip_rows=1)
+    parse = pacsv.ParseOptions(delimiter=sep, quote_char=False, invalid_row_handler=skip)
+    try:
+        good = pacsv.read_csv(
+            found.source, read_options=read, parse_options=parse, convert_options=options(pa.float32())
+        )
+        value_type = pa.float32()
+    except pa.ArrowInvalid:  # a value cell is not a number: read values as text, check per row below
+        value_type = pa.string()
+        good = pacsv.read_csv(found.source, read_options=read, parse_options=parse, convert_options=options(value_type))
+    if good.num_rows != found.plain:
+        raise AssertionError(f"{path}: pyarrow read {good.num_rows} rows, the survey found {found.plain} plain lines")
+
+    # Lines set aside: parse in Python, then with the same options as the rest.
+    quarantine: list[dict[str, object]] = []
+    parsed: list[tuple[int, list[str]]] = []
+    repaired_lines: list[int] = []
+    for number in sorted(found.special):
+        text = found.special[number]
+        outcome = split_line(text, sep, n_columns)
+        if outcome.fields is None:
+            quarantine.append({"file": str(path), "line": number, "id": None, "reason": outcome.reason, "text": text})
+            continue
+        parsed.append((number, outcome.fields))
+        if outcome.merged:
+            repaired_lines.append(number)
+    side = _parse_rows(
+        header, parsed, options(value_type), options(pa.string()), values, decimal, path, found, quarantine
+    )
+
+    special_or_blank = set(found.special) | set(found.blanks)
+    good_lines = [n for n in range(2, found.lines + 1) if n not in special_or_blank]
+    table = pa.concat_tables([good, side[0]])
+    lines = good_lines + side[1]
+    typed = _parse_clinical({name: table.column(name) for name in other if name != id_name})
+    for name in typed.column_names:
+        table = table.set_column(header.index(name), name, typed.column(name))
+    return _finish(
+        path,
+        table,
+        lines,
+        header,
+        id_name,
+        values,
+        value_type,
+        decimal,
+        quarantine,
+        id_kind,
+        accounting={
+            "file": str(path),
+            "format": _format_name(found),
+            "lines_read": found.lines,
+            "header_lines": 1,
+            "blank_lines": len(found.blanks),
+            "data_lines": found.lines - 1 - len(found.blanks),
+        },
+        repaired_lines=repaired_lines,
+        found=found,
+    )
+
+
+def _format_name(found: Survey) -> str:
+    parts = [f"{SEPARATORS.get(found.sep, repr(found.sep))}-separated text"]
+    if found.compression:
+        parts.append(f"{found.compression}-compressed")
+    parts.append(found.encoding + (" with byte-order mark" if found.bom else ""))
+    return ", ".join(parts)
+
+
+def _parse_rows(
+    header: Sequence[str],
+    rows: Sequence[tuple[int, list[str]]],
+    options: pacsv.ConvertOptions,
+    text_options: pacsv.ConvertOptions,
+    values: Sequence[str],
+    decimal: str,
+    path: Path,
+    found: Survey,
+    quarantine: list[dict[str, object]],
+) -> tuple[pa.Table, list[int]]:
+    """Typed table of rows parsed in Python and their line numbers; rows that still fail go to quarantine."""
+    try:
+        return _rows_to_table(header, [r[1] for r in rows], options), [r[0] for r in rows]
+    except pa.ArrowInvalid:
+        pass
+    tables, lines = [], []
+    for number, fields in rows:
+        try:
+            tables.append(_rows_to_table(header, [fields], options))
+            lines.append(number)
+        except pa.ArrowInvalid as exc:
+            reason = _number_reasons(_rows_to_table(header, [fields], text_options), values, decimal)[0]
+            quarantine.append(
+                {
+                    "file": str(path),
+                    "line": number,
+                    "id": None,
+                    "reason": reason or str(exc).splitlines()[0],
+                    "text": found.special[number],
+                }
+            )
+    empty = _rows_to_table(header, [], options)
+    return pa.concat_tables([empty, *tables]), lines
+
+
+def _finish(
+    path: Path,
+    table: pa.Table,
+    lines: list[int],
+    header: Sequence[str],
+    id_name: str,
+    values: Sequence[str],
+    value_type: pa.DataType,
+    decimal: str,
+    quarantine: list[dict[str, object]],
+    id_kind: str,
+    accounting: dict[str, object],
+    repaired_lines: Sequence[int] = (),
+    found: Survey | None = None,
+    raw: pa.Table | None = None,
+) -> TableRead:
+    """Row checks (numbers, present and unique ids), file order, and the accounting."""
+    ids_column = table.column(id_name)
+    if ids_column.type != pa.string():
+        ids_column = pc.cast(ids_column, pa.string())
+    ids_column = pc.utf8_trim_whitespace(ids_column.combine_chunks())
+    ids = ids_column.to_pylist()
+    text_values = value_type == pa.string()
+    reasons = _number_reasons(table, values, decimal) if text_values else [None] * table.num_rows
+    order = sorted(range(table.num_rows), key=lambda i: lines[i])
+    seen: dict[str, int] = {}
+    for i in order:
+        if reasons[i] is not None:
+            continue
+        sid = ids[i]
+        if sid is None or sid == "":
+            reasons[i] = f"column {id_name}: {id_kind} is missing"
+        elif sid in seen:
+            reasons[i] = f"column {id_name}: {id_kind} {sid!r} repeats line {seen[sid]}"
+        else:
+            seen[sid] = lines[i]
+    keep = [i for i in order if reasons[i] is None]
+    dropped = [i for i in order if reasons[i] is not None]
+    if dropped:
+        texts = line_texts(found, [lines[i] for i in dropped]) if found is not None else {}
+        for i in dropped:
+            text = (
+                texts.get(lines[i], "")
+                if found is not None
+                else _render_row(raw if raw is not None else table, i, header)
+            )
+            quarantine.append({"file": str(path), "line": lines[i], "id": ids[i], "reason": reasons[i], "text": text})
+    table = table.set_column(header.index(id_name), id_name, ids_column)
+    table = table.take(pa.array(keep, pa.int64())) if keep != list(range(table.num_rows)) else table
+    if text_values:
+        for name in values:
+            table = table.set_column(header.index(name), name, _to_float(table.column(name), decimal))
+    quarantine.sort(key=lambda q: q["line"] if isinstance(q["line"], int) else 0)
+    kept_lines = [lines[i] for i in keep]
+    repaired = sorted(set(repaired_lines) & set(kept_lines))
+    accounting = dict(accounting)
+    accounting.update(
+        {
+            "parsed_as_is": len(keep) - len(repaired),
+            "repaired": len(repaired),
+            "quarantined": len(quarantine),
+            "rows_kept": len(keep),
+            "repaired_lines": repaired,
+            "quarantined_lines": [q["line"] for q in quarantine],
+            "n_columns": len(header),
+        }
+    )
+    if accounting["parsed_as_is"] + accounting["repaired"] + accounting["quarantined"] != accounting["data_lines"]:
+        raise AssertionError(f"row accounting of {path} does not add up: {accounting}")
+    return TableRead(table, kept_lines, quarantine, accounting, id_name, list(values))
+
+
+def _render_row(table: pa.Table, i: int, header: Sequence[str]) -> str:
+    """A parquet row written as a CSV line (parquet has no raw text to keep)."""
+    record = table.slice(i, 1).to_pylist()[0]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(["NA" if record[c] is None else record[c] for c in header])
+    return buffer.getvalue()
+
+
+def _read_parquet(
+    path: Path,
+    id_column: str | Callable[[list[str]], str],
+    value_columns: Callable[[list[str], str], list[str]],
+    id_kind: str,
+) -> TableRead:
+    """A parquet table: rows numbered from 1 in place of lines; value columns cast to float32."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise PanelMlpError(
+            f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); export it again"
+        ) from None
+    header = list(table.column_names)
+    _check_header(path, header)
+    id_name = _pick_id(path, header, id_column)
+    values = value_columns(header, id_name)
+    value_type = pa.float32()
+    cast_columns = {}
+    for name in values:
+        column = table.column(name)
+        if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+            cast_columns[name] = pc.cast(column, pa.float32())
+        else:
+            value_type = pa.string()
+    if value_type == pa.string():
+        for name in values:
+            table = table.set_column(header.index(name), name, pc.cast(table.column(name), pa.string()))
+    else:
+        for name, column in cast_columns.items():
+            table = table.set_column(header.index(name), name, column)
+    lines = list(range(1, table.num_rows + 1))
+    accounting = {
+        "file": str(path),
+        "format": "parquet",
+        "lines_read": table.num_rows,
+        "header_lines": 0,
+        "blank_lines": 0,
+        "data_lines": table.num_rows,
+    }
+    read = _finish(path, table, lines, header, id_name, values, value_type, ".", [], id_kind, accounting, raw=table)
+    read.raw = table
+    return read
