@@ -72,6 +72,34 @@ def planted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+def test_expression_matrix_and_sample_sheet_give_the_same_summary(planted_run, tmp_path):
+    """The planted cohort as a gzipped, tab-separated genes-in-rows matrix plus a sample sheet: identical summary.tsv."""
+    import gzip
+
+    from panelmlp.synthetic import split_cohort
+
+    split_cohort(planted_run / "cohort.csv", 12, tmp_path / "expr.tsv", tmp_path / "samples.csv", "genes_in_rows", "\t")
+    (tmp_path / "expr.tsv.gz").write_bytes(gzip.compress((tmp_path / "expr.tsv").read_bytes()))
+    (tmp_path / "noise.txt").write_text((planted_run / "noise.txt").read_text())
+    extra = yaml.safe_load((planted_run / "extra.yaml").read_text())
+    extra["input"] = {"expression": "expr.tsv.gz", "samples": "samples.csv", "orientation": "genes_in_rows"}
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump(extra))
+    proc = snakemake(
+        tmp_path, "results/metrics/summary.tsv", "--cores", "2", "--configfile", str(tmp_path / "extra.yaml")
+    )
+    _check(proc)
+    assert (tmp_path / "results/metrics/summary.tsv").read_bytes() == (
+        planted_run / "results/metrics/summary.tsv"
+    ).read_bytes()
+    acc = json.loads((tmp_path / "results/clean/clean.json").read_text())
+    assert [f["role"] for f in acc["files"]] == ["expression", "samples"]
+    assert "gzip" in acc["files"][0]["format"] and "tab" in acc["files"][0]["format"]
+    # The broken sample-sheet line leaves its expression column without a sample: listed, and quarantined.
+    assert len(acc["join"]["expression_only"]) == 1 and acc["join"]["samples_only"] == []
+    for entry in acc["files"]:
+        assert entry["parsed_as_is"] + entry["repaired"] + entry["quarantined"] == entry["data_lines"]
+
+
 def test_every_output_is_written(planted_run):
     results = planted_run / "results"
     for panel in ("planted", "noise"):
