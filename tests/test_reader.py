@@ -324,3 +324,15 @@ def test_whole_matrix_is_float32(small, tmp_path):
     for g in _genes(result):
         assert result.table.schema.field(g).type == pa.float32()
     assert np.isfinite(np.asarray(result.table.column("SIG1").to_numpy())).all()
+
+
+@pytest.mark.parametrize("sep", [",", "\t"], ids=["comma", "tab"])
+def test_a_very_wide_header_is_read(tmp_path, sep):
+    """A 30,000-gene header (about 200 KB) is one field to every other separator: no csv field limit may stop it."""
+    genes = [f"G{i:05d}" for i in range(30000)]
+    path = tmp_path / "wide.txt"
+    path.write_text(
+        sep.join([*genes, "PATIENT_ID", "SAMPLE_ID"]) + "\n" + sep.join(["1.5"] * 30000 + ["P1", "S1"]) + "\n"
+    )
+    result = clean_csv(path, GENES, "SAMPLE_ID")
+    assert result.accounting["n_genes"] == 30000 and result.table.column("G29999").to_pylist() == [1.5]

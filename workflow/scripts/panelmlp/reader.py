@@ -34,6 +34,7 @@ import io
 import lzma
 import os
 import re
+import sys
 import tempfile
 import zlib
 from collections import Counter
@@ -62,6 +63,8 @@ MAGIC = {
     b"\x28\xb5\x2f\xfd": "zstd",
 }
 """First bytes of compressed files, by compression."""
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a 20,000-gene header is one field to the wrong separator
 
 SNIFF_LINES = 20
 """Data lines looked at, beside the header, to recognise the separator."""
@@ -250,6 +253,13 @@ def _encoding_error(path: Path, number: int, line: bytes, exc: UnicodeDecodeErro
 # --- the survey ------------------------------------------------------------------------------------
 
 
+def _count_fields(line: str, sep: str) -> int:
+    """Fields of one line: separators plus one, or the CSV reading where the line has quotes."""
+    if '"' not in line:
+        return line.count(sep) + 1
+    return len(next(csv.reader([line], delimiter=sep), []))
+
+
 def detect_separator(header: str, sample: Sequence[str], path: Path) -> str:
     """Comma, tab or semicolon: the one that splits the header into most columns that the data lines agree with.
 
@@ -259,10 +269,10 @@ def detect_separator(header: str, sample: Sequence[str], path: Path) -> str:
     """
     scores = []
     for sep in SEPARATORS:
-        n = len(next(csv.reader([header], delimiter=sep)))
+        n = _count_fields(header, sep)
         if n < 2:
             continue
-        agree = sum(1 for line in sample if len(next(csv.reader([line], delimiter=sep), [])) == n)
+        agree = sum(1 for line in sample if _count_fields(line, sep) == n)
         scores.append((agree, n, sep))
     if not scores:
         raise PanelMlpError(
