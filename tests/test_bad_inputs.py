@@ -529,8 +529,6 @@ def _(w: Work):
 
 @case(
     "parquet-quarantined-row-text-as-stored",
-    xfail="reader._read_parquet renders a quarantined parquet row from the table already cast to float32: "
-    "a stored 1.3 (float64) comes back as '1.2999999523162842' and a stored 23 (int64) as '23.0'",
 )
 def _(w: Work):
     body = rows()
@@ -640,9 +638,7 @@ def _(w: Work):
 @case(
     "folder-instead-of-a-file",
     "clean",
-    ("data: ", "is a folder", "raw_csv"),
-    xfail="reader.read_table says '<folder>: file not found; it is a folder' with no key and no fix "
-    "(compare the raw_csv not-found line: 'set raw_csv in the config to its path')",
+    ("data is a folder", "raw_csv"),
 )
 def _(w: Work):
     (w.root / "data").mkdir()
@@ -672,8 +668,6 @@ def _(w: Work):
     "sample-id-column-name-with-trailing-space",
     "clean",
     ("wide.csv line 1: no column 'SAMPLE_ID'", "'SAMPLE_ID '", "Set sample_id"),
-    xfail="reader._pick_id lists only the header's first 5 columns (here 5 genes), so the line never shows the "
-    "near miss 'SAMPLE_ID ' (trailing space) that the user has to fix",
 )
 def _(w: Work):
     header = ["G1", "G2", "G3", "G4", "G5", "G6", "PATIENT_ID", "SAMPLE_ID ", "SMOKING_HISTORY"]
@@ -1084,8 +1078,6 @@ def _(w: Work):
     "genes-in-rows-missing-error",
     "clean",
     ("expr.tsv line 3", "column S4", "set clean.missing: impute"),
-    xfail="in a genes-in-rows matrix the clean.missing: error line reads 'expr.tsv column S4, column G2: ...': "
-    "it calls the gene (a row, line 3) a column and gives no line number",
 )
 def _(w: Work):
     _genes_in_rows(w, cells={(3, 4): "NA"})
@@ -1107,9 +1099,6 @@ def _(w: Work):
 
 @case(
     "genes-in-rows-sample-id-repeated-after-trimming",
-    xfail="io._two_files (genes_in_rows) strips the sample columns' names but never checks them for repeats: "
-    "columns 'S1' and 'S1 ' both join sheet row S1, so cohort.parquet holds S1 twice (join.matched 13 of the "
-    "sheet's 12 samples) and the split step then dies with a pandas InvalidIndexError traceback",
 )
 def _(w: Work):
     body = rows()
@@ -1128,9 +1117,7 @@ def _(w: Work):
 @case(
     "genes-in-rows-set-for-a-samples-in-rows-matrix",
     "clean",
-    ("expr.csv", "none of the", "input.orientation"),
-    xfail="with no sample in both files, io._Cohort._empty_message cites 'expr.csv line None: sample 'G1' has "
-    "expression values but is not in the sample sheet' and never points at input.orientation",
+    ("expr.csv", "no sample id is in both files", "input.orientation"),
 )
 def _(w: Work):
     w.two_files(_matrix(w, IDS), _sheet(w, IDS), orientation="genes_in_rows")
@@ -1161,11 +1148,6 @@ def test_case_ids_are_unique_and_the_matrix_is_large_enough():
     assert len(ids) + len(CHECKPOINTS) + len(SNAKEMAKE) >= 35
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io.clean_csv(sep='::') passes the separator to the reader unchecked (only InputSpec.from_config checks "
-    "it): TypeError '\"delimiter\" must be a 1-character string' from reader._header_fields",
-)
 def test_clean_csv_with_a_long_separator_is_one_line(tmp_path: Path) -> None:
     from panelmlp.errors import PanelMlpError
     from panelmlp.io import clean_csv

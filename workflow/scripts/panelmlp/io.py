@@ -188,6 +188,16 @@ class _Cohort:
     quarantine: list[dict[str, object]]
     accounting: dict[str, object]
     missing: dict[str, object] = field(default_factory=dict)
+    gene_lines: dict[str, int] = field(default_factory=dict)
+    """Line of each gene in a genes-in-rows matrix (empty otherwise)."""
+
+    def where(self, row: int, gene: str) -> str:
+        """Where a cohort row's value of ``gene`` is written: ``FILE line L, column C``."""
+        path, line = self.origin[row][0]
+        if line is not None:
+            return f"{path} line {line}, column {gene}"
+        sid = self.table.column(self.sample_id)[row].as_py()
+        return f"{path} line {self.gene_lines.get(gene, '?')} (gene {gene}), column {sid}"
 
     def drop(self, rows: Sequence[int], reasons: Sequence[str], follow: str) -> None:
         """Quarantine cohort rows: their first origin with ``reason``, every further origin with ``follow``."""
@@ -257,8 +267,17 @@ class _Cohort:
         files = " and ".join(self.reads)
         if data_lines == 0:
             return f"{files}: no data lines below the header; the table is empty"
+        join = self.accounting.get("join")
+        if isinstance(join, Mapping) and join.get("matched") == 0 and join.get("expression_samples"):
+            expr_ids = (join.get("expression_only") or [])[:3]
+            sheet_ids = (join.get("samples_only") or [])[:3]
+            return (
+                f"{files}: no sample id is in both files (matrix: {expr_ids} ..., sample sheet: {sheet_ids} ...); "
+                "check input.orientation (samples_in_rows or genes_in_rows) and sample_id"
+            )
         first = self.quarantine[0] if self.quarantine else None
-        why = f" (first: {first['file']} line {first['line']}: {first['reason']})" if first else ""
+        where = "" if first is None or first["line"] is None else f" line {first['line']}"
+        why = f" (first: {first['file']}{where}: {first['reason']})" if first else ""
         return (
             f"{files}: none of the {data_lines} data lines gave a usable sample{why}; "
             "fix the input (see the reasons in the log) and rerun"
@@ -269,12 +288,21 @@ def _one_table(spec: InputSpec, genes: object, sample_id: str, workdir: str | Pa
     path = Path(str(spec.raw_csv))
     if not path.exists():
         raise PanelMlpError(f"{path}: raw CSV not found; set raw_csv in the config to its path")
+    if path.is_dir():
+        raise PanelMlpError(f"{path} is a folder, not a table; point raw_csv in the config at the table file")
 
     def value_columns(header: list[str], id_name: str) -> list[str]:
         return resolve_gene_columns(header, genes, id_name)
 
     read = read_table(
-        path, sample_id, value_columns, sep=spec.sep, encoding=spec.encoding, decimal=spec.decimal, workdir=workdir
+        path,
+        sample_id,
+        value_columns,
+        sep=spec.sep,
+        encoding=spec.encoding,
+        decimal=spec.decimal,
+        workdir=workdir,
+        role="raw_csv",
     )
     key = str(path)
     origin = [[(key, line)] for line in read.lines]
@@ -293,15 +321,43 @@ def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _
         if not p.exists():
             raise PanelMlpError(f"{p}: file not found; set input.{role} in the config to its path")
     everything_but_id = lambda header, id_name: [c for c in header if c != id_name]  # noqa: E731
+    gene_lines: dict[str, int] = {}
+    repeated: list[dict[str, object]] = []
     if spec.orientation == "genes_in_rows":
         expr = read_table(
-            expr_path, lambda h: h[0], everything_but_id, spec.sep, spec.encoding, spec.decimal, workdir, "gene id"
+            expr_path,
+            lambda h: h[0],
+            everything_but_id,
+            spec.sep,
+            spec.encoding,
+            spec.decimal,
+            workdir,
+            "gene id",
+            role="input.expression",
         )
         expr.accounting["rows_are"] = "genes"
-        sample_ids = [s.strip() for s in expr.values]
+        columns, sample_ids, first = [], [], {}
+        for k, name in enumerate(expr.values):
+            sid = name.strip()
+            if sid in first:
+                repeated.append(
+                    {
+                        "file": str(expr_path),
+                        "line": None,
+                        "id": sid,
+                        "reason": f"sample column {name!r} repeats column {first[sid]!r} (the same id once spaces "
+                        "are trimmed); the first is kept",
+                        "text": f"(column {k + 2} of {expr_path})",
+                    }
+                )
+                continue
+            first[sid] = name
+            columns.append(name)
+            sample_ids.append(sid)
         genes = expr.table.column(expr.id_column).to_pylist()
+        gene_lines = dict(zip(genes, expr.lines, strict=True))
         matrix = np.empty((len(sample_ids), len(genes)), dtype=np.float32)
-        for j, name in enumerate(expr.values):
+        for j, name in enumerate(columns):
             matrix[j] = expr.table.column(name).to_numpy(zero_copy_only=False)
         gene_arrays = [pa.array(matrix[:, g], type=pa.float32(), from_pandas=True) for g in range(len(genes))]
         expr_origin: list[tuple[str, int | None]] = [(str(expr_path), None)] * len(sample_ids)
@@ -314,6 +370,7 @@ def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _
             spec.encoding,
             spec.decimal,
             workdir,
+            role="input.expression",
         )
         expr.accounting["rows_are"] = "samples"
         sample_ids = expr.table.column(expr.id_column).to_pylist()
@@ -324,7 +381,14 @@ def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _
     if not genes:
         raise PanelMlpError(f"{expr_path}: no expression values (no gene columns or no gene rows)")
     sheet = read_table(
-        sheet_path, sample_id, lambda header, id_name: [], spec.sep, spec.encoding, spec.decimal, workdir
+        sheet_path,
+        sample_id,
+        lambda header, id_name: [],
+        spec.sep,
+        spec.encoding,
+        spec.decimal,
+        workdir,
+        role="input.samples",
     )
     sheet.accounting["role"] = "samples"
     sheet_ids = sheet.table.column(sample_id).to_pylist()
@@ -333,16 +397,13 @@ def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _
         raise PanelMlpError(
             f"{sheet_path} line 1: column(s) {clash[:5]} are also genes of {expr_path}; rename them in the sample sheet"
         )
-    duplicated_genes = sorted({g for g in genes if genes.count(g) > 1}) if len(set(genes)) < len(genes) else []
-    if duplicated_genes:
-        raise PanelMlpError(f"{expr_path}: gene(s) {duplicated_genes[:5]} appear twice; keep one row per gene")
 
     position = {s: i for i, s in enumerate(sheet_ids)}
     in_expr = set(sample_ids)
     matched = [i for i, s in enumerate(sample_ids) if s in position]
     expression_only = [sample_ids[i] for i in range(len(sample_ids)) if sample_ids[i] not in position]
     sheet_only = [s for s in sheet_ids if s not in in_expr]
-    quarantine = list(expr.quarantine) + list(sheet.quarantine)
+    quarantine = list(expr.quarantine) + repeated + list(sheet.quarantine)
     expr_lines = dict(zip(sample_ids, expr_origin, strict=True))
     for s in expression_only:
         path, line = expr_lines[s]
@@ -392,7 +453,7 @@ def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _
         },
     }
     reads = {str(expr_path): expr, str(sheet_path): sheet}
-    return _Cohort(table, genes, sample_id, origin, reads, quarantine, accounting)
+    return _Cohort(table, genes, sample_id, origin, reads, quarantine, accounting, gene_lines=gene_lines)
 
 
 # --- missing values --------------------------------------------------------------------------------------
@@ -444,10 +505,8 @@ def _apply_missing(cohort: _Cohort, policy: str) -> None:
     rows = [int(i) for i in np.flatnonzero(per_sample)]
     if policy == "error":
         i = rows[0]
-        path, line = cohort.origin[i][0]
-        where = f"line {line}" if line is not None else f"column {ids[i]}"
         raise PanelMlpError(
-            f"{path} {where}, column {first_gene[i]}: expression value missing or not finite "
+            f"{cohort.where(i, first_gene[i])}: expression value missing or not finite "
             f"({cohort.missing['cells']} such cells in {len(by_gene)} genes and {len(by_sample)} samples); "
             "set clean.missing: impute (each split's training mean fills them) or drop (quarantine those samples)"
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import csv
+import difflib
 import gzip
 import io
 import lzma
@@ -324,6 +325,8 @@ def survey(
     kind, compression = sniff(path)
     if kind != "text":
         raise PanelMlpError(f"{path}: a parquet file, not delimited text")
+    if sep is not None and len(sep) != 1:
+        raise PanelMlpError(f"config input.sep: {sep!r} is not one character; use ',', 'tab', ';' or auto")
     encoding = encoding or "utf-8"
     try:
         codecs.lookup(encoding)
@@ -565,6 +568,7 @@ def read_table(
     decimal: str = ".",
     workdir: str | Path | None = None,
     id_kind: str = "sample id",
+    role: str = "raw_csv",
 ) -> TableRead:
     """Read a table: typed rows, quarantined lines with reasons, and the accounting.
 
@@ -575,8 +579,10 @@ def read_table(
     or parquet (see the module docstring).
     """
     path = Path(path)
+    if path.is_dir():
+        raise PanelMlpError(f"{path} is a folder, not a table; point {role} in the config at the table file")
     if not path.is_file():
-        raise PanelMlpError(f"{path}: file not found" + ("; it is a folder" if path.is_dir() else ""))
+        raise PanelMlpError(f"{path}: file not found; set {role} in the config to its path")
     kind, _ = sniff(path)
     if kind == "parquet":
         return _read_parquet(path, id_column, value_columns, id_kind)
@@ -593,9 +599,12 @@ def read_table(
 def _pick_id(path: Path, header: list[str], id_column: str | Callable[[list[str]], str]) -> str:
     name = id_column(header) if callable(id_column) else id_column
     if name not in header:
+        near = [c for c in header if c.strip().lower() == name.strip().lower()]
+        near += [c for c in difflib.get_close_matches(name, header, n=3) if c not in near]
+        shown = f"closest: {near}" if near else f"the header has {header[:5]}{' ...' if len(header) > 5 else ''}"
         raise PanelMlpError(
-            f"{path} line 1: no column {name!r}; the header has {header[:5]}{' ...' if len(header) > 5 else ''}. "
-            "Set sample_id in the config to the sample-id column (or check input.sep)"
+            f"{path} line 1: no column {name!r} ({shown}). "
+            "Set sample_id in the config to the sample-id column, or rename it in the file (or check input.sep)"
         )
     return name
 
@@ -822,7 +831,7 @@ def _read_parquet(
 ) -> TableRead:
     """A parquet table: rows numbered from 1 in place of lines; value columns cast to float32."""
     try:
-        table = pq.read_table(path)
+        table = original = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise PanelMlpError(
             f"{path}: not a readable parquet file ({str(exc).splitlines()[0]}); export it again"
@@ -854,6 +863,6 @@ def _read_parquet(
         "blank_lines": 0,
         "data_lines": table.num_rows,
     }
-    read = _finish(path, table, lines, header, id_name, values, value_type, ".", [], id_kind, accounting, raw=table)
-    read.raw = table
+    read = _finish(path, table, lines, header, id_name, values, value_type, ".", [], id_kind, accounting, raw=original)
+    read.raw = original
     return read
