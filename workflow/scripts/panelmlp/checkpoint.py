@@ -38,8 +38,16 @@ def save_checkpoint(
     hyper: dict,
     split_id: str,
     device: str,
+    target: dict | None = None,
+    extra: dict | None = None,
 ) -> None:
-    """Write one model's checkpoint."""
+    """Write one model's checkpoint.
+
+    ``target`` is ``{"kind": "classification"}`` (the default) or, for a
+    regression model, ``{"kind": "regression", "mean": m, "sd": s}``: the
+    network predicts the target standardised with the training rows' mean and
+    sd. ``extra`` holds what was chosen for this model (best epoch, grid point).
+    """
     torch.save(
         {
             "format": FORMAT,
@@ -52,6 +60,8 @@ def save_checkpoint(
             "split_id": split_id,
             "device": device,
             "versions": library_versions(),
+            "target": dict(target or {"kind": "classification"}),
+            "extra": dict(extra or {}),
         },
         path,
     )
@@ -160,12 +170,17 @@ def _some(names: list[str], most: int = 4) -> str:
     return shown if len(names) <= most else f"{shown}, ... ({len(names)} files)"
 
 
+def target_of(checkpoint: dict) -> dict:
+    """What the model predicts: ``{"kind": "classification"}`` or ``{"kind": "regression", "mean", "sd"}``."""
+    return dict(checkpoint.get("target") or {"kind": "classification"})
+
+
 def model_from_checkpoint(checkpoint: dict) -> torch.nn.Sequential:
     """The trained network, in eval mode."""
     hyper = checkpoint["hyper"]
-    model = build_mlp(
-        len(checkpoint["genes"]), hyper["hidden"], len(checkpoint["classes"]), hyper["activation"], hyper["dropout"]
-    )
+    regression = target_of(checkpoint)["kind"] == "regression"
+    n_out = 1 if regression else len(checkpoint["classes"])
+    model = build_mlp(len(checkpoint["genes"]), hyper["hidden"], n_out, hyper["activation"], hyper["dropout"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 
@@ -191,3 +206,17 @@ def predict_raw(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
     scale = np.asarray(checkpoint["scaler"]["scale"])
     scaled = np.nan_to_num((np.asarray(expression, dtype=np.float64) - mean) / scale, nan=0.0)
     return predict_scaled(checkpoint, scaled)
+
+
+def predict_value(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
+    """Predicted target values ``[n]`` of a regression checkpoint for raw expression values ``[n, genes]``."""
+    target = target_of(checkpoint)
+    if target["kind"] != "regression":
+        raise PanelMlpError("predict_value needs a regression checkpoint; use predict_raw for class probabilities")
+    mean = np.asarray(checkpoint["scaler"]["mean"])
+    scale = np.asarray(checkpoint["scaler"]["scale"])
+    scaled = np.nan_to_num((np.asarray(expression, dtype=np.float64) - mean) / scale, nan=0.0)
+    model = model_from_checkpoint(checkpoint)
+    with torch.inference_mode():
+        out = model(torch.as_tensor(scaled, dtype=torch.float32))[:, 0].numpy().astype(np.float64)
+    return out * float(target["sd"]) + float(target["mean"])
