@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from panelmlp.baselines import (
     fit_binary_logreg,
     fit_binary_logreg_gram,
     logreg_proba,
+    sklearn_mlp_proba,
+    sklearn_weight_decay_alpha,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,3 +172,179 @@ def test_binary_baseline_does_not_import_scikit_learn():
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --- The scikit-learn MLPClassifier baseline ---------------------------------------------------
+
+
+def planted(n: int, g: int, n_classes: int, seed: int, n_test: int = 60) -> tuple[np.ndarray, ...]:
+    """Standardised genes whose class is clearly written in them: class k shifts gene k by +3."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n + n_test) % n_classes
+    rng.shuffle(y)
+    x = rng.normal(size=(n + n_test, g))
+    x[np.arange(len(y)), y] += 3.0
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def direct_mlp(x, y, x_test, hidden, activation, lr, epochs, batch, alpha, seed):
+    """MLPClassifier called directly with the settings sklearn_mlp_proba promises."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(
+        hidden_layer_sizes=hidden,
+        activation=activation,
+        solver="adam",
+        alpha=alpha,
+        batch_size=batch,
+        learning_rate_init=lr,
+        max_iter=epochs,
+        shuffle=True,
+        random_state=seed,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    return model, model.predict_proba(x_test)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_sklearn_mlp_shape_order_and_settings(n_classes):
+    x, y, x_test, y_test = planted(45, 6, n_classes, seed=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning, no batch-size clipping warning escapes
+        got = sklearn_mlp_proba(
+            x, y, x_test, n_classes, hidden=[8, 4], activation="tanh", lr=2e-2, epochs=100, batch_size=64,
+            weight_decay=0.01, seed=3,
+        )  # fmt: skip
+    assert got.shape == (len(x_test), n_classes)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-12)
+    # Batch 64 clipped to the 45 rows, alpha = 0.01 * 45, all 100 epochs, no early stop.
+    model, want = direct_mlp(x, y, x_test, (8, 4), "tanh", 2e-2, 100, 45, 0.01 * 45, 3)
+    assert model.n_iter_ == 100
+    assert np.array_equal(got, want)
+    # Columns in class-code order: each held-out row's largest probability is mostly its own class
+    # (a permutation of the columns would score about 1 / n_classes).
+    assert np.mean(got.argmax(axis=1) == y_test) > 0.8
+
+
+@pytest.mark.parametrize(("n_classes", "present"), [(3, [0, 2]), (4, [1, 2, 3]), (3, [1])])
+def test_sklearn_mlp_class_absent_from_training(n_classes, present):
+    x, y, x_test, y_test = planted(60, 5, n_classes, seed=11)
+    keep = np.isin(y, present)
+    got = sklearn_mlp_proba(x[keep], y[keep], x_test, n_classes, hidden=[8], epochs=80, lr=1e-2, seed=1)
+    assert got.shape == (len(x_test), n_classes)
+    absent = [k for k in range(n_classes) if k not in present]
+    assert np.all(got[:, absent] == 0.0)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-12)
+    if len(present) == 1:
+        assert np.all(got[:, present[0]] == 1.0)
+    else:
+        rows = np.isin(y_test, present)
+        assert np.mean(got[rows].argmax(axis=1) == y_test[rows]) > 0.9
+
+
+def test_sklearn_mlp_is_deterministic():
+    x, y, x_test, _ = planted(50, 5, 2, seed=12)
+    first = sklearn_mlp_proba(x, y, x_test, 2, hidden=[16], epochs=50, seed=4)
+    assert np.array_equal(first, sklearn_mlp_proba(x, y, x_test, 2, hidden=[16], epochs=50, seed=4))
+    assert not np.array_equal(first, sklearn_mlp_proba(x, y, x_test, 2, hidden=[16], epochs=50, seed=5))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_sklearn_mlp_separates_planted_classes(n_classes):
+    from sklearn.metrics import roc_auc_score
+
+    # The default real-cohort shape: 5 genes, 68 training rows, hidden [64], batch 32 (epochs cut to 300).
+    x, y, x_test, y_test = planted(68, 5, n_classes, seed=13, n_test=90)
+    proba = sklearn_mlp_proba(x, y, x_test, n_classes, epochs=300)
+    auc = roc_auc_score(y_test, proba[:, 1]) if n_classes == 2 else roc_auc_score(y_test, proba, multi_class="ovr")
+    assert auc > 0.9
+
+
+def test_sklearn_mlp_leaky_relu_is_a_clear_error():
+    x, y, x_test, _ = planted(20, 3, 2, seed=14)
+    with pytest.raises(ValueError, match=r"'leaky_relu' has no scikit-learn MLPClassifier counterpart.*skip"):
+        sklearn_mlp_proba(x, y, x_test, 2, activation="leaky_relu")
+    with pytest.raises(ValueError, match="class codes"):
+        sklearn_mlp_proba(x, y + 1, x_test, 2)
+
+
+ADAM_EPS = 1e-15
+"""Adam's epsilon in the step comparison. scikit-learn adds it to ``sqrt(v)``, torch to the bias-corrected
+``sqrt(v) / sqrt(1 - beta2^t)``; at the default 1e-8 that alone moves the weights by ~1e-6 here."""
+
+
+def sklearn_steps(x, y, init, alpha, batch, epochs, lr):
+    """MLPClassifier's weights after ``epochs`` unshuffled epochs of Adam from the weights ``init``."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(
+        hidden_layer_sizes=(init[0][0].shape[1],), activation="tanh", solver="adam", alpha=alpha,
+        batch_size=batch, learning_rate_init=lr, max_iter=1, shuffle=False, warm_start=True, tol=0.0,
+        n_iter_no_change=1000, random_state=0, epsilon=ADAM_EPS,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)  # sets the model up; then restart from ``init`` with a fresh Adam
+        model.coefs_ = [w.copy() for w, _ in init]
+        model.intercepts_ = [b.copy() for _, b in init]
+        model.set_params(max_iter=epochs)
+        model.fit(x, y)
+    return model.coefs_
+
+
+def torch_steps(x, y, init, weight_decay, batch, epochs, lr, n_classes):
+    """The same steps with torch's Adam ``weight_decay`` (coupled L2, as the workflow's optimiser) on the weights."""
+    import torch
+
+    weights = [torch.tensor(w, requires_grad=True) for w, _ in init]
+    biases = [torch.tensor(b, requires_grad=True) for _, b in init]
+    optimiser = torch.optim.Adam(
+        [{"params": weights, "weight_decay": weight_decay}, {"params": biases, "weight_decay": 0.0}],
+        lr=lr,
+        eps=ADAM_EPS,
+    )
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    for _ in range(epochs):
+        for start in range(0, len(x), batch):
+            logits = torch.tanh(xt[start : start + batch] @ weights[0] + biases[0]) @ weights[1] + biases[1]
+            target = yt[start : start + batch]
+            if n_classes == 2:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target.double())
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, target)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return [w.detach().numpy() for w in weights]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_weight_decay_maps_to_alpha_times_batch_rows(n_classes):
+    # torch Adam steps on g + wd * W; scikit-learn on g + (alpha / b) * W with b the batch's rows
+    # (_compute_loss_grad: (X^T delta + alpha W) / b). Same gradients, same Adam steps, iff alpha = wd * b.
+    # 24 rows in 3 unshuffled full batches of 8, 5 epochs: 15 Adam steps from the same start;
+    # the intercepts are not decayed on either side (scikit-learn never decays them).
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(24, 4))
+    y = rng.integers(0, n_classes, size=24)
+    outputs = 1 if n_classes == 2 else n_classes
+    init = [(rng.uniform(-0.5, 0.5, (4, 6)), rng.uniform(-0.5, 0.5, 6))]
+    init.append((rng.uniform(-0.5, 0.5, (6, outputs)), rng.uniform(-0.5, 0.5, outputs)))
+    wd, batch, epochs, lr = 0.3, 8, 5, 0.02
+    want = torch_steps(x, y, init, wd, batch, epochs, lr, n_classes)
+    alpha = sklearn_weight_decay_alpha(wd, batch, len(x))
+    assert alpha == wd * batch
+    for got, ref in zip(sklearn_steps(x, y, init, alpha, batch, epochs, lr), want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+    # The mapping matters: alpha = wd * n_train (3x too strong here) or no decay ends elsewhere.
+    for wrong in (wd * len(x), 0.0):
+        off = sklearn_steps(x, y, init, wrong, batch, epochs, lr)
+        assert max(np.max(np.abs(a - b)) for a, b in zip(off, want, strict=True)) > 1e-4
+    # Batch size clipped to the training rows, as scikit-learn clips it.
+    assert sklearn_weight_decay_alpha(0.01, 32, 20) == pytest.approx(0.2)

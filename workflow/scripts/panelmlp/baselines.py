@@ -242,3 +242,114 @@ def logreg_proba(
     proba = np.zeros((len(x_test), n_classes))
     proba[:, model.classes_] = model.predict_proba(x_test)
     return proba
+
+
+SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
+"""Our activations and scikit-learn's names for them; ``leaky_relu`` has no counterpart there."""
+
+
+def sklearn_weight_decay_alpha(weight_decay: float, batch_size: int, n_train: int) -> float:
+    """scikit-learn's ``alpha`` giving the weight gradient that torch's Adam ``weight_decay`` gives.
+
+    Our optimiser (torch Adam, coupled L2) steps on ``g + wd * W`` for every
+    parameter, ``g`` the gradient of the batch's mean loss. scikit-learn's
+    ``_backprop`` adds ``0.5 * alpha * ||W||^2 / b`` to the batch's mean loss and
+    in ``_compute_loss_grad`` forms ``(X^T delta + alpha * W) / b``, ``b`` the rows
+    of that batch: ``g + (alpha / b) * W``. Equal gradients, hence identical Adam
+    steps, need ``alpha = wd * b``, with ``b = min(batch_size, n_train)`` as
+    scikit-learn clips it (not ``wd * n_train``: the division is by the batch's
+    rows, not the training set's). Exact for every full batch; a last, partial
+    batch of ``r < b`` rows (68 rows in batches of 32: 32, 32, 4) gets
+    ``wd * b / r`` instead of ``wd``. scikit-learn never decays the intercepts,
+    torch's ``weight_decay`` does; no ``alpha`` can change that.
+    """
+    return float(weight_decay) * min(int(batch_size), int(n_train))
+
+
+def sklearn_mlp_proba(
+    z_train: np.ndarray,
+    y_train: np.ndarray,
+    z_test: np.ndarray,
+    n_classes: int,
+    hidden: tuple[int, ...] | list[int] = (64,),
+    activation: str = "relu",
+    lr: float = 1e-3,
+    epochs: int = 1000,
+    batch_size: int = 32,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Class probabilities ``[n_test, n_classes]`` of scikit-learn's ``MLPClassifier`` with our network's set-up.
+
+    The reviewer's baseline: the standard implementation of the same network,
+    to show the workflow's is at least as good. Same hidden layers and
+    activation, one logistic output for two classes and a softmax for more (as
+    ours), cross-entropy averaged over each minibatch, Adam (beta 0.9 / 0.999,
+    eps 1e-8) at ``lr``, reshuffled minibatches of ``batch_size`` rows (at most
+    ``n_train``; the last batch of an epoch may be smaller, as ours), exactly
+    ``epochs`` epochs: ``tol=0`` and ``n_iter_no_change=epochs + 1`` switch the
+    stopping rule off and ``early_stopping`` stays off, so it trains on all
+    training rows for all epochs, and the ConvergenceWarning that running out
+    of epochs raises is silenced here. ``weight_decay`` maps to ``alpha`` by
+    :func:`sklearn_weight_decay_alpha`. What stays different: the initial
+    weights (Glorot uniform, ours torch's ``U(+-1/sqrt(fan_in))``), the
+    random streams, float64 (ours float32), no dropout, undecayed
+    intercepts, and Adam's epsilon added to ``sqrt(v)`` before the bias
+    correction instead of after (negligible unless gradients are ~1e-6).
+
+    ``z_train`` and ``z_test`` are standardised genes, ``y_train`` class codes
+    ``0 .. n_classes - 1``. Columns are in class-code order; a class absent
+    from ``y_train`` gets probability 0, and a single training class gets
+    probability 1 without fitting. Deterministic: the same inputs and ``seed``
+    give the same output.
+
+    Raises ValueError for ``leaky_relu`` (scikit-learn has no counterpart):
+    the caller should skip this baseline for such a model, or fall back to
+    another, and say so, rather than substitute a different network.
+    scikit-learn is imported here, not with this module, so that jobs not
+    using this baseline do not pay its import time.
+    """
+    if activation not in SKLEARN_ACTIVATIONS:
+        raise ValueError(
+            f"activation {activation!r} has no scikit-learn MLPClassifier counterpart "
+            f"(it has {', '.join(SKLEARN_ACTIVATIONS)}); skip the scikit-learn MLP baseline for this model"
+        )
+    z_train = np.asarray(z_train, dtype=np.float64)
+    z_test = np.asarray(z_test, dtype=np.float64)
+    y_train = np.asarray(y_train).astype(np.int64, copy=False)
+    if len(y_train) == 0:
+        raise ValueError("the scikit-learn MLP baseline needs at least one training row")
+    if y_train.min() < 0 or y_train.max() >= n_classes:
+        raise ValueError(f"class codes must lie in 0 .. {n_classes - 1}, got {y_train.min()} .. {y_train.max()}")
+    present = np.unique(y_train)
+    proba = np.zeros((len(z_test), n_classes))
+    if len(present) == 1:
+        proba[:, present[0]] = 1.0
+        return proba
+
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    n_train = len(y_train)
+    batch = min(int(batch_size), n_train)
+    model = MLPClassifier(
+        hidden_layer_sizes=tuple(int(h) for h in hidden),
+        activation=SKLEARN_ACTIVATIONS[activation],
+        solver="adam",
+        alpha=sklearn_weight_decay_alpha(weight_decay, batch, n_train),
+        batch_size=batch,
+        learning_rate_init=lr,
+        max_iter=int(epochs),
+        shuffle=True,
+        random_state=seed,
+        tol=0.0,
+        n_iter_no_change=int(epochs) + 1,
+        early_stopping=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(z_train, y_train)
+    proba[:, model.classes_] = model.predict_proba(z_test)
+    return proba

@@ -239,15 +239,16 @@ def stack_state_dicts(
 
 
 def state_dict_of(
-    stack: StackedMLP, index: int, hidden: Sequence[int], n_inputs: int | None = None
+    stack: StackedMLP, index: int, hidden: Sequence[int], n_inputs: int | None = None, dropout: float | None = None
 ) -> dict[str, torch.Tensor]:
     """One model of the stack as a :func:`build_mlp` ``state_dict`` (float32, CPU).
 
     ``n_inputs`` cuts the first layer to the model's own inputs when it was
-    trained zero-padded beside models with more genes.
+    trained zero-padded beside models with more genes; ``dropout`` is the
+    model's own (its module layout has dropout layers only when it is above 0).
     """
     out = {}
-    keys = linear_keys(hidden, stack.dropout)
+    keys = linear_keys(hidden, stack.dropout if dropout is None else dropout)
     for layer, (key, w, b) in enumerate(zip(keys, stack.weights, stack.biases, strict=True)):
         weight = w[index] if layer or n_inputs is None else w[index, :n_inputs]
         out[f"{key}.weight"] = weight.T.detach().to("cpu", torch.float32).contiguous()

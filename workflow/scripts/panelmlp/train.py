@@ -27,7 +27,7 @@ import itertools
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +65,8 @@ class TrainSpec:
     momentum: float = 0.0
     weight_decay: float = 0.0
     device: str = "auto"
+    patience: int = 0
+    """Early stopping: epochs without a lower validation loss before a model stops (0: off; needs validation rows)."""
 
     @classmethod
     def from_config(cls, config: dict) -> TrainSpec:
@@ -132,6 +134,23 @@ class ModelSet:
     test: np.ndarray
     tracked: np.ndarray | None = None
     n_classes: int = 2
+    valid: np.ndarray | None = None
+    """``[S, N]`` validation rows of each split (early stopping); part of neither ``train`` nor ``test``."""
+    lr: np.ndarray | None = None
+    """Per-model learning rate ``[K]`` (None: the spec's)."""
+    weight_decay: np.ndarray | None = None
+    """Per-model weight decay ``[K]`` (None: the spec's)."""
+    dropout: np.ndarray | None = None
+    """Per-model dropout ``[K]`` (None: the spec's)."""
+
+    def hyper(self, spec: TrainSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-model learning rate, weight decay and dropout, ``[K]`` each."""
+        k = self.n_models
+
+        def each(values: np.ndarray | None, default: float) -> np.ndarray:
+            return np.full(k, float(default)) if values is None else np.asarray(values, dtype=np.float64)
+
+        return each(self.lr, spec.lr), each(self.weight_decay, spec.weight_decay), each(self.dropout, spec.dropout)
 
     @property
     def n_models(self) -> int:
@@ -165,6 +184,12 @@ class TrainResult:
     n_inputs: np.ndarray
     """Each model's input width (its checkpoint's first layer)."""
     hidden: list[int] = field(default_factory=list)
+    best_epoch: np.ndarray | None = None
+    """``[K]`` the epoch (1-based) whose weights were kept: the best validation loss with early stopping, else the last."""
+    stopped_epoch: np.ndarray | None = None
+    """``[K]`` the last epoch each model trained (less than ``epochs`` when it stopped early)."""
+    dropout: np.ndarray | None = None
+    """``[K]`` each model's dropout (its checkpoint's layer layout depends on it)."""
     flops: float = 0.0
     """Multiply-adds x 2 of every matrix product of training and per-epoch scoring."""
     seconds: float = 0.0
@@ -172,7 +197,8 @@ class TrainResult:
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Model ``k`` as a :func:`panelmlp.model.build_mlp` ``state_dict`` at its own input width."""
-        return state_dict_of(self.stack, int(self.position[k]), self.hidden, int(self.n_inputs[k]))
+        dropout = None if self.dropout is None else float(self.dropout[k])
+        return state_dict_of(self.stack, int(self.position[k]), self.hidden, int(self.n_inputs[k]), dropout)
 
 
 def _padded_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,12 +218,17 @@ class _Optimizer:
     """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8) or SGD over the stack's tensors.
 
     Models are ordered so that those still active in a step are a prefix of
-    the stack, and models with the same number of steps per epoch form
-    contiguous groups, each with its own step count (Adam's bias correction).
-    Adam is torch's fused kernel over row ranges of the weight tensors.
+    the stack, and models with the same number of steps per epoch and the same
+    learning rate and weight decay form contiguous groups, each with its own
+    step count (Adam's bias correction). Adam is torch's fused kernel over row
+    ranges of the weight tensors, one call per learning rate and weight decay.
+    Models marked not live (stopped early) are left out of every update.
     """
 
-    def __init__(self, stack: StackedMLP, spec: TrainSpec, group_ends: Sequence[int]) -> None:
+    def __init__(
+        self, stack: StackedMLP, spec: TrainSpec, group_ends: Sequence[int], group_lr: Sequence[float],
+        group_wd: Sequence[float],
+    ) -> None:
         if spec.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, not {spec.optimizer!r}")
         self.params = stack.params
@@ -207,61 +238,88 @@ class _Optimizer:
         self.v = [torch.zeros_like(p) for p in self.params] if self.adam else []
         starts = [0, *group_ends[:-1]]
         self.groups = list(zip(starts, group_ends, strict=True))
+        self.group_lr = [float(v) for v in group_lr]
+        self.group_wd = [float(v) for v in group_wd]
         device = self.params[0].device
         self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.groups]
         self.first = True
 
-    def prepare(self, actives: Sequence[int]) -> None:
-        """Build, once, the tensor lists each step of an epoch updates (``actives[j]``: models active in step j)."""
+    def prepare(self, actives: Sequence[int], live: np.ndarray | None = None) -> None:
+        """Build the tensor lists each step of an epoch updates (``actives[j]``: models active in step j).
+
+        ``live`` (in stack order) leaves stopped models out.
+        """
         self.plans = []
         for active in actives:
-            live = [(g, a, b) for g, (a, b) in enumerate(self.groups) if a < active]
-            lists: dict[str, list[torch.Tensor]] = {"params": [], "m": [], "v": [], "steps": []}
-            for g, a, b in live:
-                for i, p in enumerate(self.params):
-                    lists["params"].append(p[a:b])
-                    lists["m"].append(self.m[i][a:b])
-                    if self.adam:
-                        lists["v"].append(self.v[i][a:b])
-                    lists["steps"].append(self.steps[g])
-            self.plans.append((active, [g for g, _, _ in live], [(a, b) for _, a, b in live], lists))
+            live_groups: list[int] = []
+            buckets: dict[tuple[float, float], dict[str, list]] = {}
+            for g, (a, b) in enumerate(self.groups):
+                hi = min(b, active)
+                if a >= hi:
+                    continue
+                runs = [(a, hi)] if live is None else _true_runs(live, a, hi)
+                if not runs:
+                    continue
+                live_groups.append(g)
+                lists = buckets.setdefault(
+                    (self.group_lr[g], self.group_wd[g]), {"params": [], "m": [], "v": [], "steps": [], "ranges": []}
+                )
+                for lo, up in runs:
+                    lists["ranges"].append((lo, up))
+                    for i, p in enumerate(self.params):
+                        lists["params"].append(p[lo:up])
+                        lists["m"].append(self.m[i][lo:up])
+                        if self.adam:
+                            lists["v"].append(self.v[i][lo:up])
+                        lists["steps"].append(self.steps[g])
+            self.plans.append((live_groups, buckets))
 
     def step(self, grads: Sequence[torch.Tensor], step: int) -> None:
-        """Update the models active in ``step`` of the epoch from their gradients (``grads`` cover them)."""
+        """Update the live models active in ``step`` of the epoch from their gradients (``grads`` cover them)."""
         spec = self.spec
-        active, live, ranges, lists = self.plans[step]
+        live_groups, buckets = self.plans[step]
         if self.adam:
-            for g in live:
+            for g in live_groups:
                 self.steps[g] += 1
-            gs = [grad[a:b] for a, b in ranges for grad in grads]
-            torch._fused_adam_(
-                lists["params"],
-                gs,
-                lists["m"],
-                lists["v"],
-                [],
-                lists["steps"],
-                lr=spec.lr,
-                beta1=0.9,
-                beta2=0.999,
-                weight_decay=spec.weight_decay,
-                eps=1e-8,
-                amsgrad=False,
-                maximize=False,
-            )
+            for (lr, wd), lists in buckets.items():
+                gs = [grad[lo:up] for lo, up in lists["ranges"] for grad in grads]
+                torch._fused_adam_(
+                    lists["params"],
+                    gs,
+                    lists["m"],
+                    lists["v"],
+                    [],
+                    lists["steps"],
+                    lr=lr,
+                    beta1=0.9,
+                    beta2=0.999,
+                    weight_decay=wd,
+                    eps=1e-8,
+                    amsgrad=False,
+                    maximize=False,
+                )
             return
-        for p, grad, m in zip(self.params, grads, self.m, strict=True):
-            p_a, g_a, m_a = p[:active], grad[:active], m[:active]
-            if spec.weight_decay:
-                g_a = g_a.add(p_a, alpha=spec.weight_decay)
-            if spec.momentum:
-                if self.first:
-                    m_a.copy_(g_a)
-                else:
-                    m_a.mul_(spec.momentum).add_(g_a)
-                g_a = m_a
-            p_a.sub_(g_a, alpha=spec.lr)
+        for (lr, wd), lists in buckets.items():
+            for lo, up in lists["ranges"]:
+                for p, grad, m in zip(self.params, grads, self.m, strict=True):
+                    p_a, g_a, m_a = p[lo:up], grad[lo:up], m[lo:up]
+                    if wd:
+                        g_a = g_a.add(p_a, alpha=wd)
+                    if spec.momentum:
+                        if self.first:
+                            m_a.copy_(g_a)
+                        else:
+                            m_a.mul_(spec.momentum).add_(g_a)
+                        g_a = m_a
+                    p_a.sub_(g_a, alpha=lr)
         self.first = False
+
+
+def _true_runs(mask: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
+    """Maximal ranges of True in ``mask[lo:hi]``, as absolute ``(start, stop)`` pairs."""
+    part = np.concatenate([[False], mask[lo:hi], [False]])
+    edges = np.flatnonzero(np.diff(part.astype(np.int8)))
+    return [(lo + int(a), lo + int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: int, width: int) -> np.ndarray:
@@ -524,13 +582,19 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     bs = spec.batch_size
     own_steps = -(-n_train_split[data.split] // bs)
     tracked = np.ones(k_models, bool) if data.tracked is None else np.asarray(data.tracked, bool)
-    # Models with more steps per epoch first, so the active ones of a step are a prefix;
-    # then tracked models first, so their per-epoch scoring reads contiguous views.
-    order = np.lexsort((~tracked, -own_steps))
+    lr_k, wd_k, drop_k = data.hyper(spec)
+    hyper_keys: dict[tuple[float, float], int] = {}
+    hyper_id = np.array([hyper_keys.setdefault((a, b), len(hyper_keys)) for a, b in zip(lr_k, wd_k, strict=True)])
+    # Models with more steps per epoch first, so the active ones of a step are a prefix; within that,
+    # one learning rate and weight decay per optimiser group; then tracked models first, so their
+    # per-epoch scoring reads contiguous views.
+    order = np.lexsort((~tracked, hyper_id, -own_steps))
     inverse = np.empty_like(order)
     inverse[order] = np.arange(k_models)
     steps_sorted = own_steps[order]
-    group_ends = [int(i) for i in np.flatnonzero(np.diff(steps_sorted)) + 1] + [k_models]
+    change = (np.diff(steps_sorted) != 0) | (np.diff(hyper_id[order]) != 0)
+    group_ends = [int(i) for i in np.flatnonzero(change) + 1] + [k_models]
+    group_starts = [0, *group_ends[:-1]]
     n_train = n_train_split[data.split[order]]
     width = int(n_train.max())
     steps_per_epoch = int(steps_sorted[0])
@@ -542,7 +606,13 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     biases = [torch.from_numpy(b).to(device) for _, b in init]
     del init
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
-    optimizer = _Optimizer(stack, spec, group_ends)
+    optimizer = _Optimizer(
+        stack,
+        spec,
+        group_ends,
+        [lr_k[order[a]] for a in group_starts],
+        [wd_k[order[a]] for a in group_starts],
+    )
     grad_buffers = [torch.empty_like(p) for p in stack.params]
     feed = _Feed(data, order, dtype, device)
 
@@ -550,10 +620,9 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     label_rows = torch.tensor(data.labels, dtype=torch.long, device=device)
     label_of = torch.tensor(data.label[order], device=device)
     shuffle_rngs = [stream_rng(spec.seed, sid, perm, STREAM_SHUFFLE) for sid, perm in data.streams]
-    drop_rngs = (
-        [stream_rng(spec.seed, sid, perm, STREAM_DROPOUT) for sid, perm in data.streams] if spec.dropout else None
-    )
-    keep = 1.0 - spec.dropout
+    keep_sorted = 1.0 - drop_k[order]
+    keeps = sorted({float(v) for v in keep_sorted if v < 1.0})
+    drop_rngs = [stream_rng(spec.seed, sid, perm, STREAM_DROPOUT) for sid, perm in data.streams] if keeps else None
     stream_split = np.zeros(len(data.streams), dtype=np.int64)
     stream_split[data.stream] = data.split
     stream_train = data.train[stream_split]
@@ -574,8 +643,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         even = -(-active // -(-active // chunk))  # the same number of chunks, of equal size
         for lo in range(0, active, even):
             hi = min(active, lo + even)
+            chunk_keeps = sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0})
             parts.append(
                 _ChunkPlan(
+                    keeps=chunk_keeps,
+                    keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
                     lo=lo,
                     hi=hi,
                     stack=_slice(stack, lo, hi),
@@ -643,6 +715,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         values = metrics_from_logits(stacked, yt, ok, data.n_classes)
         history[start : start + n_ep, :, 2:] = values.view(n_ep, n_tracked, -1).cpu().numpy()
 
+    stopper = _EarlyStopping.create(data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device)
+    best_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
+    stopped_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
+
     started = time.perf_counter()
     with torch.inference_mode():
         pending: list[torch.Tensor] = []
@@ -656,17 +732,19 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             epoch_masks = None
             if drop_rngs:
                 epoch_masks = _dropout_masks(
-                    drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keep, dtype, device
+                    drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
                 )
             loss_row = train_loss[epoch]
             for step, plan in enumerate(plans):
                 for part in plan.chunks:
+                    if stopper is not None and not stopper.live[part.lo : part.hi].any():
+                        continue  # every model of the chunk has stopped: frozen, not stepped
                     rows = orders[part.streams, plan.start : plan.stop]
                     xb = feed(rows, part.lo)
                     yb = labels_t[0][rows] if part.labels is None else labels_t[part.labels, rows]
                     masks = None
-                    if epoch_masks is not None:
-                        masks = [m[part.streams, step, : rows.shape[1]] for m in epoch_masks]
+                    if epoch_masks is not None and part.keeps:
+                        masks = _chunk_masks(epoch_masks, part, step, rows.shape[1])
                     logits, cache = part.stack.forward(xb, masks)
                     row_loss, grad = loss_and_grad(logits, yb, part.valid, part.n_valid)
                     loss_row[part.lo : part.hi] += row_loss.sum(1)
@@ -679,7 +757,15 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                 if len(pending) == block:
                     flush(pending_start, pending)
                     pending, pending_start = [], epoch + 1
+            if stopper is not None and stopper.after_epoch(epoch):
+                optimizer.prepare([p.active for p in plans], stopper.live)
+                if not stopper.live.any():
+                    break
         flush(pending_start, pending)
+        if stopper is not None:
+            stopper.restore()
+            best_epoch = stopper.best_epoch
+            stopped_epoch = stopper.stopped_epoch
         final_logits = test_logits(np.arange(k_models))
         final_metrics = metrics_from_logits(final_logits, y_test, test_ok, data.n_classes)
         final_rows, _ = loss_and_grad(
@@ -691,8 +777,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
 
     loss_np = train_loss.cpu().numpy()
     history[:, :, 0] = loss_np[:, tracked_sorted]
+    # Epochs after a model stopped do not exist for it.
+    after_stop = np.arange(1, spec.epochs + 1)[:, None] > stopped_epoch[tracked_sorted][None, :]
+    history[after_stop] = np.nan
     final = np.zeros((k_models, len(HISTORY_METRICS)), dtype=np.float32)
-    final[:, 0] = loss_np[-1]
+    final[:, 0] = loss_np[np.maximum(best_epoch, 1) - 1, np.arange(k_models)]
     final[:, 1] = (final_rows.sum(1) / n_test).cpu().numpy()
     final[:, 2:] = final_metrics.cpu().numpy()
     # Back to the caller's model order (the stack itself stays sorted; ``position`` maps into it).
@@ -708,15 +797,122 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         test_index=np.where(test_valid, test_index, -1)[data.split],
         n_inputs=data.n_inputs,
         hidden=list(spec.hidden),
+        best_epoch=best_epoch[inverse],
+        stopped_epoch=stopped_epoch[inverse],
+        dropout=drop_k,
         flops=flops,
         seconds=seconds,
     )
+
+
+class _EarlyStopping:
+    """Per model, the validation loss after every epoch, the best epoch's weights, and when to stop.
+
+    A model's validation rows are its split's ``valid`` rows, scored with its
+    own labels (permuted ones for a permutation null). After ``patience``
+    epochs without a lower validation loss it stops: it leaves every optimiser
+    update, a chunk whose models have all stopped is no longer computed, and
+    training ends when every model has stopped. Its weights are those of its
+    best epoch. What a model does depends only on its own losses, so a model
+    stopped among K stops where it would alone.
+    """
+
+    def __init__(
+        self,
+        stack: StackedMLP,
+        patience: int,
+        epochs: int,
+        losses: Callable[[], torch.Tensor],
+    ) -> None:
+        k = stack.weights[0].shape[0]
+        self.params = stack.params
+        self.snapshots = [p.clone() for p in self.params]
+        self.patience = patience
+        self.losses = losses
+        self.best = torch.full((k,), float("inf"), dtype=torch.float64, device=self.params[0].device)
+        self.bad = np.zeros(k, dtype=np.int64)
+        self.live = np.ones(k, dtype=bool)
+        self.best_epoch = np.zeros(k, dtype=np.int64)
+        self.stopped_epoch = np.full(k, epochs, dtype=np.int64)
+
+    @classmethod
+    def create(
+        cls,
+        data: ModelSet,
+        spec: TrainSpec,
+        order: np.ndarray,
+        stack: StackedMLP,
+        feed: _Feed,
+        label_rows: torch.Tensor,
+        label_of: torch.Tensor,
+        chunk: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> _EarlyStopping | None:
+        """The early stopping of a training run, or None when it is off (no patience or no validation rows)."""
+        if not spec.patience or data.valid is None:
+            return None
+        if (data.valid.sum(axis=1)[data.split] == 0).any():
+            raise ValueError("early stopping needs validation rows in every split")
+        index, ok = _padded_index(data.valid)
+        rows = torch.tensor(index[data.split[order]], device=device)
+        valid = torch.tensor(ok[data.split[order]], device=device)
+        y = label_rows[label_of[:, None], rows]
+        n = valid.sum(1).clamp(min=1).to(dtype)
+        k = len(order)
+        fixed = [(lo, min(k, lo + chunk)) for lo in range(0, k, chunk)]
+        cached = {}
+        if k * rows.shape[1] * data.cols.shape[1] <= TEST_CACHE_FLOATS:
+            cached = {(lo, hi): feed(rows[lo:hi], lo, buffer=None) for lo, hi in fixed}
+
+        def losses() -> torch.Tensor:
+            out = []
+            for lo, hi in fixed:
+                inputs = cached.get((lo, hi))
+                if inputs is None:
+                    inputs = feed(rows[lo:hi], lo, buffer="valid")
+                logits = _slice(stack, lo, hi).forward(inputs)[0]
+                target = y[lo:hi].to(dtype) if logits.shape[-1] == 1 else y[lo:hi]
+                per_row, _ = loss_and_grad(logits, target, valid[lo:hi].to(dtype), n[lo:hi])
+                out.append(per_row.sum(1) / n[lo:hi])
+            return torch.cat(out).to(torch.float64)
+
+        return cls(stack, spec.patience, spec.epochs, losses)
+
+    def after_epoch(self, epoch: int) -> bool:
+        """Score epoch ``epoch`` (0-based); keep improved weights; return whether a model stopped now."""
+        loss = self.losses()
+        live = torch.as_tensor(self.live, device=loss.device)
+        improved = (loss < self.best) & live
+        improved_np = improved.cpu().numpy()
+        if improved_np.any():
+            index = torch.nonzero(improved).squeeze(1)
+            for snapshot, p in zip(self.snapshots, self.params, strict=True):
+                snapshot.index_copy_(0, index, p.index_select(0, index))
+            self.best = torch.where(improved, loss, self.best)
+            self.best_epoch[improved_np] = epoch + 1
+        self.bad = np.where(improved_np, 0, self.bad + self.live)
+        stop = self.live & (self.bad >= self.patience)
+        if not stop.any():
+            return False
+        self.live &= ~stop
+        self.stopped_epoch[stop] = epoch + 1
+        return True
+
+    def restore(self) -> None:
+        """Every model's weights back to its best epoch's (the initial ones if it never improved)."""
+        for snapshot, p in zip(self.snapshots, self.params, strict=True):
+            p.copy_(snapshot)
 
 
 @dataclass
 class _ChunkPlan:
     """A slice ``lo .. hi`` of a step's active models, small enough for its activations to stay in cache."""
 
+    keeps: list[float]
+    """The chunk's distinct keep probabilities (empty when no model of it uses dropout)."""
+    keep_of: torch.Tensor
+    """``[k, 1, 1]`` each model's keep probability."""
     lo: int
     hi: int
     stack: StackedMLP
@@ -783,22 +979,43 @@ def _dropout_masks(
     bs: int,
     steps: int,
     hidden: Sequence[int],
-    keep: float,
+    keeps: Sequence[float],
     dtype: torch.dtype,
     device: torch.device,
-) -> list[torch.Tensor]:
-    """One epoch of inverted-dropout masks per hidden layer, ``[streams, steps, bs, h]``.
+) -> dict[float, list[torch.Tensor]]:
+    """One epoch of inverted-dropout masks per keep probability and hidden layer, ``[streams, steps, bs, h]``.
 
-    Each stream draws exactly the masks of its own minibatches from its own
-    generator, so its masks do not depend on the streams beside it.
+    Each stream draws exactly the uniforms of its own minibatches from its own
+    generator, so its masks do not depend on the streams beside it; models of
+    different dropout on one stream threshold the same uniforms.
     """
-    out = []
+    out: dict[float, list[torch.Tensor]] = {keep: [] for keep in keeps}
     for h in hidden:
-        masks = np.zeros((len(rngs), steps, bs, h), dtype=np.float32)
+        uniforms = np.ones((len(rngs), steps, bs, h))
         for k, rng in enumerate(rngs):
             own = int(n_steps[k])
-            masks[k, :own] = (rng.random((own, bs, h)) < keep) / keep
-        out.append(torch.tensor(masks, dtype=dtype, device=device))
+            uniforms[k, :own] = rng.random((own, bs, h))
+        for keep in keeps:
+            out[keep].append(torch.tensor(((uniforms < keep) / keep).astype(np.float32), dtype=dtype, device=device))
+    return out
+
+
+def _chunk_masks(
+    epoch_masks: dict[float, list[torch.Tensor]], part: _ChunkPlan, step: int, rows: int
+) -> list[torch.Tensor]:
+    """The masks of a chunk's models for one step: each model's own keep probability, on its own stream."""
+    if len(part.keeps) == 1 and bool((part.keep_of == part.keeps[0]).all()):
+        return [m[part.streams, step, :rows] for m in epoch_masks[part.keeps[0]]]
+    n_layers = len(next(iter(epoch_masks.values())))
+    out = []
+    for layer in range(n_layers):
+        combined = None
+        for keep in part.keeps:
+            chosen = (part.keep_of == keep).to(part.keep_of.dtype)
+            term = epoch_masks[keep][layer][part.streams, step, :rows] * chosen
+            combined = term if combined is None else combined + term
+        no_dropout = (part.keep_of == 1.0).to(part.keep_of.dtype)
+        out.append(combined + no_dropout)
     return out
 
 

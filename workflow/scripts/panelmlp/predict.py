@@ -1,0 +1,530 @@
+"""Scoring new samples with a run's trained checkpoints (``snakemake predict``).
+
+The new samples (``predict_csv``) are read with the same reader and checks as
+the clean step (:func:`panelmlp.reader.read_table`: comma, tab or semicolon
+text, compressed or not, any encoding the config names, or parquet): one row
+per sample, the ``sample_id`` column and the panel genes as columns; every
+other column is ignored. A line the reader cannot take (a value that is not a
+number, a missing or repeated id, a broken line) is quarantined with its
+reason, as in the clean step, and listed in ``{name}.quarantine.tsv``.
+
+Every panel is scored by all of its checkpoints
+(``results/panels/{folder}/checkpoints/{directory}/{split}.pt``): the
+ensemble prediction is the mean over the CV models (``cv_r{r}_f{f}``) of the
+class probabilities (of the predicted value for a regression target), with
+the sd across those models; the holdout model's prediction stands beside it.
+
+Missing genes: a sample scores a panel only if it has a finite value for every
+gene of the panel. A sample that lacks one (a gene absent from the file, or a
+missing or non-finite value) gets no prediction for that panel: its row says
+which genes are missing, never a prediction made as if they were there.
+
+Checkpoints of a panel must agree with the panel's genes (``panels.tsv``) and
+with each other on the classes and the target kind; one that does not stops
+the step with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PanelMlpError
+from .io import QUARANTINE_COLUMNS, InputSpec
+from .reader import read_table
+
+# The Snakefile imports this module to name the outputs: torch (checkpoint.py) is imported only where it is used.
+
+log = logging.getLogger("panelmlp")
+
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq")
+CV_SPLIT = re.compile(r"cv_r\d+_f\d+")
+HOLDOUT = "holdout"
+FLOAT_FORMAT = "%.10g"
+"""Probabilities are written with 10 significant digits: the mean of the models' outputs to well under 1e-6."""
+
+
+def prediction_name(path: str | Path) -> str:
+    """The name of a prediction run: the file name without its table and compression extensions.
+
+    >>> prediction_name("data/new.csv.gz"), prediction_name("batch.2.parquet"), prediction_name("x.tsv")
+    ('new', 'batch.2', 'x')
+    """
+    name = Path(str(path)).name
+    lower = name.lower()
+    for suffixes in (COMPRESSION_SUFFIXES, TABLE_SUFFIXES):
+        for suffix in suffixes:
+            if lower.endswith(suffix) and len(name) > len(suffix):
+                name, lower = name[: -len(suffix)], lower[: -len(suffix)]
+                break
+    return name
+
+
+def prediction_plan(
+    panels: Mapping, wanted: Sequence[str] | None, units: Mapping, name: str
+) -> list[dict[str, object]]:
+    """What `snakemake predict` scores: one entry, and one table, per panel of ``predict_panels``.
+
+    ``panels`` is the config's ``panels``, ``wanted`` its ``predict_panels``
+    (None: every configured panel), ``units`` the fit jobs of the workflow
+    (``UNITS``: a collection's parts list their sets) and ``name`` the
+    prediction name. An entry of ``predict_panels`` is a named panel, a
+    collection (every set it kept) or a set of a collection (that collection's
+    table then holds the sets named). Each entry: ``{"panel", "collection"
+    (bool), "sets" (None: all), "folders" (fit outputs whose checkpoints it
+    needs), "table"}``.
+    """
+    configured = {n: s for n, s in panels.items() if s is not None}
+    if wanted is not None and not wanted:
+        raise PanelMlpError("config predict_panels: an empty list; leave it null to score every panel, or name panels")
+    entries: dict[str, dict] = {}
+    for panel in dict.fromkeys(configured if wanted is None else wanted):
+        if panel in configured:
+            collection = isinstance(configured[panel], Mapping)
+            folders = [u for u, unit in units.items() if unit.get("collection") == panel] if collection else [panel]
+            entries[panel] = {"panel": panel, "collection": collection, "sets": None, "folders": folders}
+            continue
+        parts = [u for u, unit in units.items() if unit.get("collection") and panel in unit.get("sets", ())]
+        if not parts:
+            raise PanelMlpError(
+                f"config predict_panels: {panel!r} is not a panel of this run; name one of "
+                f"{', '.join(configured) or 'no panel'} (or a gene set of a collection)"
+            )
+        for part in parts:
+            collection_name = str(units[part]["collection"])
+            entry = entries.setdefault(
+                collection_name, {"panel": collection_name, "collection": True, "sets": [], "folders": []}
+            )
+            if entry["sets"] is not None and panel not in entry["sets"]:
+                entry["sets"].append(panel)
+            if part not in entry["folders"]:
+                entry["folders"].append(part)
+    if not entries:
+        raise PanelMlpError("config predict_panels: no panel to score; configure a panel (config panels)")
+    plan = list(entries.values())
+    for entry in plan:
+        entry["folders"] = [f"results/panels/{folder}" for folder in entry["folders"]]
+        entry["table"] = f"results/predictions/{entry['panel']}/{name}.tsv"
+    return plan
+
+
+def predict_csv_problem(path: str | Path) -> str | None:
+    """One line when the new samples' file is missing or a folder (with the closest names there), else None."""
+    path = str(path)
+    if os.path.isdir(path):
+        return f"config predict_csv: {path} is a folder; point it at the table of new samples"
+    if os.path.exists(path):
+        return None
+    folder = os.path.dirname(path) or "."
+    close = difflib.get_close_matches(os.path.basename(path), os.listdir(folder), n=3) if os.path.isdir(folder) else []
+    hint = f" (closest in {folder}: {', '.join(close)})" if close else ""
+    return f"config predict_csv: {path} not found{hint}; fix the path"
+
+
+# --- new samples ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class NewSamples:
+    """The new samples read: ids in file order, the wanted genes the file has, their values, and what was set aside."""
+
+    ids: list[str]
+    genes: list[str]
+    """Panel genes that are columns of the file, in file order."""
+    values: np.ndarray
+    """``[samples, genes]`` float64; a missing or non-finite value is NaN."""
+    quarantine: list[dict[str, object]] = field(default_factory=list)
+    accounting: dict[str, object] = field(default_factory=dict)
+
+    def matrix(self, genes: Sequence[str]) -> np.ndarray:
+        """Values ``[samples, len(genes)]`` in the given order; a gene the file lacks is all NaN."""
+        column = {g: j for j, g in enumerate(self.genes)}
+        out = np.full((len(self.ids), len(genes)), np.nan)
+        for k, gene in enumerate(genes):
+            if gene in column:
+                out[:, k] = self.values[:, column[gene]]
+        return out
+
+
+def read_new_samples(
+    path: str | Path,
+    genes: Sequence[str],
+    sample_id: str,
+    sep: str | None = None,
+    encoding: str | None = None,
+    decimal: str = ".",
+    workdir: str | Path | None = None,
+) -> NewSamples:
+    """Read the new samples: the ``sample_id`` column and those of ``genes`` the header has.
+
+    Lines the reader cannot take are in ``quarantine`` (file, line, id, reason,
+    text), as in the clean step. A file with none of the genes stops with one
+    line (the wrong separator or the wrong file, most likely).
+    """
+    wanted = set(genes)
+    read = read_table(
+        path,
+        sample_id,
+        lambda header, id_name: [c for c in header if c in wanted and c != id_name],
+        sep=sep,
+        encoding=encoding,
+        decimal=decimal,
+        workdir=workdir,
+        role="predict_csv",
+    )
+    if not read.values:
+        shown = ", ".join(list(genes)[:5]) + (" ..." if len(genes) > 5 else "")
+        raise PanelMlpError(
+            f"{path} line 1: none of the {len(wanted)} panel genes ({shown}) is a column; the new samples need a "
+            f"column per gene beside {sample_id} (check input.sep and the file)"
+        )
+    ids = [str(s) for s in read.table.column(read.id_column).to_pylist()]
+    values = np.empty((len(ids), len(read.values)), dtype=np.float64)
+    for j, gene in enumerate(read.values):
+        values[:, j] = read.table.column(gene).to_numpy(zero_copy_only=False)
+    values[~np.isfinite(values)] = np.nan  # inf, -inf, nan written out: missing, as in the clean step
+    return NewSamples(ids, list(read.values), values, list(read.quarantine), dict(read.accounting))
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PanelModels:
+    """A panel's checkpoints, checked to fit together: the CV models and the holdout model."""
+
+    panel: str
+    collection: str
+    genes: list[str]
+    classes: list[str]
+    kind: str
+    """``classification`` or ``regression``."""
+    cv: list[tuple[Path, dict]]
+    holdout: tuple[Path, dict] | None
+
+
+def _kind(checkpoint: dict) -> str:
+    from .checkpoint import target_of
+
+    return str(target_of(checkpoint).get("kind", "classification"))
+
+
+def _retrain(directory: Path) -> str:
+    folder = directory.parent.parent if directory.parent.name == "checkpoints" else directory
+    return f"rerun `snakemake --forcerun {folder.as_posix()}/checkpoints` to retrain the panel"
+
+
+def load_panel_models(directory: str | Path, panel: str, genes: Sequence[str], collection: str = "") -> PanelModels:
+    """Load and check every checkpoint of one panel (``holdout.pt`` and ``cv_r{r}_f{f}.pt``).
+
+    Every checkpoint must hold the panel's genes (any order) and the classes and
+    target kind most of the panel's checkpoints hold; the first that does not
+    stops with one line naming the file. Other ``.pt`` files are left out with
+    a warning.
+    """
+    from .checkpoint import load_checkpoint
+
+    directory = Path(directory)
+    label = f"{collection}/{panel}" if collection else panel
+    if not directory.is_dir():
+        raise PanelMlpError(f"panel {label}: no checkpoint folder {directory}; {_retrain(directory)}")
+    files = sorted(directory.glob("*.pt"))
+    used = [f for f in files if f.stem == HOLDOUT or CV_SPLIT.fullmatch(f.stem)]
+    foreign = [f.name for f in files if f not in used]
+    if foreign:
+        log.warning("predict: panel %s: %s left out (not a holdout or cv_r*_f* checkpoint)", label, ", ".join(foreign))
+    if not used:
+        raise PanelMlpError(f"panel {label}: no checkpoint in {directory}; {_retrain(directory)}")
+    loaded = [(f, load_checkpoint(f)) for f in used]
+    want = sorted(genes)
+    classes = Counter(tuple(c["classes"]) for _, c in loaded).most_common(1)[0][0]
+    kind = Counter(_kind(c) for _, c in loaded).most_common(1)[0][0]
+    for path, checkpoint in loaded:
+        problem = checkpoint_problem(checkpoint, want, list(classes), kind)
+        if problem:
+            raise PanelMlpError(
+                f"checkpoint {path} does not fit panel {label}: {problem}; remove it, or {_retrain(directory)}"
+            )
+    cv = [(p, c) for p, c in loaded if p.stem != HOLDOUT]
+    holdout = next(((p, c) for p, c in loaded if p.stem == HOLDOUT), None)
+    return PanelModels(panel, collection, list(genes), list(classes), kind, cv, holdout)
+
+
+def checkpoint_problem(checkpoint: dict, genes: Sequence[str], classes: Sequence[str], kind: str) -> str | None:
+    """What keeps a checkpoint out of a panel's ensemble (genes, classes, target kind), or None if it fits."""
+    have = sorted(checkpoint["genes"])
+    if have != sorted(genes):
+        missing = sorted(set(genes) - set(have))
+        extra = sorted(set(have) - set(genes))
+        parts = [f"it holds {len(have)} genes, the panel {len(genes)}"]
+        if missing:
+            parts.append(f"lacks {_few(missing)}")
+        if extra:
+            parts.append(f"has {_few(extra)} besides")
+        return "genes differ (" + ", ".join(parts) + ")"
+    if list(checkpoint["classes"]) != list(classes):
+        return f"classes {list(checkpoint['classes'])}, the panel's other checkpoints {list(classes)}"
+    if _kind(checkpoint) != kind:
+        return f"target kind {_kind(checkpoint)}, the panel's other checkpoints {kind}"
+    return None
+
+
+def _few(names: Sequence[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)})"
+
+
+# --- scoring --------------------------------------------------------------------------------------------
+
+
+def _outputs(checkpoint: dict, kind: str, values: np.ndarray) -> np.ndarray:
+    """One model's prediction: class probabilities ``[n, C]``, or predicted values as ``[n, 1]``."""
+    from .checkpoint import predict_raw, predict_value
+
+    if kind == "regression":
+        return predict_value(checkpoint, values)[:, None]
+    return np.asarray(predict_raw(checkpoint, values), dtype=np.float64)
+
+
+def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
+    """One row per new sample: the ensemble and holdout predictions, or the panel genes it lacks.
+
+    Classification: ``prob_{class}`` (mean over the CV models), ``predicted_label``
+    (the class of highest mean probability), ``sd_{class}`` (across the CV
+    models), ``holdout_prob_{class}`` and ``holdout_label``. Regression:
+    ``predicted_value``, ``sd`` and ``holdout_value``. Then ``n_models`` (CV
+    models averaged), ``n_genes_present`` (panel genes with a finite value),
+    ``missing_genes`` (space-separated, empty when none) and ``status``
+    (``scored`` or ``not scored: ...``). Without CV models the holdout model
+    alone gives the prediction (``n_models`` 1, sd empty).
+    """
+    n = len(samples.ids)
+    raw = samples.matrix(models.genes)
+    finite = np.isfinite(raw)
+    complete = finite.all(axis=1)
+    rows = np.flatnonzero(complete)
+    regression = models.kind == "regression"
+    names = ["value"] if regression else list(models.classes)
+    ensemble = models.cv or ([models.holdout] if models.holdout else [])
+    mean = np.full((n, len(names)), np.nan)
+    sd = np.full((n, len(names)), np.nan)
+    held = np.full((n, len(names)), np.nan)
+    if len(rows):
+        stacked = np.stack([_by_genes(c, models, raw[rows], regression) for _, c in ensemble])
+        mean[rows] = stacked.mean(axis=0)
+        if len(ensemble) > 1:
+            sd[rows] = stacked.std(axis=0, ddof=1)
+        if models.holdout is not None:
+            held[rows] = _by_genes(models.holdout[1], models, raw[rows], regression)
+    frame: dict[str, object] = {"sample_id": samples.ids}
+    if regression:
+        frame.update({"predicted_value": mean[:, 0], "sd": sd[:, 0], "holdout_value": held[:, 0]})
+    else:
+        frame.update({f"prob_{c}": mean[:, k] for k, c in enumerate(names)})
+        frame["predicted_label"] = _labels(mean, names, complete)
+        frame.update({f"sd_{c}": sd[:, k] for k, c in enumerate(names)})
+        frame.update({f"holdout_prob_{c}": held[:, k] for k, c in enumerate(names)})
+        frame["holdout_label"] = _labels(held, names, complete & (models.holdout is not None))
+    frame["n_models"] = np.where(complete, len(ensemble), 0)
+    frame["n_genes_present"] = finite.sum(axis=1)
+    genes = np.asarray(models.genes, dtype=object)
+    missing = [" ".join(genes[~finite[i]]) for i in range(n)]
+    frame["missing_genes"] = missing
+    frame["status"] = [
+        "scored" if complete[i] else f"not scored: {int((~finite[i]).sum())} panel gene(s) missing" for i in range(n)
+    ]
+    return pd.DataFrame(frame)
+
+
+def _by_genes(checkpoint: dict, models: PanelModels, values: np.ndarray, regression: bool) -> np.ndarray:
+    """One model's output for values in the panel's gene order, reordered to the checkpoint's own input order."""
+    position = {g: j for j, g in enumerate(models.genes)}
+    order = [position[g] for g in checkpoint["genes"]]
+    return _outputs(checkpoint, "regression" if regression else "classification", values[:, order])
+
+
+def _labels(probabilities: np.ndarray, classes: Sequence[str], scored: np.ndarray) -> list[str]:
+    """The class of highest probability per row; empty for rows not scored."""
+    out = [""] * len(probabilities)
+    for i in np.flatnonzero(scored):
+        out[i] = classes[int(np.argmax(probabilities[i]))]
+    return out
+
+
+# --- the step -------------------------------------------------------------------------------------------
+
+
+def read_panels_table(path: str | Path) -> pd.DataFrame:
+    """A fit job's ``panels.tsv`` with every column as text (a panel called ``NA`` stays ``NA``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PanelMlpError(f"{path} not found; run the workflow (snakemake) so the panels are trained first")
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+@dataclass
+class Target:
+    """One panel to score: its name, collection and checkpoint folder, and the genes it needs."""
+
+    panel: str
+    collection: str
+    directory: Path
+    genes: list[str]
+
+
+def panel_targets(entry: Mapping) -> list[Target]:
+    """The panels of one plan entry (a named panel, or a collection's kept sets), from the fit jobs' panels.tsv.
+
+    ``entry`` is ``{"panel", "collection" (bool), "sets" (None: every kept set),
+    "folders", "table"}``, as the predict rule's ``params.plan`` gives it.
+    """
+    targets: list[Target] = []
+    found: dict[str, tuple[str, str]] = {}
+    for folder in entry["folders"]:
+        table = read_panels_table(Path(folder) / "panels.tsv")
+        for row in table.to_dict("records"):
+            if entry["collection"] and row.get("collection") != entry["panel"]:
+                continue
+            if not entry["collection"] and row.get("panel") != entry["panel"]:
+                continue
+            found[row["panel"]] = (row.get("status", "kept"), row.get("reason", ""))
+            wanted = entry.get("sets")
+            if row.get("status", "kept") != "kept" or (wanted is not None and row["panel"] not in wanted):
+                continue
+            directory = Path(folder) / "checkpoints" / (row.get("directory") or row["panel"])
+            targets.append(Target(row["panel"], row.get("collection", ""), directory, row["genes"].split()))
+    for name in entry.get("sets") or ([] if entry["collection"] else [entry["panel"]]):
+        status, reason = found.get(name, ("absent", ""))
+        if status != "kept":
+            why = f"it was skipped ({reason})" if status != "absent" else "its fit job's panels.tsv does not list it"
+            raise PanelMlpError(
+                f"config predict_panels: {name} has no trained model: {why}; leave it out of predict_panels"
+            )
+    if not targets:
+        raise PanelMlpError(f"config predict_panels: panel {entry['panel']} has no trained model; leave it out")
+    return targets
+
+
+def predict_step(
+    new: str,
+    plan: Sequence[Mapping],
+    sample_id: str,
+    input: Mapping | None,
+    summary: str,
+    quarantine: str,
+    threads: int = 1,
+) -> dict:
+    """New samples -> one predictions table per plan entry, the quarantine table and a JSON summary."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    section = dict(input or {})
+    spec = InputSpec.from_config(new, {k: section.get(k) for k in ("sep", "encoding", "decimal")})
+    targets = {entry["table"]: panel_targets(entry) for entry in plan}
+    genes = list(dict.fromkeys(g for group in targets.values() for t in group for g in t.genes))
+    samples = read_new_samples(
+        new, genes, sample_id, spec.sep, spec.encoding, spec.decimal, workdir=Path(quarantine).parent
+    )
+    write_quarantine(samples.quarantine, quarantine)
+    for q in samples.quarantine:
+        log.warning("predict: quarantined %s line %s: %s", q["file"], q["line"], q["reason"])
+    log.info(
+        "predict: %s: %d samples read, %d lines quarantined; %d of the %d panel genes are columns",
+        new,
+        len(samples.ids),
+        len(samples.quarantine),
+        len(samples.genes),
+        len(genes),
+    )
+    if not samples.ids:
+        raise PanelMlpError(
+            f"{new}: no sample could be read (first: line {samples.quarantine[0]['line']}: "
+            f"{samples.quarantine[0]['reason']})"
+            if samples.quarantine
+            else f"{new}: no data lines below the header; the table is empty"
+        )
+    panels_out = []
+    for entry in plan:
+        frames = []
+        for target in targets[entry["table"]]:
+            models = load_panel_models(target.directory, target.panel, target.genes, target.collection)
+            frame = score_panel(models, samples)
+            panels_out.append(_panel_summary(models, frame, samples, entry["table"]))
+            if entry["collection"]:
+                frame.insert(0, "panel", target.panel)
+            frames.append(frame)
+        table = pd.concat(frames, ignore_index=True)
+        Path(entry["table"]).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(entry["table"], sep="\t", index=False, na_rep="", float_format=FLOAT_FORMAT)
+    result = {
+        "file": str(new),
+        "name": prediction_name(new),
+        "format": samples.accounting.get("format"),
+        "data_lines": samples.accounting.get("data_lines"),
+        "samples": len(samples.ids),
+        "quarantined": len(samples.quarantine),
+        "quarantine": str(quarantine),
+        "panels": panels_out,
+    }
+    Path(summary).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _panel_summary(models: PanelModels, frame: pd.DataFrame, samples: NewSamples, table: str) -> dict:
+    """What one panel's scoring did, for the log and the JSON summary."""
+    label = f"{models.collection}/{models.panel}" if models.collection else models.panel
+    scored = frame["status"] == "scored"
+    absent = [g for g in models.genes if g not in set(samples.genes)]
+    out: dict[str, object] = {
+        "panel": models.panel,
+        "collection": models.collection,
+        "table": table,
+        "kind": models.kind,
+        "n_models": len(models.cv),
+        "holdout": models.holdout is not None,
+        "n_genes": len(models.genes),
+        "genes_not_in_file": absent,
+        "scored": int(scored.sum()),
+        "not_scored": int((~scored).sum()),
+    }
+    if models.kind != "regression":
+        out["predicted"] = {c: int((frame.loc[scored, "predicted_label"] == c).sum()) for c in models.classes}
+    if not models.cv:
+        log.warning("predict: panel %s has no CV checkpoint; the holdout model alone scores it", label)
+    if absent:
+        log.warning(
+            "predict: panel %s: %d of its %d genes are not columns of the file (%s); no sample is scored",
+            label,
+            len(absent),
+            len(models.genes),
+            _few(absent),
+        )
+    elif out["not_scored"]:
+        log.warning(
+            "predict: panel %s: %d sample(s) not scored: a panel gene's value is missing (see missing_genes)",
+            label,
+            out["not_scored"],
+        )
+    log.info("predict: panel %s: %s", label, json.dumps({k: out[k] for k in ("n_models", "scored", "not_scored")}))
+    return out
+
+
+def write_quarantine(entries: Sequence[Mapping], path: str | Path) -> None:
+    """The quarantined lines of the new file, in the clean step's quarantine.tsv columns."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(QUARANTINE_COLUMNS)
+        for q in entries:
+            writer.writerow(["" if q.get(k) is None else q[k] for k in QUARANTINE_COLUMNS])
