@@ -88,11 +88,15 @@ def check_inputs():
             if not os.path.exists(path):
                 not_found(path, f"input.{key}")
             if os.path.isdir(path):
-                stop(f"config input.{key}: {path} is a folder; point it at the table file")
+                stop(
+                    f"config input.{key}: {path} is a folder; point it at the table file"
+                )
     elif not os.path.exists(config["raw_csv"]) and not download_wanted():
         not_found(config["raw_csv"], "raw_csv")
     elif os.path.isdir(config["raw_csv"]):
-        stop(f"config raw_csv: {config['raw_csv']} is a folder; point it at the table file")
+        stop(
+            f"config raw_csv: {config['raw_csv']} is a folder; point it at the table file"
+        )
 
 
 def panel_path(spec):

@@ -14,6 +14,7 @@ rule fit:
         ),
         predictions="results/panels/{unit}/predictions.parquet",
         nulls="results/panels/{unit}/nulls.parquet",
+        tuning="results/panels/{unit}/tuning.tsv",
         summary="results/panels/{unit}/fit.json",
         checkpoints=directory("results/panels/{unit}/checkpoints"),
     log:
@@ -33,6 +34,7 @@ rule fit:
         permutations=config["evaluate"]["permutations"],
         random_panels=config["evaluate"]["random_panels"],
         logreg_c=config["evaluate"]["logreg_C"],
+        baselines=config["evaluate"]["baselines"],
     script:
         "../scripts/fit.py"
 
@@ -61,6 +63,7 @@ if GROUPED:
             ],
             predictions=grouped_outputs("predictions.parquet"),
             nulls=grouped_outputs("nulls.parquet"),
+            tuning=grouped_outputs("tuning.tsv"),
             summary=grouped_outputs("fit.json"),
             checkpoints=[directory(p) for p in grouped_outputs("checkpoints")],
         log:
@@ -74,6 +77,7 @@ if GROUPED:
             permutations=config["evaluate"]["permutations"],
             random_panels=config["evaluate"]["random_panels"],
             logreg_c=config["evaluate"]["logreg_C"],
+            baselines=config["evaluate"]["baselines"],
 
 
 rule compare:

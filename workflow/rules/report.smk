@@ -11,6 +11,7 @@ rule report:
         metrics=unit_outputs("metrics.tsv"),
         predictions=unit_outputs("predictions.parquet"),
         nulls=unit_outputs("nulls.parquet"),
+        tuning=unit_outputs("tuning.tsv"),
     output:
         html=report(
             "results/report.html",

@@ -12,5 +12,6 @@ run(
     permutations=snakemake.params.permutations,
     random_panels=snakemake.params.random_panels,
     logreg_c=snakemake.params.logreg_c,
+    baselines=snakemake.params.baselines,
     threads=snakemake.threads,
 )

@@ -26,6 +26,7 @@ the same sets; panels of one size share one pool.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -38,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .baselines import logreg_proba, majority_proba
+from .baselines import logreg_proba, majority_proba, sklearn_mlp_proba
 from .checkpoint import save_checkpoint
 from .errors import PanelMlpError
 from .gmt import panel_dir_name, read_gmt, resolve_sets
@@ -47,6 +48,7 @@ from .metrics import classification_metrics, predicted_classes
 from .panels import check_panel, panel_genes
 from .scaling import read_matrix, split_statistics, standardise
 from .train import HISTORY_METRICS, ModelSet, TrainSpec, permuted_labels, train_models
+from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
 
 log = logging.getLogger("panelmlp")
 
@@ -90,7 +92,10 @@ NULL_TYPES = {
 }
 
 METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"]
-"""The first columns of metrics.tsv (the metrics follow)."""
+"""The first columns of metrics.tsv (the metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP)."""
+
+TUNING_COLUMNS = ["collection", "panel", "split_id", "point", "grid_point", "inner_roc_auc", "chosen"]
+"""Columns of tuning.tsv: per panel, split and grid point, the mean inner-fold validation ROC-AUC."""
 
 
 @dataclass
@@ -271,8 +276,14 @@ def fit_unit(
     random_panels: int,
     logreg_c: float,
     threads: int = 1,
+    baselines: Sequence[str] = ("majority", "logreg"),
 ) -> dict:
-    """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring)."""
+    """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring).
+
+    ``model`` is the config's model section, including ``early_stopping``,
+    ``grid`` and ``inner_folds``; ``baselines`` may add ``sklearn_mlp`` to the
+    majority-class and logistic-regression baselines, which are always fitted.
+    """
     started = time.perf_counter()
     available = read_cohort_genes(cohort)
     panels, panel_table = resolve_unit(unit, available)
@@ -283,6 +294,12 @@ def fit_unit(
     samples, split_ids, kinds, y, train, test = _labelled(pd.read_parquet(splits_path))
     cv = [s for s, kind in enumerate(kinds) if kind == "cv"]
     spec = TrainSpec.from_config(dict(model))
+    early = model.get("early_stopping") or {}
+    validation_fraction = float(early.get("validation_fraction", 0.2))
+    if early:
+        spec.patience = int(early.get("patience", 50))
+    grid = model.get("grid") or None
+    inner_k = int(model.get("inner_folds", 3))
 
     # Every gene a model reads: the panels', and the random pools' (drawn from all expression genes).
     sizes = sorted({len(p.genes) for p in panels if len(p.genes) < len(available)}) if random_panels and cv else []
@@ -316,12 +333,59 @@ def fit_unit(
         for r, draw in enumerate(draws, start=1):
             cols = np.array([column[available[i]] for i in draw], dtype=np.int64)
             keys += [ModelKey("random", -1, s, r, cols) for s in cv]
+    label_of = [label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in keys]
+    labels_np = np.stack(labels)
 
-    widths = sorted({len(k.cols) for k in keys})
-    counts = [sum(len(k.cols) == w for k in keys) for w in widths]
-    groups = group_by_width(widths, counts, spec.hidden[0] if spec.hidden else 1)
+    # Early stopping holds validation rows out of each split's training rows; the scaler keeps all of them.
+    outer_train, outer_valid = train, None
+    if spec.patience:
+        outer_train, outer_valid = carve_validation(train, y, validation_fraction, spec.seed, split_ids)
+    outer = _Splits(split_ids, outer_train, test, outer_valid, mean, scale)
+
+    # Nested tuning: every grid point on every inner fold of each split's training rows; the best is retrained.
+    points = grid_points(grid)
+    chosen = np.zeros(len(keys), dtype=np.int64)
+    tuning_rows: list[dict] = []
+    inner_models = 0
+    stats = _Stats(device=spec.device)
+    if len(points) > 1:
+        inner, parent = _inner_splits(x, y, train, split_ids, inner_k, spec, validation_fraction)
+        fold_of = {s: [i for i, ps in enumerate(parent) if ps == s] for s in range(len(split_ids))}
+        inner_keys, inner_points, inner_labels, where = [], [], [], []
+        for i, k in enumerate(keys):
+            for q, point in enumerate(points):
+                for f, inner_split in enumerate(fold_of[k.split]):
+                    inner_keys.append(ModelKey(k.kind, k.panel, inner_split, k.replicate, k.cols))
+                    inner_points.append(point)
+                    inner_labels.append(label_of[i])
+                    where.append((i, q, f))
+        outcomes = _train_keys(
+            inner_keys, inner_points, inner_labels, inner, x, labels_np, spec, n_classes, threads, stats
+        )
+        inner_models = len(inner_keys)
+        scores = np.full((len(keys), len(points), inner_k), np.nan)
+        for (i, q, f), outcome in zip(where, outcomes, strict=True):
+            scores[i, q, f] = outcome.final[HISTORY_METRICS.index("roc_auc")]
+        chosen = select_points(scores)
+        for i, k in enumerate(keys):
+            if k.kind != "panel":
+                continue
+            for q, point in enumerate(points):
+                tuning_rows.append(
+                    {
+                        "collection": panels[k.panel].collection,
+                        "panel": panels[k.panel].name,
+                        "split_id": split_ids[k.split],
+                        "point": q + 1,
+                        "grid_point": point_label(point),
+                        "inner_roc_auc": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
+                        "chosen": bool(chosen[i] == q),
+                    }
+                )
+        del outcomes
+
     log.info(
-        "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random) in %d stacked pass(es)",
+        "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random)%s%s",
         unit["name"],
         len(panels),
         int((panel_table["status"] == "skipped").sum()),
@@ -330,97 +394,102 @@ def fit_unit(
         sum(k.kind == "panel" for k in keys),
         sum(k.kind == "permutation" for k in keys),
         sum(k.kind == "random" for k in keys),
-        len(groups),
+        f", tuned over {len(points)} grid points x {inner_k} inner folds ({inner_models} models)"
+        if len(points) > 1
+        else "",
+        f", early stopping (patience {spec.patience})" if spec.patience else "",
     )
 
     history_parts, metric_rows, prediction_parts, null_rows = [], [], [], []
-    hyper = dict(vars(spec))
-    train_seconds, train_flops, device = 0.0, 0.0, spec.device
-    labels_np = np.stack(labels)
-    for group in groups:
-        group_widths = {widths[i] for i in group}
-        members = [i for i, k in enumerate(keys) if len(k.cols) in group_widths]
-        width = max(group_widths)
-        chosen = [keys[i] for i in members]
-        cols = np.full((len(chosen), width), -1, dtype=np.int64)
-        for i, k in enumerate(chosen):
-            cols[i, : len(k.cols)] = k.cols
-        used_streams = sorted({stream_of[(k.split, k.replicate if k.kind == "permutation" else 0)] for k in chosen})
-        stream_index = {s: i for i, s in enumerate(used_streams)}
-        data = ModelSet(
-            x=x,
-            mean=mean,
-            scale=scale,
-            cols=cols,
-            split=np.array([k.split for k in chosen]),
-            labels=labels_np,
-            label=np.array([label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in chosen]),
-            stream=np.array(
-                [stream_index[stream_of[(k.split, k.replicate if k.kind == "permutation" else 0)]] for k in chosen]
-            ),
-            streams=[streams[s] for s in used_streams],
-            train=train,
-            test=test,
-            tracked=np.array([k.kind == "panel" for k in chosen]),
-            n_classes=n_classes,
-        )
-        result = train_models(data, spec, threads=threads)
-        train_seconds += result.seconds
-        train_flops += result.flops
-        device = result.device
-        tracked_pos = {int(m): j for j, m in enumerate(result.tracked)}
-        for i, k in enumerate(chosen):
-            if k.kind != "panel":
-                panel_name = panels[k.panel].name if k.panel >= 0 else ""
-                collection = panels[k.panel].collection if k.panel >= 0 else ""
-                null_rows.append(
-                    [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *result.final[i]]
-                )
-                continue
-            panel = panels[k.panel]
-            history_parts.append((panel, k.split, result.history[:, tracked_pos[i]], result.device))
-            scores = result.test_scores[i]
-            rows = result.test_index[i]
-            n_test = int((rows >= 0).sum())
-            proba_mlp = scores[:n_test]
-            proba_mlp = np.c_[1 - proba_mlp, proba_mlp] if n_classes == 2 else proba_mlp
-            test_rows = rows[:n_test]
-            mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
-            train_rows = np.flatnonzero(train[k.split])
-            z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
-            z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
-            probas = {
-                "mlp": proba_mlp,
-                "majority": majority_proba(y[train_rows], n_test, n_classes),
-                "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
-            }
-            for name, proba in probas.items():
-                metric_rows.append(
-                    {
-                        "collection": panel.collection,
-                        "panel": panel.name,
-                        "model": name,
-                        "split_id": split_ids[k.split],
-                        "kind": kinds[k.split],
-                        "n_train": len(train_rows),
-                        "n_test": n_test,
-                        **classification_metrics(y[test_rows], proba),
-                    }
-                )
-                prediction_parts.append((panel, name, k.split, test_rows, proba))
-            save_checkpoint(
-                _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
-                result.state_dict(i),
-                panel.genes,
-                mean_s,
-                scale_s,
-                classes,
-                positive,
-                hyper,
-                split_ids[k.split],
-                result.device,
+    base_hyper = dict(vars(spec))
+    outcomes = _train_keys(
+        keys,
+        [points[c] for c in chosen],
+        label_of,
+        outer,
+        x,
+        labels_np,
+        spec,
+        n_classes,
+        threads,
+        stats,
+        tracked=[k.kind == "panel" for k in keys],
+        keep_state=[k.kind == "panel" for k in keys],
+    )
+    for i, (k, outcome) in enumerate(zip(keys, outcomes, strict=True)):
+        if k.kind != "panel":
+            panel_name = panels[k.panel].name if k.panel >= 0 else ""
+            collection = panels[k.panel].collection if k.panel >= 0 else ""
+            null_rows.append(
+                [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *outcome.final]
             )
-        del result, data
+            continue
+        panel = panels[k.panel]
+        point = points[chosen[i]]
+        history_parts.append((panel, k.split, outcome.history, outcome.device, outcome.best_epoch))
+        n_test = int((outcome.rows >= 0).sum())
+        proba_mlp = outcome.scores[:n_test]
+        proba_mlp = np.c_[1 - proba_mlp, proba_mlp] if n_classes == 2 else proba_mlp
+        test_rows = outcome.rows[:n_test]
+        mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
+        train_rows = np.flatnonzero(train[k.split])
+        z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
+        z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
+        probas = {
+            "mlp": proba_mlp,
+            "majority": majority_proba(y[train_rows], n_test, n_classes),
+            "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
+        }
+        if "sklearn_mlp" in baselines and spec.activation != "leaky_relu":
+            probas["sklearn_mlp"] = sklearn_mlp_proba(
+                z_train,
+                y[train_rows],
+                z_test,
+                n_classes,
+                hidden=spec.hidden,
+                activation=spec.activation,
+                lr=spec.lr,
+                epochs=spec.epochs,
+                batch_size=spec.batch_size,
+                weight_decay=spec.weight_decay,
+                seed=spec.seed,
+            )
+        for name, proba in probas.items():
+            metric_rows.append(
+                {
+                    "collection": panel.collection,
+                    "panel": panel.name,
+                    "model": name,
+                    "split_id": split_ids[k.split],
+                    "kind": kinds[k.split],
+                    "n_train": len(train_rows),
+                    "n_test": n_test,
+                    **classification_metrics(y[test_rows], proba),
+                    "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
+                    "grid_point": point_label(point) if name == "mlp" else "",
+                }
+            )
+            prediction_parts.append((panel, name, k.split, test_rows, proba))
+        hyper = {**base_hyper, **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
+        save_checkpoint(
+            _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
+            outcome.state,
+            panel.genes,
+            mean_s,
+            scale_s,
+            classes,
+            positive,
+            hyper,
+            split_ids[k.split],
+            outcome.device,
+            extra={
+                "best_epoch": outcome.best_epoch,
+                "stopped_epoch": outcome.stopped_epoch,
+                "grid_point": point_label(point),
+            },
+        )
+    del outcomes
+    train_seconds, train_flops, device, groups = stats.seconds, stats.flops, stats.device, stats.passes
 
     summary = {
         "unit": unit["name"],
@@ -430,7 +499,12 @@ def fit_unit(
         "samples": len(samples),
         "missing_values": n_missing,
         "models": {kind: sum(k.kind == kind for k in keys) for kind in ("panel", "permutation", "random")},
-        "stacked_passes": len(groups),
+        "stacked_passes": groups,
+        "grid_points": len(points),
+        "inner_models": inner_models,
+        "early_stopping": {"patience": spec.patience, "validation_fraction": validation_fraction}
+        if spec.patience
+        else None,
         "device": device,
         "epochs": spec.epochs,
         "train_seconds": round(train_seconds, 3),
@@ -457,11 +531,173 @@ def fit_unit(
         here = (nulls["kind"] == "permutation") & nulls["panel"].isin(names)
         here |= (nulls["kind"] == "random") & nulls["size"].isin(sizes_here)
         nulls[here].to_parquet(out / "nulls.parquet", index=False)
+        tuning = pd.DataFrame(tuning_rows, columns=TUNING_COLUMNS)
+        tuning[tuning["panel"].isin(names)].to_csv(out / "tuning.tsv", sep="\t", index=False, float_format="%.6g")
         info = {**summary, "panels_here": len(mine), "seconds": round(time.perf_counter() - started, 3)}
         (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     summary["seconds"] = round(time.perf_counter() - started, 3)
     log.info("fit %s: %s", unit["name"], json.dumps(summary))
     return summary
+
+
+@dataclass
+class _Splits:
+    """The splits models train on: ids (stream names), train/test/validation masks ``[S, N]``, scaler statistics."""
+
+    ids: list[str]
+    train: np.ndarray
+    test: np.ndarray
+    valid: np.ndarray | None
+    mean: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass
+class _Outcome:
+    """What one trained model gives back."""
+
+    final: np.ndarray
+    scores: np.ndarray
+    rows: np.ndarray
+    history: np.ndarray | None
+    state: dict | None
+    best_epoch: int
+    stopped_epoch: int
+    device: str
+
+
+@dataclass
+class _Stats:
+    """Training time, floating-point operations and stacked passes of a job, summed over calls."""
+
+    seconds: float = 0.0
+    flops: float = 0.0
+    passes: int = 0
+    device: str = "cpu"
+
+
+def _stack_key(point: Mapping, spec: TrainSpec) -> tuple:
+    """The stack-level settings of a grid point (models differing in these train in separate stacks)."""
+    values = []
+    for key in STACK_KEYS:
+        value = point.get(key, getattr(spec, key))
+        values.append(tuple(value) if isinstance(value, list | tuple) else value)
+    return tuple(values)
+
+
+def _train_keys(
+    keys: Sequence[ModelKey],
+    points: Sequence[Mapping],
+    label_of: Sequence[int],
+    splits: _Splits,
+    x: np.ndarray,
+    labels: np.ndarray,
+    spec: TrainSpec,
+    n_classes: int,
+    threads: int,
+    stats: _Stats,
+    tracked: Sequence[bool] | None = None,
+    keep_state: Sequence[bool] | None = None,
+) -> list[_Outcome]:
+    """Train every model ``keys[i]`` with grid point ``points[i]`` on its split, in as few stacked passes as shapes allow.
+
+    Models whose points share the stack-level settings (:data:`STACK_KEYS`)
+    train together, cut by input width (:func:`group_by_width`); learning rate,
+    weight decay and dropout may differ within a stack. A model's stream is its
+    split and permutation, so its numbers do not depend on what trains beside it.
+    """
+    outcomes: list[_Outcome | None] = [None] * len(keys)
+    by_stack: dict[tuple, list[int]] = {}
+    for i, point in enumerate(points):
+        by_stack.setdefault(_stack_key(point, spec), []).append(i)
+    for stack_key, members_all in by_stack.items():
+        sub = dataclasses.replace(spec, **dict(zip(STACK_KEYS, stack_key, strict=True)))
+        sub.hidden = list(sub.hidden)
+        widths = sorted({len(keys[i].cols) for i in members_all})
+        counts = [sum(len(keys[i].cols) == w for i in members_all) for w in widths]
+        for group in group_by_width(widths, counts, sub.hidden[0] if sub.hidden else 1):
+            group_widths = {widths[j] for j in group}
+            members = [i for i in members_all if len(keys[i].cols) in group_widths]
+            width = max(group_widths)
+            cols = np.full((len(members), width), -1, dtype=np.int64)
+            for j, i in enumerate(members):
+                cols[j, : len(keys[i].cols)] = keys[i].cols
+            stream_names = [
+                (splits.ids[keys[i].split], keys[i].replicate if keys[i].kind == "permutation" else 0) for i in members
+            ]
+            unique = list(dict.fromkeys(stream_names))
+            index = {name: j for j, name in enumerate(unique)}
+
+            def per_model(key: str, members: list[int] = members) -> np.ndarray:
+                return np.array([float(points[i].get(key, getattr(spec, key))) for i in members])
+
+            data = ModelSet(
+                x=x,
+                mean=splits.mean,
+                scale=splits.scale,
+                cols=cols,
+                split=np.array([keys[i].split for i in members]),
+                labels=labels,
+                label=np.array([label_of[i] for i in members]),
+                stream=np.array([index[name] for name in stream_names]),
+                streams=unique,
+                train=splits.train,
+                test=splits.test,
+                tracked=np.array([bool(tracked[i]) if tracked is not None else False for i in members]),
+                n_classes=n_classes,
+                valid=splits.valid,
+                lr=per_model("lr"),
+                weight_decay=per_model("weight_decay"),
+                dropout=per_model("dropout"),
+            )
+            result = train_models(data, sub, threads=threads)
+            stats.seconds += result.seconds
+            stats.flops += result.flops
+            stats.passes += 1
+            stats.device = result.device
+            tracked_pos = {int(m): j for j, m in enumerate(result.tracked)}
+            for j, i in enumerate(members):
+                outcomes[i] = _Outcome(
+                    final=result.final[j],
+                    scores=result.test_scores[j],
+                    rows=result.test_index[j],
+                    history=result.history[:, tracked_pos[j]] if j in tracked_pos else None,
+                    state=result.state_dict(j) if keep_state is not None and keep_state[i] else None,
+                    best_epoch=int(result.best_epoch[j]),
+                    stopped_epoch=int(result.stopped_epoch[j]),
+                    device=result.device,
+                )
+            del result, data
+    return [o for o in outcomes if o is not None]
+
+
+def _inner_splits(
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    split_ids: Sequence[str],
+    k: int,
+    spec: TrainSpec,
+    validation_fraction: float,
+) -> tuple[_Splits, list[int]]:
+    """Inner folds of every split's training rows as splits of their own (scaler fitted on inner training rows).
+
+    Returns the inner splits and, per inner split, its outer split. With early
+    stopping, validation rows are held out of each inner training part too.
+    """
+    ids, parent, inner_train, inner_test = [], [], [], []
+    for s, split_id in enumerate(split_ids):
+        for f, (a, b) in enumerate(inner_folds(train[s], y, k, spec.seed, split_id), start=1):
+            ids.append(f"{split_id}/inner{f}")
+            parent.append(s)
+            inner_train.append(a)
+            inner_test.append(b)
+    train_mask, test_mask = np.stack(inner_train), np.stack(inner_test)
+    mean, scale = split_statistics(x, train_mask)
+    valid = None
+    if spec.patience:
+        train_mask, valid = carve_validation(train_mask, y, validation_fraction, spec.seed, ids)
+    return _Splits(ids, train_mask, test_mask, valid, mean, scale), parent
 
 
 def _checkpoint_path(out: Path, panel: Panel, split_id: str) -> Path:
@@ -509,14 +745,20 @@ def _predictions(
 
 def _write_history(
     path: Path,
-    parts: list[tuple[Panel, int, np.ndarray, str]],
+    parts: list[tuple[Panel, int, np.ndarray, str, int]],
     split_ids: Sequence[str],
     kinds: Sequence[str],
     epochs: int,
 ) -> None:
-    """Per-epoch history of every real model, as one parquet (names dictionary-encoded, values float32)."""
+    """Per-epoch history of every real model, as one parquet (names dictionary-encoded, values float32).
+
+    ``best_epoch`` is the epoch whose weights were kept (the last one without
+    early stopping); epochs after a model stopped early are NaN.
+    """
     n = len(parts)
-    values = np.concatenate([h for _, _, h, _ in parts]) if parts else np.zeros((0, len(HISTORY_METRICS)), np.float32)
+    values = (
+        np.concatenate([h for _, _, h, _, _ in parts]) if parts else np.zeros((0, len(HISTORY_METRICS)), np.float32)
+    )
 
     def repeated(items: Sequence[str]) -> pa.DictionaryArray:
         dictionary = list(dict.fromkeys(items))
@@ -525,13 +767,14 @@ def _write_history(
         return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionary, type=pa.string()))
 
     columns = {
-        "collection": repeated([p.collection for p, _, _, _ in parts]),
-        "panel": repeated([p.name for p, _, _, _ in parts]),
-        "split_id": repeated([split_ids[s] for _, s, _, _ in parts]),
-        "kind": repeated([kinds[s] for _, s, _, _ in parts]),
+        "collection": repeated([p.collection for p, *_ in parts]),
+        "panel": repeated([p.name for p, *_ in parts]),
+        "split_id": repeated([split_ids[s] for _, s, *_ in parts]),
+        "kind": repeated([kinds[s] for _, s, *_ in parts]),
         "epoch": pa.array(np.tile(np.arange(1, epochs + 1, dtype=np.int32), n)),
     }
     for j, metric in enumerate(HISTORY_METRICS):
         columns[metric] = pa.array(values[:, j].astype(np.float32))
-    columns["device"] = repeated([d for _, _, _, d in parts])
+    columns["device"] = repeated([d for _, _, _, d, _ in parts])
+    columns["best_epoch"] = pa.array(np.repeat(np.array([b for *_, b in parts], dtype=np.int32), epochs))
     pq.write_table(pa.table(columns), path)

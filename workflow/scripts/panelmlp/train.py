@@ -226,7 +226,11 @@ class _Optimizer:
     """
 
     def __init__(
-        self, stack: StackedMLP, spec: TrainSpec, group_ends: Sequence[int], group_lr: Sequence[float],
+        self,
+        stack: StackedMLP,
+        spec: TrainSpec,
+        group_ends: Sequence[int],
+        group_lr: Sequence[float],
         group_wd: Sequence[float],
     ) -> None:
         if spec.optimizer not in ("adam", "sgd"):
