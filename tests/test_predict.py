@@ -199,7 +199,8 @@ def test_the_ensemble_is_the_mean_of_the_cv_checkpoints(predicted):
     expected = predict_raw(holdout, new[holdout["genes"]].astype(float).to_numpy())
     assert np.abs(_numbers(table, ["holdout_prob_non-smoker", "holdout_prob_smoker"]) - expected).max() < 1e-6
     assert (table["n_models"] == 10).all() and (table["n_genes_present"] == 2).all()
-    assert (table["predicted_label"] == np.array(["non-smoker", "smoker"])[stacked.mean(axis=0).argmax(1)]).all()
+    smoker = stacked.mean(axis=0)[:, 1] >= 0.5  # the evaluation's rule: the positive class from 0.5 on
+    assert (table["predicted_label"] == np.where(smoker, "smoker", "non-smoker")).all()
 
 
 @pytest.mark.workflow
@@ -404,3 +405,57 @@ def test_a_regression_ensemble_is_the_mean_of_predict_value(tmp_path):
     assert np.abs(table["sd"].to_numpy()[rows] - each.std(axis=0, ddof=1)).max() < 1e-6
     assert np.abs(table["holdout_value"].to_numpy()[rows] - predict_value(holdout, values[rows][:, ::-1])).max() < 1e-6
     assert np.isnan(table.loc[1, "predicted_value"]) and table.loc[1, "missing_genes"] == "B"
+
+
+def test_the_plan_names_panels_collections_and_sets():
+    from panelmlp.predict import predict_csv_problem, prediction_plan
+
+    panels = {"glial": None, "planted": ["SIG1"], "sets": {"gmt": "s.gmt"}, "other": {"gmt": "o.gmt"}}
+    units = {
+        "sets/part-001": {"collection": "sets", "sets": ["A", "B"]},
+        "sets/part-002": {"collection": "sets", "sets": ["C"]},
+        "other/part-001": {"collection": "other", "sets": ["C", "D"]},
+    }
+    every = prediction_plan(panels, None, units, "new")
+    assert [(e["panel"], e["sets"], e["folders"], e["table"]) for e in every] == [
+        ("planted", None, ["results/panels/planted"], "results/predictions/planted/new.tsv"),
+        (
+            "sets",
+            None,
+            ["results/panels/sets/part-001", "results/panels/sets/part-002"],
+            "results/predictions/sets/new.tsv",
+        ),
+        ("other", None, ["results/panels/other/part-001"], "results/predictions/other/new.tsv"),
+    ]
+    # A set name picks its collection's parts that hold it (C is in two collections); a whole collection wins.
+    some = prediction_plan(panels, ["C", "A", "other"], units, "b")
+    assert [(e["panel"], e["sets"], e["folders"]) for e in some] == [
+        ("sets", ["C", "A"], ["results/panels/sets/part-002", "results/panels/sets/part-001"]),
+        ("other", None, ["results/panels/other/part-001"]),
+    ]
+    with pytest.raises(PanelMlpError, match=r"^config predict_panels: 'glial' is not a panel of this run; name one of"):
+        prediction_plan(panels, ["glial"], units, "new")
+    with pytest.raises(PanelMlpError, match=r"^config predict_panels: an empty list"):
+        prediction_plan(panels, [], units, "new")
+    assert predict_csv_problem(__file__) is None
+    assert (
+        predict_csv_problem(Path(__file__).parent)
+        == f"config predict_csv: {Path(__file__).parent} is a folder; point it at the table of new samples"
+    )
+    assert predict_csv_problem(Path(__file__).with_name("test_predikt.py")).startswith(
+        f"config predict_csv: {Path(__file__).with_name('test_predikt.py')} not found (closest in {Path(__file__).parent}: test_predict.py"
+    )
+
+
+@pytest.mark.workflow
+def test_a_skipped_set_named_in_predict_panels_is_said_in_one_line(predicted):
+    from panelmlp.predict import panel_targets
+
+    folder = str(predicted / "results" / "panels" / "sets" / "part-001")
+    entry = {"panel": "sets", "collection": True, "sets": ["TINY"], "folders": [folder], "table": "t.tsv"}
+    with pytest.raises(PanelMlpError, match=r"^config predict_panels: TINY has no trained model: it was skipped \("):
+        panel_targets(entry)
+    targets = panel_targets({**entry, "sets": None})
+    assert [(t.panel, t.directory.name, t.genes) for t in targets] == [
+        ("SET:ONE", "SET_ONE", ["SIG1", "SIG2", "G00003"])
+    ]

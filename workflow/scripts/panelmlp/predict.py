@@ -42,6 +42,7 @@ import pandas as pd
 
 from .errors import PanelMlpError
 from .io import QUARANTINE_COLUMNS, InputSpec
+from .metrics import predicted_classes
 from .reader import read_table
 
 # The Snakefile imports this module to name the outputs: torch (checkpoint.py) is imported only where it is used.
@@ -301,9 +302,10 @@ def _outputs(checkpoint: dict, kind: str, values: np.ndarray) -> np.ndarray:
 def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     """One row per new sample: the ensemble and holdout predictions, or the panel genes it lacks.
 
-    Classification: ``prob_{class}`` (mean over the CV models), ``predicted_label``
-    (the class of highest mean probability), ``sd_{class}`` (across the CV
-    models), ``holdout_prob_{class}`` and ``holdout_label``. Regression:
+    Classification: ``prob_{class}`` (mean over the CV models),
+    ``predicted_label`` (from those means, by the evaluation's decision rule),
+    ``sd_{class}`` (across the CV models), ``holdout_prob_{class}`` and
+    ``holdout_label``. Regression:
     ``predicted_value``, ``sd`` and ``holdout_value``. Then ``n_models`` (CV
     models averaged), ``n_genes_present`` (panel genes with a finite value),
     ``missing_genes`` (space-separated, empty when none) and ``status``
@@ -356,10 +358,16 @@ def _by_genes(checkpoint: dict, models: PanelModels, values: np.ndarray, regress
 
 
 def _labels(probabilities: np.ndarray, classes: Sequence[str], scored: np.ndarray) -> list[str]:
-    """The class of highest probability per row; empty for rows not scored."""
+    """The predicted class per row, by the workflow's decision rule; empty for rows not scored.
+
+    Two classes: the second (the positive class) when its probability is at
+    least 0.5; more: the most probable (:func:`panelmlp.metrics.predicted_classes`).
+    """
     out = [""] * len(probabilities)
-    for i in np.flatnonzero(scored):
-        out[i] = classes[int(np.argmax(probabilities[i]))]
+    rows = np.flatnonzero(scored)
+    if len(rows):
+        for i, k in zip(rows, predicted_classes(probabilities[rows]), strict=True):
+            out[i] = classes[int(k)]
     return out
 
 
