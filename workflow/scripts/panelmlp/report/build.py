@@ -91,7 +91,7 @@ def detail_blocks(inputs: Mapping, panels: Sequence[Panel], ctx: Context) -> dic
                 continue
             history, predictions = unit.history.get(key), unit.predictions.get(key)
             panel.facts = panel_facts(metrics, history)
-            figs, notes = panel_figures(panel, history, predictions, ctx)
+            figs, notes = panel_figures(panel, history, predictions, ctx, unit.tuning.get(key))
             blocks[key] = detail_block(panel, figs, notes, ctx, open_, key in up_front)
     for panel in panels:
         if panel.key not in blocks:

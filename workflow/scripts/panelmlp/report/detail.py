@@ -34,7 +34,7 @@ GUIDE = {
         "Loss panel: dotted lines are the training loss, solid lines the test loss; the other panels are measured on each split's "
         "test samples after every epoch. A test loss that climbs while the training loss keeps falling means the network is "
         "memorising its training samples (overfitting). ROC-AUC's dashed line marks chance (0.5). These curves describe "
-        "training; the verdict uses the final epoch only."
+        "training; the verdict uses the kept epoch only (the last, or the one early stopping chose)."
     ),
     "rocpr": (
         "Left: ROC curve, the share of positive samples caught (true positive rate) against the share of other samples wrongly "
@@ -53,6 +53,13 @@ GUIDE = {
         "nothing to find. Red line: the real labels' mean CV ROC-AUC; p is the share of replicates at or above it (add-one "
         "estimate), q its Benjamini-Hochberg value over all panels. A red line inside the bulk of the bars means the real result looks like chance."
     ),
+    "tuning": (
+        "Nested tuning (config model.grid): for every split, each grid point was trained on inner folds of that split's "
+        "training rows only, and the point with the best mean inner validation ROC-AUC was retrained on the split and scored "
+        "on its test rows. Bars: how many splits chose each point; the text gives its mean inner ROC-AUC over all splits. "
+        "The test rows never took part in the choice, so the CV interval stays honest; a spread of winners means no point "
+        "is clearly best."
+    ),
     "random": (
         "Bars: the mean CV ROC-AUC of random gene sets with as many genes as this panel, trained the same way. Red line: this "
         "panel; p is the share of random sets at or above it (add-one estimate), the percentile where the panel falls among them. "
@@ -66,6 +73,7 @@ TITLES = {
     "curves": "Training curves",
     "rocpr": "ROC and precision-recall curves",
     "confusion": "Confusion matrices",
+    "tuning": "Nested tuning: the grid points chosen",
     "permutation": "Permutation test: shuffled labels",
     "random": "Random gene sets of the same size",
 }
@@ -92,7 +100,7 @@ class Context:
 
 
 def panel_figures(
-    panel: Panel, history: Rows | None, predictions: Rows | None, ctx: Context
+    panel: Panel, history: Rows | None, predictions: Rows | None, ctx: Context, tuning: Rows | None = None
 ) -> tuple[dict[str, Figure], dict[str, str]]:
     """The panel's figures by kind, and the panel-specific caption of each (a note where one is missing)."""
     figs: dict[str, Figure] = {}
@@ -104,6 +112,9 @@ def panel_figures(
     else:
         notes["curves"] = "No training history."
     _evaluation(predictions, ctx, figs, notes)
+    if tuning is not None and len(tuning):
+        figs["tuning"] = figures.tuning_choices(tuning)
+        notes["tuning"] = _tuning_note(tuning)
     perm = nulls.permutation_figure(panel, ctx.permutation_nulls.get(panel.key))
     if perm is not None:
         figs["permutation"] = perm
@@ -141,11 +152,55 @@ def _pair(panel: Panel, ctx: Context, figs: dict[str, Figure], notes: dict[str, 
 
 
 def _curves_note(history: Rows, panel: Panel, points: int) -> str:
-    """How many splits the curves average, the device, and the thinning."""
+    """How many splits the curves average, the device, the thinning, and the epochs early stopping kept."""
     n_cv = len(np.unique(history["split_id"][history["kind"] == "cv"]))
     _first, step = figures.epoch_grid(int(history["epoch"].max()), points)
     thinned = f" Drawn every {step} epochs, ending at the last." if step > 1 else ""
-    return f"{n_cv} CV splits and the holdout split. Trained on: {esc(panel.facts.device)}.{thinned}"
+    return (
+        f"{n_cv} CV splits and the holdout split. Trained on: {esc(panel.facts.device)}.{thinned}"
+        + early_stopping_note(history)
+    )
+
+
+def early_stopping_note(history: Rows) -> str:
+    """Which epochs early stopping kept (from history.parquet's ``best_epoch``), or '' when every model ran to the end."""
+    if "best_epoch" not in history or not len(history):
+        return ""
+    last = int(history["epoch"].max())
+    stopped = bool(np.isnan(np.asarray(history["train_loss"], dtype=np.float64)).any())
+    _splits, first = np.unique(history["split_id"], return_index=True)
+    best = np.asarray(history["best_epoch"])[first].astype(np.int64)
+    kinds = np.asarray(history["kind"])[first]
+    if not stopped and (best == last).all():
+        return ""
+    cv = best[kinds == "cv"]
+    hold = best[kinds == "holdout"]
+    parts = []
+    if len(hold):
+        parts.append(f"epoch {int(hold[0])} on the holdout split")
+    if len(cv):
+        parts.append(
+            f"a median of {int(np.median(cv))} (range {int(cv.min())} to {int(cv.max())}) over the {len(cv)} CV splits"
+        )
+    return (
+        " Early stopping kept "
+        + " and ".join(parts)
+        + f" of at most {last}: the epoch with the lowest loss on validation "
+        "rows held out of each split's training rows; the test rows chose nothing. Lines end where a split stopped."
+    )
+
+
+def _tuning_note(tuning: Rows) -> str:
+    """The grid's size and the most chosen point."""
+    points = np.unique(np.asarray(tuning["point"]).astype(np.int64))
+    splits = np.unique(tuning["split_id"])
+    chosen = np.isin(np.asarray(tuning["chosen"]).astype(str), ["True", "true", "1"])
+    labels, counts = np.unique(np.asarray(tuning["grid_point"])[chosen], return_counts=True)
+    top = labels[np.argmax(counts)] if len(labels) else "?"
+    return (
+        f"{len(points)} grid points, chosen per split over {len(splits)} splits; most often <code>{esc(top)}</code> "
+        f"({int(counts.max()) if len(counts) else 0} of {len(splits)})."
+    )
 
 
 def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure], notes: dict[str, str]) -> None:

@@ -29,11 +29,16 @@ from .page import esc
 Figure = dict[str, Any]
 """A figure: ``{"data": [trace, ...], "layout": {...}}``."""
 
-MODEL_ORDER = ("mlp", "logreg", "majority")
+MODEL_ORDER = ("mlp", "sklearn_mlp", "logreg", "majority")
 """Models of metrics.tsv, in the order the report shows them."""
 
-MODEL_NAMES = {"mlp": "MLP", "logreg": "Logistic regression", "majority": "Majority class"}
-MODEL_COLOURS = {"mlp": "#1f5fa8", "logreg": "#e08214", "majority": "#8c8c8c"}
+MODEL_NAMES = {
+    "mlp": "MLP",
+    "sklearn_mlp": "scikit-learn MLP",
+    "logreg": "Logistic regression",
+    "majority": "Majority class",
+}
+MODEL_COLOURS = {"mlp": "#1f5fa8", "sklearn_mlp": "#6a3d9a", "logreg": "#e08214", "majority": "#8c8c8c"}
 CLASS_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 CV_COLOUR = "#1f5fa8"
 HOLDOUT_COLOUR = "#d62728"
@@ -469,6 +474,43 @@ def epoch_curves(history: Rows, limit: int = MAX_POINTS) -> Figure:
         layout["xaxis" + axis_ref(i)[0][1:]]["title"] = {"text": "epoch"}
     layout["legend"] = {"orientation": "h", "y": -0.14, "x": 0}
     return figure(lines.data, layout, 620, CURVE_DIGITS)
+
+
+def tuning_choices(tuning: Rows) -> Figure:
+    """How often each grid point was chosen over the splits, with its mean inner-fold validation ROC-AUC.
+
+    ``tuning`` is one panel's rows of tuning.tsv (split_id, point, grid_point,
+    inner_roc_auc, chosen).
+    """
+    points = np.asarray(tuning["point"]).astype(np.int64)
+    order = np.unique(points)
+    labels = [str(tuning["grid_point"][np.flatnonzero(points == q)[0]]) for q in order]
+    chosen = np.asarray(tuning["chosen"]).astype(str)
+    wins = [int(((points == q) & np.isin(chosen, ["True", "true", "1"])).sum()) for q in order]
+    inner = np.asarray(tuning["inner_roc_auc"]).astype(np.float64)
+    means = [
+        float(np.nanmean(inner[points == q])) if np.isfinite(inner[points == q]).any() else math.nan for q in order
+    ]
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "y": labels,
+            "x": wins,
+            "name": "times chosen",
+            "marker": {"color": CV_COLOUR},
+            "text": [f"inner ROC-AUC {m:.3f}" if np.isfinite(m) else "" for m in means],
+            "textposition": "outside",
+            "cliponaxis": False,
+        }
+    ]
+    layout = {
+        "xaxis": {"title": {"text": f"splits where the point was chosen (of {len(np.unique(tuning['split_id']))})"}},
+        "yaxis": {"automargin": True, "autorange": "reversed"},
+        "margin": {"l": 60, "r": 120, "t": 30, "b": 50},
+        "showlegend": False,
+    }
+    return figure(data, layout, max(260, 26 * len(labels) + 90))
 
 
 # ---------------------------------------------------------------- ROC, PR and confusion

@@ -65,6 +65,7 @@ class Facts:
     accuracy_vs_majority: Comparison = field(default_factory=Comparison)
     auc_vs_majority: Comparison = field(default_factory=Comparison)
     auc_vs_logreg: Comparison = field(default_factory=Comparison)
+    auc_vs_sklearn: Comparison = field(default_factory=Comparison)
     holdout_n: int = 0
     device: str = "?"
 
@@ -91,6 +92,10 @@ class Panel:
     def row(self, model: str, metric: str) -> dict:
         """The summary row of ``model`` and ``metric``; NaN values where absent."""
         return self.rows.get((model, metric), NAN_ROW)
+
+    def has_model(self, model: str) -> bool:
+        """Whether summary.tsv has rows of ``model`` (an optional baseline) for this panel."""
+        return (model, "roc_auc") in self.rows
 
     @property
     def auc(self) -> dict:
@@ -270,21 +275,28 @@ class UnitTables:
     history: dict[Key, Rows]
     metrics: dict[Key, Rows]
     predictions: dict[Key, Rows]
+    tuning: dict[Key, Rows] = field(default_factory=dict)
 
 
 def unit_tables(inputs: Mapping[str, str | Sequence[str]]) -> Iterator[UnitTables]:
-    """Each unit's history, metrics and predictions, one unit at a time."""
+    """Each unit's history, metrics, predictions and (when given) tuning table, one unit at a time."""
     keys = ("history", "metrics", "predictions")
     lists = {k: as_list(inputs.get(k, [])) for k in keys}
     n = len(lists["metrics"])
     for k, paths in lists.items():
         if len(paths) != n:
             raise ValueError(f"report input {k!r} has {len(paths)} paths for {n} units")
-    for history, metrics, predictions in zip(lists["history"], lists["metrics"], lists["predictions"], strict=True):
+    tuning = as_list(inputs.get("tuning", [])) or [None] * n
+    if len(tuning) != n:
+        raise ValueError(f"report input 'tuning' has {len(tuning)} paths for {n} units")
+    for history, metrics, predictions, tuned in zip(
+        lists["history"], lists["metrics"], lists["predictions"], tuning, strict=True
+    ):
         yield UnitTables(
             history=rows_by_panel(pd.read_parquet(history)),
             metrics=rows_by_panel(read_table(metrics)),
             predictions=rows_by_panel(pd.read_parquet(predictions)),
+            tuning=rows_by_panel(read_table(tuned)) if tuned else {},
         )
 
 

@@ -76,6 +76,7 @@ def panel_facts(metrics: Rows, history: Rows | None) -> Facts:
         accuracy_vs_majority=paired_difference(metrics, "mlp", "majority", "accuracy"),
         auc_vs_majority=paired_difference(metrics, "mlp", "majority", "roc_auc"),
         auc_vs_logreg=paired_difference(metrics, "mlp", "logreg", "roc_auc"),
+        auc_vs_sklearn=paired_difference(metrics, "mlp", "sklearn_mlp", "roc_auc"),
         holdout_n=int(holdout[0]) if len(holdout) else 0,
         device=device,
     )
@@ -142,6 +143,18 @@ def _logreg_item(panel: Panel) -> str:
     )
 
 
+def _sklearn_item(panel: Panel) -> str:
+    """ROC-AUC of scikit-learn's MLPClassifier with the same architecture, when it was fitted."""
+    sk = panel.row("sklearn_mlp", "roc_auc")
+    d = panel.facts.auc_vs_sklearn
+    word = {"yes": "ours is better", "no, worse": "ours is worse", "no clear difference": "no clear difference"}
+    return (
+        f"scikit-learn's MLPClassifier with the same architecture and training settings: ROC-AUC {fmt(sk['cv_mean'])} "
+        f"(95% CI {fmt(sk['ci_low'])} to {fmt(sk['ci_high'])}). Paired by split, this MLP minus it is {fmt(d.mean)} "
+        f"(95% CI {fmt(d.low)} to {fmt(d.high)}): {word.get(compare_word(d), 'not computable')}."
+    )
+
+
 def _holdout_item(panel: Panel) -> str:
     """The single holdout split, with the reminder that it is noisy."""
     return (
@@ -178,6 +191,8 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
 def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int) -> str:
     """The plain-language verdict on one panel's MLP against chance, both baselines and the nulls."""
     items = [_auc_item(panel, n_panels), _accuracy_item(panel, labels), _logreg_item(panel)]
+    if panel.has_model("sklearn_mlp"):
+        items.append(_sklearn_item(panel))
     if panel.facts.holdout_n:
         items.append(_holdout_item(panel))
     items += _null_items(panel, random_panels)
