@@ -3,9 +3,10 @@
 Commands come from shell code blocks (```bash, ```sh, ``` ...) and inline code
 spans. Each runs with ``-n`` (and ``--cores 1`` when it gives no cores, jobs
 or profile) in a temporary copy of the workflow, after the files it names are
-made: a small generated cohort at every ``raw_csv=`` path (absolute paths such
-as /path/to/... are moved into the copy) and a small config for every
-``--configfile``.
+made: a small generated cohort at every ``raw_csv=`` and ``predict_csv=`` path
+(absolute paths such as /path/to/... are moved into the copy; the cohort has
+the sample id and the panel genes, all new samples need) and a small config
+for every ``--configfile``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console", "zsh"}
 FENCE = re.compile(r"^(?P<fence>```+|~~~+)[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
 INLINE = re.compile(r"(?<!`)`([^`]+)`(?!`)")
 SEPARATORS = {"&&", "||", ";", "|", "&"}
+
+# --config keys whose value is a table the command reads: the generated cohort is put there.
+TABLE_KEYS = ("raw_csv", "predict_csv")
 
 # Config files a command names get this content; the docs say what that_file.yaml holds.
 CONFIGFILE_CONTENT = {"that_file.yaml": {"panels": {"example": {"gmt": "config/genesets/example.gmt"}}}}
@@ -170,11 +174,11 @@ def prepare(command: DocCommand, work: Path, cohort: Path) -> list[str]:
             j = i + 1
             while j < len(args) and not args[j].startswith("-"):
                 key, _, value = args[j].partition("=")
-                if key == "raw_csv" and value:
+                if key in TABLE_KEYS and value:
                     local, named = _inside(work, value)
                     local.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(cohort, local)
-                    args[j] = f"raw_csv={named}"
+                    args[j] = f"{key}={named}"
                 j += 1
             i = j
         else:
@@ -191,6 +195,9 @@ def test_the_docs_have_commands():
     texts = [c.text for c in COMMANDS]
     assert len(COMMANDS) >= 8, texts
     assert "snakemake --cores 4" in texts and "snakemake --profile profiles/slurm" in texts, texts
+    assert any(c.argv[1:2] == ("predict",) and any(a.startswith("predict_csv=") for a in c.argv) for c in COMMANDS), (
+        texts
+    )
     print("\n".join(f"{c.source}: {c.text}" for c in COMMANDS))
 
 

@@ -125,7 +125,7 @@ def test_selecting_on_test_rows_inflates_the_score_and_nested_tuning_does_not(no
     assert len(tuning) == 16 * 11 and tuning.groupby("split_id")["chosen"].sum().eq(1).all()
     # The chosen point of a split is the one with the best mean inner ROC-AUC.
     for split_id, part in tuning.groupby("split_id"):
-        best = part.loc[part["inner_roc_auc"].idxmax(), "grid_point"]
+        best = part.loc[part["inner_score"].idxmax(), "grid_point"]
         assert part.loc[part["chosen"], "grid_point"].item() == best
         assert mlp[mlp["split_id"] == split_id]["grid_point"].item() == best if split_id.startswith("cv") else True
 

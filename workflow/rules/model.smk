@@ -35,6 +35,7 @@ rule fit:
         random_panels=config["evaluate"]["random_panels"],
         logreg_c=config["evaluate"]["logreg_C"],
         baselines=config["evaluate"]["baselines"],
+        ridge_alpha=config["evaluate"]["ridge_alpha"],
     script:
         "../scripts/fit.py"
 
@@ -78,6 +79,7 @@ if GROUPED:
             random_panels=config["evaluate"]["random_panels"],
             logreg_c=config["evaluate"]["logreg_C"],
             baselines=config["evaluate"]["baselines"],
+            ridge_alpha=config["evaluate"]["ridge_alpha"],
 
 
 rule compare:

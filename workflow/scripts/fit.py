@@ -13,5 +13,6 @@ run(
     random_panels=snakemake.params.random_panels,
     logreg_c=snakemake.params.logreg_c,
     baselines=snakemake.params.baselines,
+    ridge_alpha=snakemake.params.ridge_alpha,
     threads=snakemake.threads,
 )

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.special import stdtr, stdtrit
 
 from .errors import PanelMlpError
-from .metrics import METRICS
+from .metrics import METRICS, REGRESSION_METRICS
 
 log = logging.getLogger("panelmlp")
 
@@ -58,8 +58,31 @@ SUMMARY_COLUMNS = [
     "random_q",
     "random_pct",
     "n_random",
+    "chance",
 ]
-"""Columns of summary.tsv, in order."""
+"""Columns of summary.tsv, in order (``chance``: the main metric's no-signal value, on its rows only)."""
+
+MAIN_METRIC = {"classification": "roc_auc", "regression": "r2"}
+"""The metric every verdict, test and ranking reads, by target kind."""
+
+CHANCE = {"roc_auc": 0.5, "r2": 0.0}
+"""The main metric's value without signal: ROC-AUC of a random ranking; R^2 of predicting the mean."""
+
+METRIC_RANGE = {
+    "mcc": (-1.0, 1.0),
+    "r2": (-math.inf, 1.0),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "pearson": (-1.0, 1.0),
+    "spearman": (-1.0, 1.0),
+}
+"""Range an interval is clipped to; [0, 1] for every other metric."""
+
+
+def target_kind(metrics: pd.DataFrame) -> str:
+    """``regression`` when the per-split metrics are a regression target's (R^2 and friends), else ``classification``."""
+    return "regression" if "r2" in metrics.columns else "classification"
+
 
 TEXT_COLUMNS = (
     "unit",
@@ -161,27 +184,30 @@ def read_table(path: str) -> pd.DataFrame:
     return frame
 
 
-def _null_means(nulls: pd.DataFrame, kind: str, keys: Sequence[str]) -> dict[tuple, np.ndarray]:
-    """Per key (e.g. panel or size), the mean CV ROC-AUC of each null replicate."""
+def _null_means(
+    nulls: pd.DataFrame, kind: str, keys: Sequence[str], metric: str = "roc_auc"
+) -> dict[tuple, np.ndarray]:
+    """Per key (e.g. panel or size), the mean over CV splits of ``metric`` for each null replicate."""
     part = nulls[nulls["kind"] == kind]
-    if part.empty:
+    if part.empty or metric not in part:
         return {}
-    means = part.groupby([*keys, "replicate"], sort=True)["roc_auc"].mean()
+    means = part.groupby([*keys, "replicate"], sort=True)[metric].mean()
     out: dict[tuple, np.ndarray] = {}
     for key, values in means.groupby(level=list(range(len(keys)))):
         out[key if isinstance(key, tuple) else (key,)] = values.to_numpy(np.float64)
     return out
 
 
-def permutation_nulls(nulls: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    """Per ``(collection, panel)``, the mean CV ROC-AUC of each label-shuffled replicate."""
-    return {(str(c), str(p)): v for (c, p), v in _null_means(nulls, "permutation", ["collection", "panel"]).items()}
+def permutation_nulls(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[tuple[str, str], np.ndarray]:
+    """Per ``(collection, panel)``, the mean CV ``metric`` (ROC-AUC, or R^2) of each label-shuffled replicate."""
+    means = _null_means(nulls, "permutation", ["collection", "panel"], metric)
+    return {(str(c), str(p)): v for (c, p), v in means.items()}
 
 
-def random_pools(nulls: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Per panel size, the mean CV ROC-AUC of each random gene set; a draw trained by several jobs counts once."""
+def random_pools(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[int, np.ndarray]:
+    """Per panel size, the mean CV ``metric`` of each random gene set; a draw trained by several jobs counts once."""
     rows = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
-    return {int(size): v for (size,), v in _null_means(rows, "random", ["size"]).items()}
+    return {int(size): v for (size,), v in _null_means(rows, "random", ["size"], metric).items()}
 
 
 def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: dict | None = None) -> pd.DataFrame:
@@ -195,13 +221,17 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
     """
     if "collection" not in metrics:
         metrics = metrics.assign(collection="")
+    kind = target_kind(metrics)
+    main = MAIN_METRIC[kind]
+    chance = CHANCE[main]
+    metric_names = REGRESSION_METRICS if kind == "regression" else METRICS
     nulls = (
         nulls
         if nulls is not None
-        else pd.DataFrame(columns=["kind", "collection", "panel", "size", "replicate", "split_id", "roc_auc"])
+        else pd.DataFrame(columns=["kind", "collection", "panel", "size", "replicate", "split_id", main])
     )
-    perms = permutation_nulls(nulls)
-    randoms = random_pools(nulls)
+    perms = permutation_nulls(nulls, main)
+    randoms = random_pools(nulls, main)
     sizes = sizes or {}
     rows = []
     for (collection, panel, model), part in metrics.groupby(["collection", "panel", "model"], sort=False):
@@ -209,10 +239,10 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
         holdout = part[part["kind"] == "holdout"]
         ratio = float((cv["n_test"] / cv["n_train"]).mean()) if len(cv) else math.nan
         n_genes = sizes.get((collection, panel), math.nan)
-        for metric in METRICS:
+        for metric in metric_names:
             values = cv[metric].to_numpy(np.float64)
             mean, sd, low, high = corrected_ci(values, ratio)
-            floor = -1.0 if metric == "mcc" else 0.0  # the interval stays inside the metric's range
+            floor, ceiling = METRIC_RANGE.get(metric, (0.0, 1.0))  # the interval stays inside the metric's range
             row = {
                 "collection": collection,
                 "panel": panel,
@@ -222,7 +252,7 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
                 "cv_mean": mean,
                 "cv_sd": sd,
                 "ci_low": max(low, floor),
-                "ci_high": min(high, 1.0),
+                "ci_high": min(high, ceiling),
                 "n_splits": int(cv[metric].notna().sum()),
                 "holdout": float(holdout[metric].iloc[0]) if len(holdout) else math.nan,
                 "t_p": math.nan,
@@ -231,10 +261,11 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
                 "random_p": math.nan,
                 "random_pct": math.nan,
                 "n_random": 0,
+                "chance": chance if metric == main else math.nan,
             }
-            if metric == "roc_auc":
-                row["t_p"] = corrected_t_p(values, ratio)
-            if metric == "roc_auc" and model == "mlp":
+            if metric == main:
+                row["t_p"] = corrected_t_p(values, ratio, null=chance)
+            if metric == main and model == "mlp":
                 null = perms.get((collection, panel))
                 if null is not None and len(null):
                     row["perm_p"] = permutation_p_value(mean, null)
@@ -249,7 +280,7 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
     for p_col, q_col in (("t_p", "t_q"), ("perm_p", "perm_q"), ("random_p", "random_q")):
         summary[q_col] = math.nan
         for (_model, metric), part in summary.groupby(["model", "metric"], sort=False):
-            if metric == "roc_auc":
+            if metric == main:
                 summary.loc[part.index, q_col] = benjamini_hochberg(part[p_col].to_numpy())
     return summary.reindex(columns=SUMMARY_COLUMNS)
 
@@ -322,9 +353,9 @@ def compare_step(
 
 
 def signal_level(row: dict | pd.Series) -> str:
-    """The verdict on one panel's model from its ROC-AUC row of summary.tsv.
+    """The verdict on one panel's model from its main-metric row of summary.tsv (ROC-AUC, or R^2 for a regression target).
 
-    ``signal``: the 95% interval lies above 0.5, the t-test's q-value over all
+    Chance is the row's ``chance`` (0.5 for ROC-AUC, 0 for R^2). ``signal``: the 95% interval lies above chance, the t-test's q-value over all
     panels is below :data:`ALPHA`, and so is the permutation test's where it
     ran. ``unconfirmed``: the interval lies above 0.5 but a q-value is not
     below :data:`ALPHA` (with many panels, chance alone lifts some intervals
@@ -332,9 +363,11 @@ def signal_level(row: dict | pd.Series) -> str:
     0.5. ``unknown``: too few CV splits, or test sets lacking a class.
     """
     mean, low, high = float(row["cv_mean"]), float(row["ci_low"]), float(row["ci_high"])
+    chance = float(row.get("chance", 0.5))
+    chance = 0.5 if math.isnan(chance) else chance
     if math.isnan(mean) or math.isnan(low) or math.isnan(high):
         return "unknown"
-    if low > 0.5:
+    if low > chance:
         t_q = float(row.get("t_q", math.nan))
         if math.isnan(t_q):
             t_q = float(row.get("t_p", math.nan))
@@ -343,7 +376,7 @@ def signal_level(row: dict | pd.Series) -> str:
         if int(row.get("n_permutations", 0) or 0) > 0 and not float(row.get("perm_q", math.nan)) < ALPHA:
             return "unconfirmed"
         return "signal"
-    if high < 0.5:
+    if high < chance:
         return "below"
     return "none"
 

@@ -39,15 +39,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .baselines import logreg_proba, majority_proba, sklearn_mlp_proba
+from .baselines import logreg_proba, majority_proba, mean_prediction, ridge_prediction, sklearn_mlp_proba
 from .checkpoint import save_checkpoint
 from .errors import PanelMlpError
 from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
-from .metrics import classification_metrics, predicted_classes
+from .metrics import classification_metrics, predicted_classes, regression_metrics
 from .panels import check_panel, panel_genes
 from .scaling import read_matrix, split_statistics, standardise
-from .train import HISTORY_METRICS, ModelSet, TrainSpec, permuted_labels, train_models
+from .train import HISTORY_METRICS, REGRESSION_HISTORY, ModelSet, TrainSpec, permuted_labels, train_models
 from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
 
 log = logging.getLogger("panelmlp")
@@ -94,8 +94,9 @@ NULL_TYPES = {
 METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"]
 """The first columns of metrics.tsv (the metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP)."""
 
-TUNING_COLUMNS = ["collection", "panel", "split_id", "point", "grid_point", "inner_roc_auc", "chosen"]
-"""Columns of tuning.tsv: per panel, split and grid point, the mean inner-fold validation ROC-AUC."""
+TUNING_COLUMNS = ["collection", "panel", "split_id", "point", "grid_point", "score", "inner_score", "chosen"]
+"""Columns of tuning.tsv: per panel, split and grid point, the mean inner-fold validation score
+(``score`` names it: ROC-AUC for classes, the loss for a regression target)."""
 
 
 @dataclass
@@ -253,7 +254,7 @@ def _labelled(splits: pd.DataFrame) -> tuple[list[str], list[str], list[str], np
     split_ids = list(dict.fromkeys(splits["split_id"]))
     samples = sorted(set(splits["sample_id"]))
     position = {s: i for i, s in enumerate(samples)}
-    y = np.zeros(len(samples), dtype=np.int64)
+    y = np.zeros(len(samples), dtype=np.float64 if splits["y"].dtype.kind == "f" else np.int64)
     train = np.zeros((len(split_ids), len(samples)), dtype=bool)
     test = np.zeros_like(train)
     kinds = []
@@ -277,6 +278,7 @@ def fit_unit(
     logreg_c: float,
     threads: int = 1,
     baselines: Sequence[str] = ("majority", "logreg"),
+    ridge_alpha: float = 1.0,
 ) -> dict:
     """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring).
 
@@ -290,6 +292,9 @@ def fit_unit(
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
     classes, positive = list(label_info["classes"]), label_info.get("positive")
     n_classes = len(classes)
+    regression = label_info.get("kind") == "regression"
+    task = Task("regression", label_info.get("loss", "mse")) if regression else Task()
+    history_names = REGRESSION_HISTORY if regression else HISTORY_METRICS
     sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
     samples, split_ids, kinds, y, train, test = _labelled(pd.read_parquet(splits_path))
     cv = [s for s, kind in enumerate(kinds) if kind == "cv"]
@@ -360,13 +365,14 @@ def fit_unit(
                     inner_labels.append(label_of[i])
                     where.append((i, q, f))
         outcomes = _train_keys(
-            inner_keys, inner_points, inner_labels, inner, x, labels_np, spec, n_classes, threads, stats
+            inner_keys, inner_points, inner_labels, inner, x, labels_np, spec, n_classes, threads, stats, task=task
         )
         inner_models = len(inner_keys)
         scores = np.full((len(keys), len(points), inner_k), np.nan)
+        score_at = 1 if regression else HISTORY_METRICS.index("roc_auc")  # regression: the validation loss
         for (i, q, f), outcome in zip(where, outcomes, strict=True):
-            scores[i, q, f] = outcome.final[HISTORY_METRICS.index("roc_auc")]
-        chosen = select_points(scores)
+            scores[i, q, f] = outcome.final[score_at]
+        chosen = select_points(scores, higher_is_better=not regression)
         for i, k in enumerate(keys):
             if k.kind != "panel":
                 continue
@@ -378,7 +384,8 @@ def fit_unit(
                         "split_id": split_ids[k.split],
                         "point": q + 1,
                         "grid_point": point_label(point),
-                        "inner_roc_auc": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
+                        "score": "loss" if regression else "roc_auc",
+                        "inner_score": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
                         "chosen": bool(chosen[i] == q),
                     }
                 )
@@ -415,6 +422,7 @@ def fit_unit(
         stats,
         tracked=[k.kind == "panel" for k in keys],
         keep_state=[k.kind == "panel" for k in keys],
+        task=task,
     )
     for i, (k, outcome) in enumerate(zip(keys, outcomes, strict=True)):
         if k.kind != "panel":
@@ -426,21 +434,57 @@ def fit_unit(
             continue
         panel = panels[k.panel]
         point = points[chosen[i]]
-        history_parts.append((panel, k.split, outcome.history, outcome.device, outcome.best_epoch))
+        history = outcome.history
+        if regression and history is not None:
+            history = history.copy()
+            for name in ("rmse", "mae"):  # back to the target's units (the network saw it standardised)
+                history[:, REGRESSION_HISTORY.index(name)] *= outcome.target_sd
+        history_parts.append((panel, k.split, history, outcome.device, outcome.best_epoch))
         n_test = int((outcome.rows >= 0).sum())
-        proba_mlp = outcome.scores[:n_test]
-        proba_mlp = np.c_[1 - proba_mlp, proba_mlp] if n_classes == 2 else proba_mlp
         test_rows = outcome.rows[:n_test]
         mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
         train_rows = np.flatnonzero(train[k.split])
         z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
         z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
-        probas = {
-            "mlp": proba_mlp,
-            "majority": majority_proba(y[train_rows], n_test, n_classes),
-            "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
-        }
-        if "sklearn_mlp" in baselines and spec.activation != "leaky_relu":
+        checkpoint_target = None
+        if regression:
+            values = {
+                "mlp": outcome.scores[:n_test].astype(np.float64) * outcome.target_sd + outcome.target_mean,
+                "mean": mean_prediction(y[train_rows], n_test),
+                "ridge": ridge_prediction(z_train, y[train_rows], z_test, alpha=ridge_alpha),
+            }
+            checkpoint_target = {
+                "kind": "regression",
+                "mean": outcome.target_mean,
+                "sd": outcome.target_sd,
+                "loss": task.loss,
+            }
+            for name, predicted in values.items():
+                metric_rows.append(
+                    {
+                        "collection": panel.collection,
+                        "panel": panel.name,
+                        "model": name,
+                        "split_id": split_ids[k.split],
+                        "kind": kinds[k.split],
+                        "n_train": len(train_rows),
+                        "n_test": n_test,
+                        **regression_metrics(y[test_rows], predicted),
+                        "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
+                        "grid_point": point_label(point) if name == "mlp" else "",
+                    }
+                )
+                prediction_parts.append((panel, name, k.split, test_rows, predicted[:, None]))
+        probas = (
+            {}
+            if regression
+            else {
+                "mlp": _class_probabilities(outcome.scores[:n_test], n_classes),
+                "majority": majority_proba(y[train_rows], n_test, n_classes),
+                "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
+            }
+        )
+        if "sklearn_mlp" in baselines and spec.activation != "leaky_relu" and not regression:
             probas["sklearn_mlp"] = sklearn_mlp_proba(
                 z_train,
                 y[train_rows],
@@ -482,6 +526,7 @@ def fit_unit(
             hyper,
             split_ids[k.split],
             outcome.device,
+            target=checkpoint_target,
             extra={
                 "best_epoch": outcome.best_epoch,
                 "stopped_epoch": outcome.stopped_epoch,
@@ -513,7 +558,10 @@ def fit_unit(
     }
     metric_frame = pd.DataFrame(metric_rows, columns=METRIC_KEYS if not metric_rows else None)
     predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes)
-    nulls = pd.DataFrame(null_rows, columns=NULL_COLUMNS).astype(NULL_TYPES)
+    null_columns = [*NULL_COLUMNS[:6], *history_names]
+    nulls = pd.DataFrame(null_rows, columns=null_columns).astype(
+        {**{c: t for c, t in NULL_TYPES.items() if c in NULL_COLUMNS[:6]}, **dict.fromkeys(history_names, "float64")}
+    )
     for folder, table in panel_table.groupby("folder", sort=False):
         names = set(table["panel"])
         mine = [p for p in panels if p.folder == folder]
@@ -522,7 +570,12 @@ def fit_unit(
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         table.drop(columns="folder").to_csv(out / "panels.tsv", sep="\t", index=False)
         _write_history(
-            out / "history.parquet", [h for h in history_parts if h[0].folder == folder], split_ids, kinds, spec.epochs
+            out / "history.parquet",
+            [h for h in history_parts if h[0].folder == folder],
+            split_ids,
+            kinds,
+            spec.epochs,
+            history_names,
         )
         metric_frame[metric_frame["panel"].isin(names)].to_csv(
             out / "metrics.tsv", sep="\t", index=False, float_format="%.6g"
@@ -564,6 +617,22 @@ class _Outcome:
     best_epoch: int
     stopped_epoch: int
     device: str
+    target_mean: float = 0.0
+    target_sd: float = 1.0
+    """A regression target's training mean and sd: the network learns ``(y - mean) / sd``."""
+
+
+@dataclass
+class Task:
+    """What the models predict: ``classification`` (class codes) or ``regression`` with its loss (mse or l1)."""
+
+    kind: str = "classification"
+    loss: str = "mse"
+
+
+def _class_probabilities(scores: np.ndarray, n_classes: int) -> np.ndarray:
+    """The trainer's test scores as ``[n, C]`` probabilities (two classes: it gives the positive class's)."""
+    return np.c_[1 - scores, scores] if n_classes == 2 else scores
 
 
 @dataclass
@@ -598,6 +667,7 @@ def _train_keys(
     stats: _Stats,
     tracked: Sequence[bool] | None = None,
     keep_state: Sequence[bool] | None = None,
+    task: Task | None = None,
 ) -> list[_Outcome]:
     """Train every model ``keys[i]`` with grid point ``points[i]`` on its split, in as few stacked passes as shapes allow.
 
@@ -631,14 +701,18 @@ def _train_keys(
             def per_model(key: str, members: list[int] = members) -> np.ndarray:
                 return np.array([float(points[i].get(key, getattr(spec, key))) for i in members])
 
+            label_rows, label_index, centre = labels, [label_of[i] for i in members], {}
+            if task is not None and task.kind == "regression":
+                label_rows, label_index, centre = _standardised_targets(labels, members, keys, label_of, splits.train)
+
             data = ModelSet(
                 x=x,
                 mean=splits.mean,
                 scale=splits.scale,
                 cols=cols,
                 split=np.array([keys[i].split for i in members]),
-                labels=labels,
-                label=np.array([label_of[i] for i in members]),
+                labels=label_rows,
+                label=np.array(label_index),
                 stream=np.array([index[name] for name in stream_names]),
                 streams=unique,
                 train=splits.train,
@@ -649,6 +723,8 @@ def _train_keys(
                 lr=per_model("lr"),
                 weight_decay=per_model("weight_decay"),
                 dropout=per_model("dropout"),
+                task=task.kind if task is not None else "classification",
+                loss=task.loss if task is not None else "mse",
             )
             result = train_models(data, sub, threads=threads)
             stats.seconds += result.seconds
@@ -666,9 +742,39 @@ def _train_keys(
                     best_epoch=int(result.best_epoch[j]),
                     stopped_epoch=int(result.stopped_epoch[j]),
                     device=result.device,
+                    target_mean=centre.get(label_index[j], (0.0, 1.0))[0],
+                    target_sd=centre.get(label_index[j], (0.0, 1.0))[1],
                 )
             del result, data
     return [o for o in outcomes if o is not None]
+
+
+def _standardised_targets(
+    labels: np.ndarray, members: Sequence[int], keys: Sequence[ModelKey], label_of: Sequence[int], train: np.ndarray
+) -> tuple[np.ndarray, list[int], dict[int, tuple[float, float]]]:
+    """Regression targets standardised with the training rows of each model's split (one row per labelling and split).
+
+    Returns the rows, each member's row index, and each row's ``(mean, sd)``:
+    a model learns ``(y - mean) / sd`` of its own training rows, so nothing of
+    its test rows enters, and its predictions are mapped back with them.
+    """
+    rows: list[np.ndarray] = []
+    index: dict[tuple[int, int], int] = {}
+    centre: dict[int, tuple[float, float]] = {}
+    out = []
+    for i in members:
+        key = (label_of[i], keys[i].split)
+        if key not in index:
+            values = labels[key[0]]
+            seen = values[train[key[1]]]
+            mu = float(seen.mean())
+            sd = float(seen.std())
+            sd = sd if sd > 1e-12 else 1.0
+            index[key] = len(rows)
+            centre[len(rows)] = (mu, sd)
+            rows.append((values - mu) / sd)
+        out.append(index[key])
+    return np.stack(rows).astype(np.float64), out, centre
 
 
 def _inner_splits(
@@ -722,17 +828,23 @@ def _predictions(
     """
     counts = np.array([len(rows) for *_, rows, _ in parts], dtype=np.int64)
     rows = np.concatenate([r for *_, r, _ in parts]) if parts else np.zeros(0, np.int64)
-    proba = np.concatenate([p for *_, p in parts]) if parts else np.zeros((0, len(classes)))
+    proba = np.concatenate([p for *_, p in parts]) if parts else np.zeros((0, max(len(classes), 1)))
+    common = {
+        "collection": np.repeat([p.collection for p, *_ in parts], counts).astype(object),
+        "panel": np.repeat([p.name for p, *_ in parts], counts).astype(object),
+        "model": np.repeat([m for _, m, *_ in parts], counts).astype(object),
+        "split_id": np.repeat([split_ids[s] for _, _, s, *_ in parts], counts).astype(object),
+        "kind": np.repeat([kinds[s] for _, _, s, *_ in parts], counts).astype(object),
+        "sample_id": np.asarray(samples, dtype=object)[rows],
+    }
+    if not classes:  # a regression target: the value, true and predicted
+        frame = pd.DataFrame({**common, "true_value": y[rows].astype(np.float64), "predicted_value": proba[:, 0]})
+        return frame.astype({c: "string" for c in PREDICTION_TEXT if c in frame})
     names = np.asarray(classes, dtype=object)
     frame = pd.DataFrame(
         {
-            "collection": np.repeat([p.collection for p, *_ in parts], counts).astype(object),
-            "panel": np.repeat([p.name for p, *_ in parts], counts).astype(object),
-            "model": np.repeat([m for _, m, *_ in parts], counts).astype(object),
-            "split_id": np.repeat([split_ids[s] for _, _, s, *_ in parts], counts).astype(object),
-            "kind": np.repeat([kinds[s] for _, _, s, *_ in parts], counts).astype(object),
-            "sample_id": np.asarray(samples, dtype=object)[rows],
-            "true_label": names[y[rows]],
+            **common,
+            "true_label": names[y[rows].astype(np.int64)],
             "predicted_label": names[predicted_classes(proba)] if len(proba) else np.zeros(0, object),
             "probability": proba[:, -1] if len(classes) == 2 else proba.max(axis=1),
         }
@@ -749,6 +861,7 @@ def _write_history(
     split_ids: Sequence[str],
     kinds: Sequence[str],
     epochs: int,
+    names: Sequence[str] = HISTORY_METRICS,
 ) -> None:
     """Per-epoch history of every real model, as one parquet (names dictionary-encoded, values float32).
 
@@ -773,7 +886,7 @@ def _write_history(
         "kind": repeated([kinds[s] for _, s, *_ in parts]),
         "epoch": pa.array(np.tile(np.arange(1, epochs + 1, dtype=np.int32), n)),
     }
-    for j, metric in enumerate(HISTORY_METRICS):
+    for j, metric in enumerate(names):
         columns[metric] = pa.array(values[:, j].astype(np.float32))
     columns["device"] = repeated([d for _, _, _, d, _ in parts])
     columns["best_epoch"] = pa.array(np.repeat(np.array([b for *_, b in parts], dtype=np.int32), epochs))

@@ -127,3 +127,45 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     if binary:
         out.update({"tp": int(tp[1]), "fp": int(confusion[0, 1]), "tn": int(tp[0]), "fn": int(confusion[1, 0])})
     return out
+
+
+REGRESSION_METRICS = ("r2", "rmse", "mae", "pearson", "spearman")
+"""Metrics of a regression target, in the order metrics.tsv and summary.tsv list them."""
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """1-based average ranks (ties share their mean rank), as scipy's ``rankdata``."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ordered) != 0) + 1]
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    for a, b in zip(starts, ends, strict=True):
+        ranks[order[a:b]] = (a + b + 1) / 2
+    return ranks
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    da, db = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((da * da).sum() * (db * db).sum()))
+    return float((da * db).sum() / denom) if denom > 0 else math.nan
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """R^2 (scikit-learn's ``r2_score``), RMSE, MAE, Pearson's r and Spearman's rho of predictions.
+
+    R^2 compares the squared error with that of the test rows' own mean, so a
+    model that predicts the training mean scores just below 0; an undefined
+    value (constant truth or predictions) is NaN.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    res = float(((y - p) ** 2).sum())
+    tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    return {
+        "r2": 1.0 - res / tot if tot > 0 else math.nan,
+        "rmse": math.sqrt(res / len(y)) if len(y) else math.nan,
+        "mae": float(np.abs(y - p).mean()) if len(y) else math.nan,
+        "pearson": _correlation(p, y) if len(y) > 1 else math.nan,
+        "spearman": _correlation(_rank(p), _rank(y)) if len(y) > 1 else math.nan,
+    }

@@ -234,6 +234,32 @@ def repeated_stratified_kfold(
             yield indices[~mask], indices[mask]
 
 
+def repeated_kfold(
+    n_samples: int, n_splits: int, n_repeats: int, random_state: int | np.random.RandomState | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` positions exactly as scikit-learn 1.9.1's ``RepeatedKFold.split`` yields them.
+
+    One ``RandomState`` is shared by every repeat (scikit-learn passes the
+    instance to each repeat's ``KFold(shuffle=True)``). A repeat shuffles
+    ``arange(n)`` in place and cuts it into ``n_splits`` consecutive folds, the
+    first ``n % n_splits`` one sample larger; both index arrays come back
+    ascending.
+    """
+    rng = check_random_state(random_state)
+    indices = np.arange(n_samples)
+    sizes = np.full(n_splits, n_samples // n_splits, dtype=int)
+    sizes[: n_samples % n_splits] += 1
+    for _ in range(n_repeats):
+        order = np.arange(n_samples)
+        rng.shuffle(order)
+        start = 0
+        for size in sizes:
+            mask = np.zeros(n_samples, dtype=bool)
+            mask[order[start : start + size]] = True
+            start += size
+            yield indices[~mask], indices[mask]
+
+
 def holdout_split(labels: pd.Series, test_size: float, random_state: int, stratify: bool) -> pd.DataFrame:
     """The tutorial's split: scikit-learn's ``train_test_split`` on the sample ids, via :func:`train_test_indices`."""
     ids = labels.index.to_numpy()
@@ -292,6 +318,80 @@ def make_splits(
     return table
 
 
+def regression_values(values: pd.Series) -> tuple[pd.Series, int, int, dict[str, int]]:
+    """The finite numbers of a target column, the count of missing values, and of values that are not numbers.
+
+    Returns ``(numbers indexed by sample id, missing, unusable, unusable values with counts)``;
+    text, ``inf`` and ``nan`` written out count as unusable, never silently as missing.
+    """
+    missing = values.isna()
+    numeric = pd.to_numeric(values.where(~missing), errors="coerce").astype("float64")
+    finite = np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
+    unusable = ~missing & ~finite
+    counts = values[unusable].astype(str).value_counts()
+    return numeric[finite], int(missing.sum()), int(unusable.sum()), {str(k): int(v) for k, v in counts.items()}
+
+
+def make_regression_splits(
+    values: pd.Series, test_size: float, random_state: int, cv_folds: int, cv_repeats: int
+) -> pd.DataFrame:
+    """Holdout and repeated k-fold splits (not stratified) of samples with a numeric target; ``y`` is the value."""
+    if len(values) < 4:
+        raise PanelMlpError(f"only {len(values)} samples have a numeric target; check config target.column")
+    ids = values.index.to_numpy()
+    train, test = train_test_indices(len(ids), test_size, random_state, None)
+    parts = [_frame("holdout", "holdout", ids[train], ids[test])]
+    if cv_folds > 1 and cv_repeats > 0:
+        if cv_folds > len(ids):
+            raise PanelMlpError(f"config split.cv_folds={cv_folds}: only {len(ids)} samples have a numeric target")
+        for i, (tr, te) in enumerate(repeated_kfold(len(ids), cv_folds, cv_repeats, random_state)):
+            parts.append(_frame(f"cv_r{i // cv_folds + 1}_f{i % cv_folds + 1}", "cv", ids[tr], ids[te]))
+    table = pd.concat(parts, ignore_index=True)
+    table["y"] = table["sample_id"].map(values).astype("float64")
+    table["label"] = table["y"].map(lambda v: f"{v:g}")
+    return table[["split_id", "kind", "sample_id", "role", "label", "y"]]
+
+
+def _regression_step(
+    values: pd.Series, column: str, split: Mapping, out_splits: str, out_labels: str, loss: str = "mse"
+) -> dict:
+    numbers, missing, unusable, unusable_values = regression_values(values)
+    table = make_regression_splits(
+        numbers,
+        test_size=split["test_size"],
+        random_state=split["random_state"],
+        cv_folds=split.get("cv_folds", 5),
+        cv_repeats=split.get("cv_repeats", 1),
+    )
+    table.to_parquet(out_splits, index=False)
+    summary = {
+        "kind": "regression",
+        "loss": loss,
+        "target": column,
+        "samples": len(values),
+        "labelled": len(numbers),
+        "missing_label": missing,
+        "unmatched_label": unusable,
+        "unmatched_values": unusable_values,
+        "classes": [],
+        "positive": None,
+        "class_counts": {},
+        "values": {
+            "mean": float(numbers.mean()),
+            "sd": float(numbers.std(ddof=1)) if len(numbers) > 1 else 0.0,
+            "min": float(numbers.min()),
+            "median": float(numbers.median()),
+            "max": float(numbers.max()),
+        },
+        "splits": {k: int(v) for k, v in table.groupby("kind")["split_id"].nunique().items()},
+    }
+    if summary["values"]["sd"] == 0:
+        raise PanelMlpError(f"config target.column: {column!r} has the same value for every sample; nothing to predict")
+    Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("split: %s", json.dumps(summary))
+    return summary
+
+
 def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out_splits: str, out_labels: str) -> dict:
     """cohort.parquet -> splits.parquet (every split's membership and labels) and labels.json."""
     column = target["column"]
@@ -300,6 +400,10 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
         raise PanelMlpError(f"config target.column: {column!r} is not a column of {cohort}; choose a clinical column")
     frame = pq.read_table(cohort, columns=[sample_id, column]).to_pandas()
     values = frame.set_index(sample_id)[column]
+    if target.get("kind", "classification") == "regression":
+        return _regression_step(values, column, split, out_splits, out_labels, target.get("loss", "mse"))
+    if not target.get("classes"):
+        raise PanelMlpError("config target.classes: a classification target needs classes (label: regex)")
     found = derive_labels(values, target["classes"], target.get("positive"))
     table = make_splits(
         found,
@@ -311,6 +415,7 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
     )
     table.to_parquet(out_splits, index=False)
     summary = {
+        "kind": "classification",
         "target": column,
         "samples": len(values),
         "labelled": len(found.labels),

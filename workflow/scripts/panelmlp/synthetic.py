@@ -176,3 +176,26 @@ def split_cohort(
     else:
         out = [sep.join(["SAMPLE_ID", *genes])] + [sep.join([sid, *row]) for sid, row in zip(ids, values, strict=True)]
     Path(expression).write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def plant_numeric_target(
+    path: str | Path, column: str, genes: Sequence[str], slope: float, noise: float, seed: int = 0, centre: float = 55.0
+) -> None:
+    """Rewrite ``column`` of a cohort from :func:`write_cohort` (without malformed lines) as a number driven by ``genes``.
+
+    ``column = centre + slope * (sum of the genes' z-scores) + noise * N(0, 1)``:
+    a regression target with planted signal in those genes and none in the others.
+    """
+    rng = np.random.default_rng(seed)
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError("plant_numeric_target needs a cohort without malformed lines (n_malformed=0, n_broken=0)")
+    at = header.index(column)
+    values = np.array([[float(r[header.index(g)]) for g in genes] for r in rows])
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    target = centre + slope * z.sum(axis=1) + noise * rng.normal(size=len(rows))
+    for r, v in zip(rows, target, strict=True):
+        r[at] = f"{v:.3f}"
+    Path(path).write_text("\n".join([",".join(header), *(",".join(r) for r in rows)]) + "\n", encoding="utf-8")

@@ -142,6 +142,10 @@ class ModelSet:
     """Per-model weight decay ``[K]`` (None: the spec's)."""
     dropout: np.ndarray | None = None
     """Per-model dropout ``[K]`` (None: the spec's)."""
+    task: str = "classification"
+    """``classification`` (class codes in ``labels``) or ``regression`` (target values, one linear output)."""
+    loss: str = "mse"
+    """Loss of a regression target: ``mse`` or ``l1``."""
 
     def hyper(self, spec: TrainSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-model learning rate, weight decay and dropout, ``[K]`` each."""
@@ -420,6 +424,16 @@ def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, valid: torch
     large test sets (comparing all pairs was 10x slower already at 17 rows).
     Padded entries are moved past every valid one.
     """
+    ranks = _average_ranks(score, valid)
+    pos64, neg64 = pos.to(torch.float64), neg.to(torch.float64)
+    n_pos, n_neg = pos64.sum(1), neg64.sum(1)
+    u = (ranks * pos64).sum(1) - n_pos * (n_pos + 1) / 2
+    auc = torch.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg).clamp(min=1), torch.nan)
+    return auc.to(score.dtype)
+
+
+def _average_ranks(score: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per row, the 1-based average rank (ties share their mean rank) of each valid entry, float64; padding ranks last."""
     k, t = score.shape
     big = torch.finfo(score.dtype).max
     keyed = torch.where(valid > 0, score.to(torch.float64), big)
@@ -434,12 +448,57 @@ def _auc(score: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, valid: torch
     first.scatter_reduce_(0, flat.reshape(-1), position, reduce="amin")
     last.scatter_reduce_(0, flat.reshape(-1), position, reduce="amax")
     rank_sorted = ((first[flat] + last[flat]) / 2 + 1).view(k, t)
-    ranks = torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted)
-    pos64, neg64 = pos.to(torch.float64), neg.to(torch.float64)
-    n_pos, n_neg = pos64.sum(1), neg64.sum(1)
-    u = (ranks * pos64).sum(1) - n_pos * (n_pos + 1) / 2
-    auc = torch.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg).clamp(min=1), torch.nan)
-    return auc.to(score.dtype)
+    return torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted)
+
+
+REGRESSION_HISTORY = ("train_loss", "test_loss", "r2", "rmse", "mae", "pearson", "spearman")
+"""Per-epoch quantities of a regression model: the same positions as :data:`HISTORY_METRICS`."""
+
+
+def regression_loss_and_grad(
+    out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor, loss: str = "mse"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses ``[K, B]`` (0 where invalid) and the gradient w.r.t. the outputs ``[K, B, 1]``.
+
+    ``mse`` is torch's MSELoss, ``l1`` its L1Loss (gradient the sign of the
+    error, 0 at 0), each the mean over a model's own valid rows.
+    """
+    o = out.squeeze(-1)
+    diff = (o - y) * valid
+    scale = 1.0 / n_valid[:, None]
+    if loss == "l1":
+        return diff.abs(), (torch.sign(diff) * scale).unsqueeze(-1)
+    return diff * diff, (2.0 * diff * scale).unsqueeze(-1)
+
+
+def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """R^2, RMSE, MAE, Pearson's and Spearman's correlation of every model on its valid rows, ``[K, 5]`` (float64 inside).
+
+    R^2 is ``1 - SS_res / SS_tot`` around the test rows' own mean (scikit-learn's
+    ``r2_score``); undefined values (constant truth or predictions) are NaN.
+    """
+    o, t = pred.to(torch.float64), y.to(torch.float64)
+    v = valid.to(torch.float64)
+    n = v.sum(1).clamp(min=1)
+    t_mean = (t * v).sum(1) / n
+    o_mean = (o * v).sum(1) / n
+    res = ((o - t) ** 2 * v).sum(1)
+    tot = ((t - t_mean[:, None]) ** 2 * v).sum(1)
+    r2 = torch.where(tot > 0, 1 - res / tot.clamp(min=1e-300), torch.nan)
+    rmse = torch.sqrt(res / n)
+    mae = ((o - t).abs() * v).sum(1) / n
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        am = (a * v).sum(1) / n
+        bm = (b * v).sum(1) / n
+        da, db = (a - am[:, None]) * v, (b - bm[:, None]) * v
+        denom = torch.sqrt((da * da).sum(1) * (db * db).sum(1))
+        return torch.where(denom > 0, (da * db).sum(1) / denom.clamp(min=1e-300), torch.nan)
+
+    pearson = corr(o, t)
+    spearman = corr(_average_ranks(o, valid), _average_ranks(t, valid))
+    del o_mean
+    return torch.stack([r2, rmse, mae, pearson, spearman], dim=1).to(pred.dtype)
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -604,12 +663,24 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     steps_per_epoch = int(steps_sorted[0])
     tracked_sorted = np.flatnonzero(tracked[order])
 
-    sizes = [int(data.cols.shape[1]), *spec.hidden, output_size(data.n_classes)]
+    regression = data.task == "regression"
+    sizes = [int(data.cols.shape[1]), *spec.hidden, 1 if regression else output_size(data.n_classes)]
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor):
+        if regression:
+            return regression_loss_and_grad(out, y, valid, n_valid, data.loss)
+        return loss_and_grad(out, y.to(out.dtype) if out.shape[-1] == 1 else y, valid, n_valid)
+
+    def metrics_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if regression:
+            return regression_metrics(out.squeeze(-1), y, valid)
+        return metrics_from_logits(out, y, valid, data.n_classes)
+
     init = _initial_weights(data, sizes, spec.seed, order)
     weights = [torch.from_numpy(w).to(device) for w, _ in init]
     biases = [torch.from_numpy(b).to(device) for _, b in init]
     del init
-    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, data.n_classes)
+    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, 1 if regression else data.n_classes)
     optimizer = _Optimizer(
         stack,
         spec,
@@ -621,7 +692,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     feed = _Feed(data, order, dtype, device)
 
     stream_of = torch.tensor(data.stream[order], device=device)
-    label_rows = torch.tensor(data.labels, dtype=torch.long, device=device)
+    label_rows = torch.tensor(data.labels, dtype=dtype if regression else torch.long, device=device)
     label_of = torch.tensor(data.label[order], device=device)
     shuffle_rngs = [stream_rng(spec.seed, sid, perm, STREAM_SHUFFLE) for sid, perm in data.streams]
     keep_sorted = 1.0 - drop_k[order]
@@ -635,7 +706,9 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_model_step = _layer_flops(sizes, 1, backward=True)
     per_model_test = _layer_flops(sizes, 1, backward=False)
     # Everything a step needs that does not change between epochs, as views.
-    labels_t = torch.tensor(data.labels, dtype=dtype if data.n_classes == 2 else torch.long, device=device)
+    labels_t = torch.tensor(
+        data.labels, dtype=dtype if regression or data.n_classes == 2 else torch.long, device=device
+    )
     one_labelling = data.labels.shape[0] == 1
     chunk = _chunk_models(bs, sizes)
     plans = []
@@ -714,12 +787,14 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         yt = y_test[tracked_t].repeat(n_ep, 1)
         ok = test_ok[tracked_t].repeat(n_ep, 1)
         nt = n_test[tracked_t].repeat(n_ep)
-        rows, _ = loss_and_grad(stacked, yt.to(dtype) if stacked.shape[-1] == 1 else yt, ok.to(dtype), nt)
+        rows, _ = loss_fn(stacked, yt, ok.to(dtype), nt)
         history[start : start + n_ep, :, 1] = (rows.sum(1) / nt).view(n_ep, n_tracked).cpu().numpy()
-        values = metrics_from_logits(stacked, yt, ok, data.n_classes)
+        values = metrics_fn(stacked, yt, ok)
         history[start : start + n_ep, :, 2:] = values.view(n_ep, n_tracked, -1).cpu().numpy()
 
-    stopper = _EarlyStopping.create(data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device)
+    stopper = _EarlyStopping.create(
+        data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device, loss_fn
+    )
     best_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
     stopped_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
 
@@ -750,7 +825,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     if epoch_masks is not None and part.keeps:
                         masks = _chunk_masks(epoch_masks, part, step, rows.shape[1])
                     logits, cache = part.stack.forward(xb, masks)
-                    row_loss, grad = loss_and_grad(logits, yb, part.valid, part.n_valid)
+                    row_loss, grad = loss_fn(logits, yb, part.valid, part.n_valid)
                     loss_row[part.lo : part.hi] += row_loss.sum(1)
                     part.stack.backward(grad, cache, masks, out=part.grads)
                 optimizer.step(grad_buffers, step)
@@ -771,12 +846,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             best_epoch = stopper.best_epoch
             stopped_epoch = stopper.stopped_epoch
         final_logits = test_logits(np.arange(k_models))
-        final_metrics = metrics_from_logits(final_logits, y_test, test_ok, data.n_classes)
-        final_rows, _ = loss_and_grad(
-            final_logits, y_test.to(dtype) if final_logits.shape[-1] == 1 else y_test, test_ok.to(dtype), n_test
-        )
+        final_metrics = metrics_fn(final_logits, y_test, test_ok)
+        final_rows, _ = loss_fn(final_logits, y_test, test_ok.to(dtype), n_test)
         train_loss /= torch.tensor(n_train, dtype=dtype, device=device)
-        prob = _probabilities(final_logits)
+        prob = final_logits.squeeze(-1) if regression else _probabilities(final_logits)
     seconds = time.perf_counter() - started
 
     loss_np = train_loss.cpu().numpy()
@@ -852,6 +925,7 @@ class _EarlyStopping:
         chunk: int,
         dtype: torch.dtype,
         device: torch.device,
+        loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
     ) -> _EarlyStopping | None:
         """The early stopping of a training run, or None when it is off (no patience or no validation rows)."""
         if not spec.patience or data.valid is None:
@@ -876,8 +950,7 @@ class _EarlyStopping:
                 if inputs is None:
                     inputs = feed(rows[lo:hi], lo, buffer="valid")
                 logits = _slice(stack, lo, hi).forward(inputs)[0]
-                target = y[lo:hi].to(dtype) if logits.shape[-1] == 1 else y[lo:hi]
-                per_row, _ = loss_and_grad(logits, target, valid[lo:hi].to(dtype), n[lo:hi])
+                per_row, _ = loss_fn(logits, y[lo:hi], valid[lo:hi].to(dtype), n[lo:hi])
                 out.append(per_row.sum(1) / n[lo:hi])
             return torch.cat(out).to(torch.float64)
 

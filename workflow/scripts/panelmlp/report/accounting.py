@@ -173,8 +173,23 @@ def accounting_section(accounting: Mapping, quarantine: pd.DataFrame, labels: Ma
     return section("accounting", "\n".join(parts))
 
 
-def balance_section(labels: Mapping, slots: Figures) -> str:
-    """The class balance bar chart, and what a model that always predicts the largest class scores."""
+def balance_section(labels: Mapping, slots: Figures, values: object = None) -> str:
+    """The class balance bar chart, and what a model that always predicts the largest class scores.
+
+    For a regression target: the distribution of its ``values`` instead, and what predicting the mean means.
+    """
+    if labels.get("kind") == "regression":
+        summary = labels.get("values") or {}
+        missing = int(labels.get("missing_label", 0) or 0) + int(labels.get("unmatched_label", 0) or 0)
+        fig = figures.target_histogram(values if values is not None else [], str(labels.get("target", "target")))
+        text = (
+            f"The target's values over the {labels.get('labelled', '?')} samples that have one (mean "
+            f"{summary.get('mean', float('nan')):.4g}, sd {summary.get('sd', float('nan')):.4g}, range "
+            f"{summary.get('min', float('nan')):.4g} to {summary.get('max', float('nan')):.4g}); {missing} samples without a "
+            "usable value are left out. Predicting every sample the training mean scores an R² of about 0 and an RMSE of about "
+            "the sd: any model must beat that."
+        )
+        return section("balance", slots.html(fig, "balance") + caption(text))
     counts = labels.get("class_counts") or {}
     missing = int(labels.get("missing_label", 0) or 0) + int(labels.get("unmatched_label", 0) or 0)
     fig = figures.class_balance(counts, missing=missing, positive=labels.get("positive"))

@@ -31,6 +31,7 @@ from .figures import (
 )
 from .inputs import Panel
 from .page import Figures, caption, collapsed, esc, fmt, fmt_ci, fmt_p, html_table, section
+from .score import CLASSIFICATION, Score
 
 DOT_PLOT_MAX = 40
 """At most this many panels (the best) in the ranked dot plot."""
@@ -64,7 +65,7 @@ def ci_points(model: str, mean: np.ndarray, low: np.ndarray, high: np.ndarray, a
     }
 
 
-def dot_plot(rows: pd.DataFrame) -> Figure:
+def dot_plot(rows: pd.DataFrame, score: Score = CLASSIFICATION) -> Figure:
     """Ranked dot plot: MLP and logistic regression mean CV ROC-AUC with 95% CI bars, one row per panel, best on top.
 
     ``rows`` has, per panel in rank order, ``label`` and for each of ``mlp`` and
@@ -72,15 +73,15 @@ def dot_plot(rows: pd.DataFrame) -> Figure:
     """
     labels = [esc(v) for v in rows["label"]]
     data = []
-    for model in ("mlp", "logreg"):
+    for model in ("mlp", score.baseline):
         mean, low, high = (rows[f"{model}_{c}"].to_numpy(np.float64) for c in ("mean", "low", "high"))
         data.append(ci_points(model, mean, low, high, "x") | {"y": labels, "orientation": "h"})
     layout = {
-        "xaxis": {"title": {"text": "mean CV ROC-AUC with 95% CI"}},
+        "xaxis": {"title": {"text": f"mean CV {score.name} with 95% CI"}},
         "yaxis": {"autorange": "reversed", "type": "category", "categoryorder": "array", "categoryarray": labels},
         "scattermode": "group",
         "scattergap": 0.4,
-        "shapes": [vline(0.5)],
+        "shapes": [vline(score.chance)],
         "legend": {"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"},
         "margin": {"t": 40},
     }
@@ -116,12 +117,12 @@ def metric_grid(summary: pd.DataFrame, metrics: Sequence[str], panels: Sequence[
 
 
 def dot_plot_rows(panels: Sequence[Panel]) -> pd.DataFrame:
-    """Label and MLP / logistic regression ROC-AUC mean and CI of each panel, in rank order."""
+    """Label and MLP / linear baseline main-metric mean and CI of each panel, in rank order."""
     rows = []
     for p in panels:
         row = {"label": p.label}
-        for model in ("mlp", "logreg"):
-            r = p.row(model, "roc_auc")
+        for model in ("mlp", p.score.baseline):
+            r = p.row(model, p.score.metric)
             row |= {f"{model}_mean": r["cv_mean"], f"{model}_low": r["ci_low"], f"{model}_high": r["ci_high"]}
         rows.append(row)
     return pd.DataFrame(rows)
@@ -136,11 +137,12 @@ def _models(summary: pd.DataFrame) -> list[str]:
 def key_metrics_table(panels: Sequence[Panel], models: Sequence[str]) -> str:
     """One row per panel and model, one column per key metric: 'mean [low, high]'; the MLP's rows in bold."""
     rows, key = [], []
+    key_metrics = panels[0].score.key_metrics if panels else KEY_METRICS
     for p in panels:
         for model in models:
-            rows.append([p.label, model_name(model)] + [fmt_ci(p.row(model, m)) for m in KEY_METRICS])
+            rows.append([p.label, model_name(model)] + [fmt_ci(p.row(model, m)) for m in key_metrics])
             key.append(model == "mlp")
-    names = [metric_name(m) for m in KEY_METRICS]
+    names = [metric_name(m) for m in key_metrics]
     return html_table(["panel", "model", *names], rows, numeric=names, key_rows=key)
 
 
@@ -177,7 +179,7 @@ def summary_table(panels: Sequence[Panel], models: Sequence[str], metrics: Seque
                     n_perm,
                 ]
                 rows.append([p.label, model_name(model), name, *values])
-                key.append(model == "mlp" and metric == "roc_auc")
+                key.append(model == "mlp" and metric == p.score.metric)
     return html_table(columns, rows, numeric=columns[3:], key_rows=key)
 
 
@@ -189,13 +191,15 @@ def _dot_plot(panels: Sequence[Panel], slots: Figures) -> str:
         if len(shown) < len(panels)
         else ""
     )
+    score = panels[0].score if panels else CLASSIFICATION
+    chance = fmt(score.chance)
     text = (
-        "Each row is a panel, best mean CV ROC-AUC on top: the MLP's mean (circle) and logistic regression's (diamond), "
-        "each with its 95% confidence interval as a bar. The dashed line is chance (0.5). Overlapping intervals of the MLP "
-        "and logistic regression mean the data cannot tell them apart; an interval crossing 0.5 is no evidence of signal."
+        f"Each row is a panel, best mean CV {score.name} on top: the MLP's mean (circle) and {score.baseline_name}'s (diamond), "
+        f"each with its 95% confidence interval as a bar. The dashed line is chance ({chance}). Overlapping intervals of the MLP "
+        f"and {score.baseline_name} mean the data cannot tell them apart; an interval crossing {chance} is no evidence of signal."
         + more
     )
-    return slots.html(dot_plot(dot_plot_rows(shown)), "ranked-auc") + caption(text)
+    return slots.html(dot_plot(dot_plot_rows(shown), score), "ranked-auc") + caption(text)
 
 
 def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) -> str:
@@ -203,18 +207,27 @@ def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) 
     models = _models(summary)
     frame = summary.assign(key=summary["collection"] + "/" + summary["panel"])
     keys = [f"{p.collection}/{p.name}" for p in panels]
-    fig = metric_grid(frame, KEY_METRICS, keys, [p.label for p in panels])
+    score = panels[0].score if panels else CLASSIFICATION
+    fig = metric_grid(frame, score.key_metrics, keys, [p.label for p in panels])
     metrics = list(dict.fromkeys(summary["metric"]))
     full = summary_table(panels, models, metrics)
-    return (
-        "<h3>Every key metric</h3>"
-        + slots.html(fig, "comparison")
-        + caption(
+    if score.kind == "regression":
+        explained = (
+            "Each dot is a model's mean over the CV splits, with its 95% confidence interval as a bar. "
+            "Dashed lines mark no skill: R² 0 (predicting the mean) and correlations 0. RMSE and MAE are in the target's units; "
+            "the training-mean baseline's errors are the bar any model must clear."
+        )
+    else:
+        explained = (
             "Each dot is a model's mean over the CV splits, with its 95% confidence interval as a bar. "
             "Dashed lines mark chance for ROC-AUC and balanced accuracy (0.5) and for MCC (0). "
             "For PR-AUC chance is the share of positive samples, which the majority baseline's value shows. "
             "The majority baseline's accuracy is high only because one class is common; it has no skill."
         )
+    return (
+        "<h3>Every key metric</h3>"
+        + slots.html(fig, "comparison")
+        + caption(explained)
         + key_metrics_table(panels, models)
         + caption("CV mean with its 95% confidence interval in brackets; the MLP's rows in bold.")
         + collapsed(
@@ -222,7 +235,7 @@ def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) 
             full
             + caption(
                 "'CV sd' is the spread over CV splits; 'holdout' the single holdout split's value; the permutation p-value is computed "
-                "for the MLP's ROC-AUC only. A CI is clipped to the metric's range."
+                f"for the MLP's {score.name} only. A CI is clipped to the metric's range."
             ),
         )
     )

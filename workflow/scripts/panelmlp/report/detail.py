@@ -24,7 +24,7 @@ from .verdict import tag, verdict_box
 
 GUIDE = {
     "pair": (
-        "Each dot is one labelled sample, coloured by class; each small plot compares two genes. Values are standardised "
+        "Each dot is one labelled sample, coloured by class (or by the target's value for a regression target); each small plot compares two genes. Values are standardised "
         "(0 = training mean, 1 = one standard deviation). Separate colour clouds would hint at signal; fully overlapping clouds "
         "mean these genes, taken two at a time, do not tell the classes apart. Looking is not testing: with many genes some "
         "pairs separate by chance."
@@ -33,7 +33,7 @@ GUIDE = {
         "Blue: mean over the CV splits, with the shaded band showing mean ± 1 standard deviation across splits; red: the holdout split. "
         "Loss panel: dotted lines are the training loss, solid lines the test loss; the other panels are measured on each split's "
         "test samples after every epoch. A test loss that climbs while the training loss keeps falling means the network is "
-        "memorising its training samples (overfitting). ROC-AUC's dashed line marks chance (0.5). These curves describe "
+        "memorising its training samples (overfitting). Dashed lines mark chance (ROC-AUC 0.5; R² and correlations 0). These curves describe "
         "training; the verdict uses the kept epoch only (the last, or the one early stopping chose)."
     ),
     "rocpr": (
@@ -42,6 +42,11 @@ GUIDE = {
         "the share of positives, what a random ranking gets. Solid lines pool the test predictions of all CV folds (each sample "
         "appears once per CV repeat), dotted lines the holdout split alone. The pooled AUC can differ from the per-fold mean in "
         "the verdict. The majority baseline is not drawn: it gives every sample the same score, so its curves are the dashed chance lines."
+    ),
+    "scatter": (
+        "Each dot is a test sample: its true value (x) against the MLP's prediction (y); blue pools the test predictions of "
+        "all CV splits (each sample once per CV repeat), red the holdout split. The dashed diagonal is perfect prediction. "
+        "A cloud flat around the mean value, with no slope, is a model that has learnt nothing about the target."
     ),
     "confusion": (
         "The MLP's confusion matrices: rows are the true class, columns the predicted class (probability ≥ 0.5 for the positive "
@@ -72,6 +77,7 @@ TITLES = {
     "pair": "Gene pair plot",
     "curves": "Training curves",
     "rocpr": "ROC and precision-recall curves",
+    "scatter": "Predicted against true values",
     "confusion": "Confusion matrices",
     "tuning": "Nested tuning: the grid points chosen",
     "permutation": "Permutation test: shuffled labels",
@@ -137,7 +143,11 @@ def _pair(panel: Panel, ctx: Context, figs: dict[str, Figure], notes: dict[str, 
             f"Only {len(genes)} gene{'s' if len(genes) != 1 else ''} to draw ({esc(', '.join(genes))}): no pairs to plot."
         )
         return
-    figs["pair"] = figures.pair_plot(ctx.pair.matrix(genes), ctx.pair.labels, genes, ctx.classes)
+    if ctx.labels.get("kind") == "regression":
+        targets = np.array([float(v) for v in ctx.pair.labels])
+        figs["pair"] = figures.pair_plot_values(ctx.pair.matrix(genes), targets, genes, ctx.labels.get("target", ""))
+    else:
+        figs["pair"] = figures.pair_plot(ctx.pair.matrix(genes), ctx.pair.labels, genes, ctx.classes)
     shown = len(ctx.pair.labels)
     drawn = (
         f"{shown} labelled samples" if shown == ctx.pair.total else f"{shown} of the {ctx.pair.total} labelled samples"
@@ -208,6 +218,10 @@ def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure],
     if predictions is None or not len(predictions):
         notes["rocpr"] = notes["confusion"] = "No predictions to plot."
         return
+    if ctx.labels.get("kind") == "regression":
+        figs["scatter"] = figures.predicted_vs_true(predictions, ctx.points * 5)
+        notes["scatter"] = ""
+        return
     if len(ctx.classes) == 2:
         figs["rocpr"] = figures.roc_pr_curves(predictions, ctx.positive, ctx.points)
         notes["rocpr"] = f"Positive class: '{esc(ctx.positive)}'."
@@ -234,7 +248,7 @@ def detail_block(
     where = f", {esc(panel.collection)}" if panel.collection else ""
     summary = (
         f'#{panel.rank} {esc(panel.name)} <span class="muted">({panel.n_genes} genes{where})</span> '
-        f"MLP ROC-AUC {fmt(auc['cv_mean'])} [{fmt(auc['ci_low'])}, {fmt(auc['ci_high'])}] {tag(panel.level)}"
+        f"MLP {panel.score.name} {fmt(auc['cv_mean'])} [{fmt(auc['ci_low'])}, {fmt(auc['ci_high'])}] {tag(panel.level)}"
     )
     if verdict_up_front:
         parts = [f'<p>Verdict: see <a href="#verdict-{panel.anchor}">section 1</a>.</p>']

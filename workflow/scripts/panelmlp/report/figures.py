@@ -29,7 +29,7 @@ from .page import esc
 Figure = dict[str, Any]
 """A figure: ``{"data": [trace, ...], "layout": {...}}``."""
 
-MODEL_ORDER = ("mlp", "sklearn_mlp", "logreg", "majority")
+MODEL_ORDER = ("mlp", "sklearn_mlp", "logreg", "ridge", "majority", "mean")
 """Models of metrics.tsv, in the order the report shows them."""
 
 MODEL_NAMES = {
@@ -37,8 +37,17 @@ MODEL_NAMES = {
     "sklearn_mlp": "scikit-learn MLP",
     "logreg": "Logistic regression",
     "majority": "Majority class",
+    "ridge": "Ridge regression",
+    "mean": "Training mean",
 }
-MODEL_COLOURS = {"mlp": "#1f5fa8", "sklearn_mlp": "#6a3d9a", "logreg": "#e08214", "majority": "#8c8c8c"}
+MODEL_COLOURS = {
+    "mlp": "#1f5fa8",
+    "sklearn_mlp": "#6a3d9a",
+    "logreg": "#e08214",
+    "majority": "#8c8c8c",
+    "ridge": "#e08214",
+    "mean": "#8c8c8c",
+}
 CLASS_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 CV_COLOUR = "#1f5fa8"
 HOLDOUT_COLOUR = "#d62728"
@@ -56,12 +65,17 @@ METRIC_NAMES = {
     "roc_auc": "ROC-AUC",
     "pr_auc": "PR-AUC",
     "mcc": "MCC",
+    "r2": "R²",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "pearson": "Pearson r",
+    "spearman": "Spearman ρ",
 }
 
 KEY_METRICS = ("roc_auc", "balanced_accuracy", "accuracy", "f1", "mcc", "pr_auc")
 """Metrics of the per-metric comparison chart and table, in order."""
 
-CHANCE_LEVEL = {"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0}
+CHANCE_LEVEL = {"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0, "r2": 0.0, "pearson": 0.0, "spearman": 0.0}
 """Value of a classifier that guesses, for the metrics where it does not depend on the data."""
 
 DIGITS = 4
@@ -88,8 +102,13 @@ CURVE_CELLS = (
     ("recall", ("recall",)),
     ("f1", ("f1",)),
     ("roc_auc", ("roc_auc",)),
+    ("r2", ("r2",)),
+    ("rmse", ("rmse",)),
+    ("mae", ("mae",)),
+    ("pearson", ("pearson",)),
+    ("spearman", ("spearman",)),
 )
-"""Subplots of the per-epoch figure and the history columns each draws."""
+"""Subplots of the per-epoch figure and the history columns each draws (a run's history has one kind's columns)."""
 
 _AXIS = {
     "showgrid": True,
@@ -348,6 +367,84 @@ def pair_plot(values: np.ndarray, labels: Sequence[str], genes: Sequence[str], c
     return figure(data, layout, min(side, 900), CURVE_DIGITS)
 
 
+def pair_plot_values(values: np.ndarray, targets: np.ndarray, genes: Sequence[str], target: str) -> Figure:
+    """The pair plot of a regression target: one trace, each sample coloured by its target value."""
+    marker = {
+        "color": np.asarray(targets, dtype=np.float64),
+        "colorscale": "Viridis",
+        "showscale": True,
+        "colorbar": {"title": {"text": esc(target)}},
+        "size": 6,
+        "opacity": 0.8,
+    }
+    if len(genes) == 2:
+        data = [{"type": "scatter", "mode": "markers", "x": values[:, 0], "y": values[:, 1], "marker": marker}]
+        layout = {"xaxis": {"title": {"text": esc(genes[0])}}, "yaxis": {"title": {"text": esc(genes[1])}}}
+        return figure(data, layout, 420, CURVE_DIGITS)
+    data = [
+        {
+            "type": "splom",
+            "dimensions": [{"label": esc(g), "values": values[:, j]} for j, g in enumerate(genes)],
+            "marker": marker | {"size": 5, "line": {"width": 0}},
+            "diagonal": {"visible": False},
+            "showupperhalf": False,
+        }
+    ]
+    side = 150 * max(len(genes) - 1, 1) + 120
+    return figure(data, {"dragmode": "select", "showlegend": False}, min(side, 900), CURVE_DIGITS)
+
+
+def target_histogram(values: np.ndarray, target: str, missing: int = 0) -> Figure:
+    """The distribution of a regression target over the samples with a value."""
+    trace = {
+        "type": "histogram",
+        "x": np.asarray(values, dtype=np.float64),
+        "marker": {"color": CV_COLOUR},
+        "hovertemplate": "%{x}: %{y} samples<extra></extra>",
+    }
+    layout = {
+        "showlegend": False,
+        "xaxis": {"title": {"text": esc(target)}},
+        "yaxis": {"title": {"text": "samples"}, "rangemode": "tozero"},
+    }
+    return figure([trace], layout, 340)
+
+
+def predicted_vs_true(predictions: Rows, limit: int = MAX_POINTS * 5) -> Figure:
+    """A regression target's predicted against true values on the test rows: CV splits pooled and the holdout split."""
+    data = []
+    rows = predictions.where(model="mlp")
+    truth_all = np.asarray(rows["true_value"], dtype=np.float64)
+    for kind, name, colour in (
+        ("cv", "CV test predictions (pooled)", CV_COLOUR),
+        ("holdout", "holdout split", HOLDOUT_COLOUR),
+    ):
+        part = rows.where(kind=kind)
+        if not len(part):
+            continue
+        truth = np.asarray(part["true_value"], dtype=np.float64)
+        pred = np.asarray(part["predicted_value"], dtype=np.float64)
+        keep = np.unique(np.linspace(0, len(truth) - 1, min(len(truth), limit)).round().astype(int))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": truth[keep],
+                "y": pred[keep],
+                "marker": {"color": colour, "size": 6, "opacity": 0.6},
+            }
+        )
+    lo, hi = (float(np.nanmin(truth_all)), float(np.nanmax(truth_all))) if len(truth_all) else (0.0, 1.0)
+    layout = {
+        "xaxis": {"title": {"text": "true value"}},
+        "yaxis": {"title": {"text": "predicted value"}},
+        "shapes": [{"type": "line", "x0": lo, "y0": lo, "x1": hi, "y1": hi, "line": CHANCE_LINE}],
+        "legend": {"orientation": "h", "y": 1.08, "x": 0},
+    }
+    return figure(data, layout, 440, CURVE_DIGITS)
+
+
 # ---------------------------------------------------------------- training curves
 
 
@@ -468,8 +565,8 @@ def epoch_curves(history: Rows, limit: int = MAX_POINTS) -> Figure:
             if np.isfinite(curves.holdout[column]).any():
                 style = {"color": HOLDOUT_COLOUR, "width": 1.5, "dash": dash}
                 lines.add(i, curves.holdout[column], f"Holdout split, {which}", style)
-        if name == "roc_auc":
-            layout.setdefault("shapes", []).append(hline(0.5, i))
+        if name in CHANCE_LEVEL and name != "balanced_accuracy":
+            layout.setdefault("shapes", []).append(hline(CHANCE_LEVEL[name], i))
     for i in (3, 4, 5):
         layout["xaxis" + axis_ref(i)[0][1:]]["title"] = {"text": "epoch"}
     layout["legend"] = {"orientation": "h", "y": -0.14, "x": 0}
@@ -480,14 +577,16 @@ def tuning_choices(tuning: Rows) -> Figure:
     """How often each grid point was chosen over the splits, with its mean inner-fold validation ROC-AUC.
 
     ``tuning`` is one panel's rows of tuning.tsv (split_id, point, grid_point,
-    inner_roc_auc, chosen).
+    score, inner_score, chosen).
     """
     points = np.asarray(tuning["point"]).astype(np.int64)
     order = np.unique(points)
     labels = [str(tuning["grid_point"][np.flatnonzero(points == q)[0]]) for q in order]
     chosen = np.asarray(tuning["chosen"]).astype(str)
     wins = [int(((points == q) & np.isin(chosen, ["True", "true", "1"])).sum()) for q in order]
-    inner = np.asarray(tuning["inner_roc_auc"]).astype(np.float64)
+    inner = np.asarray(tuning["inner_score"]).astype(np.float64)
+    score = str(tuning["score"][0]) if "score" in tuning and len(tuning) else "roc_auc"
+    score_name = "inner ROC-AUC" if score == "roc_auc" else f"inner validation {score}"
     means = [
         float(np.nanmean(inner[points == q])) if np.isfinite(inner[points == q]).any() else math.nan for q in order
     ]
@@ -499,7 +598,7 @@ def tuning_choices(tuning: Rows) -> Figure:
             "x": wins,
             "name": "times chosen",
             "marker": {"color": CV_COLOUR},
-            "text": [f"inner ROC-AUC {m:.3f}" if np.isfinite(m) else "" for m in means],
+            "text": [f"{score_name} {m:.3f}" if np.isfinite(m) else "" for m in means],
             "textposition": "outside",
             "cliponaxis": False,
         }

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ..compare import read_table, signal_level
 from ..scaling import fit_scaler, read_matrix
+from .score import CLASSIFICATION, Score, score_of
 
 Key = tuple[str, str]
 """A panel's ``(collection, panel)``; collection is '' for a named panel."""
@@ -46,7 +47,7 @@ NAN_ROW = {
 """A summary row of a model or metric that is absent."""
 
 NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", "roc_auc"]
-"""Columns of nulls.parquet the report reads."""
+"""Columns of nulls.parquet the report reads; a regression target's file has ``r2`` in place of ``roc_auc``."""
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Panel:
     label: str = ""
     anchor: str = ""
     facts: Facts = field(default_factory=Facts)
+    score: Score = CLASSIFICATION
 
     @property
     def key(self) -> Key:
@@ -95,12 +97,12 @@ class Panel:
 
     def has_model(self, model: str) -> bool:
         """Whether summary.tsv has rows of ``model`` (an optional baseline) for this panel."""
-        return (model, "roc_auc") in self.rows
+        return (model, self.score.metric) in self.rows
 
     @property
     def auc(self) -> dict:
-        """The MLP's ROC-AUC row: the row every verdict is read from."""
-        return self.row("mlp", "roc_auc")
+        """The MLP's main-metric row (ROC-AUC, or R^2 for a regression target): the row every verdict is read from."""
+        return self.row("mlp", self.score.metric)
 
     @property
     def level(self) -> str:
@@ -149,7 +151,10 @@ def read_text_table(path: str) -> pd.DataFrame:
 
 def read_nulls(paths: Sequence[str]) -> pd.DataFrame:
     """The rows of every unit's nulls.parquet the report needs (names as text)."""
-    frames = [pd.read_parquet(p, columns=NULL_COLUMNS) for p in paths]
+    frames = []
+    for path in paths:
+        names = pq.read_schema(path).names
+        frames.append(pd.read_parquet(path, columns=[c for c in (*NULL_COLUMNS, "r2") if c in names]))
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in NULL_COLUMNS})
@@ -189,8 +194,9 @@ def panels_of(summary: pd.DataFrame, panel_table: pd.DataFrame) -> list[Panel]:
         rows.setdefault(key, {})[(r["model"], r["metric"])] = r
         if not pd.isna(r.get("n_genes")):
             sizes[key] = int(r["n_genes"])
+    score = score_of(summary)
     panels = [
-        Panel(key[0], key[1], genes.get(key, []), sizes.get(key, len(genes.get(key, []))), value)
+        Panel(key[0], key[1], genes.get(key, []), sizes.get(key, len(genes.get(key, []))), value, score=score)
         for key, value in rows.items()
     ]
     panels.sort(key=lambda p: (_descending(p.auc["cv_mean"]), p.collection, p.name))

@@ -19,6 +19,7 @@ from ..compare import ALPHA, beats_random
 from .figures import HOLDOUT_COLOUR, MODEL_COLOURS, Figure, figure, hline, number, vline
 from .inputs import Panel
 from .page import Figures, caption, esc, fmt, fmt_p, section
+from .score import CLASSIFICATION, Score
 
 P_HISTOGRAM_MIN = 10
 """The p-value histogram across panels is drawn from this many panels on."""
@@ -40,12 +41,14 @@ def histogram(values: np.ndarray, extra: Sequence[float] = (), max_bins: int = 4
     return (edges[:-1] + edges[1:]) / 2, counts.tolist(), float(edges[1] - edges[0])
 
 
-def null_histogram(null: np.ndarray, observed: float, note: str, x_title: str, bar_name: str) -> Figure:
-    """Histogram of a null distribution of mean CV ROC-AUC with the observed value as a red line.
+def null_histogram(
+    null: np.ndarray, observed: float, note: str, x_title: str, bar_name: str, score: Score = CLASSIFICATION
+) -> Figure:
+    """Histogram of a null distribution of the mean CV main metric (ROC-AUC or R²) with the observed value as a red line.
 
     ``note`` is the annotation beside the line (e.g. the p-value).
     """
-    centres, counts, width = histogram(null, [observed, 0.5])
+    centres, counts, width = histogram(null, [observed, score.chance])
     bars = {
         "type": "bar",
         "x": centres,
@@ -53,9 +56,9 @@ def null_histogram(null: np.ndarray, observed: float, note: str, x_title: str, b
         "width": number(width),
         "name": bar_name,
         "marker": {"color": "#9ecae1", "line": {"color": "#4a7fb0", "width": 1}},
-        "hovertemplate": "ROC-AUC %{x:.3f}: %{y} replicates<extra></extra>",
+        "hovertemplate": f"{score.name} %{{x:.3f}}: %{{y}} replicates<extra></extra>",
     }
-    shapes = [vline(0.5)]
+    shapes = [vline(score.chance)]
     annotations = []
     if math.isfinite(observed):
         shapes.append(vline(number(observed), line={"color": HOLDOUT_COLOUR, "width": 2}))
@@ -83,7 +86,7 @@ def null_histogram(null: np.ndarray, observed: float, note: str, x_title: str, b
     return figure([bars], layout, 320)
 
 
-def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame) -> Figure:
+def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame, score: Score = CLASSIFICATION) -> Figure:
     """Each size's pool of random gene sets (a box of their mean CV ROC-AUC) with the panels of that size as dots.
 
     ``panels`` has ``label``, ``size``, ``auc``, ``random_p`` and ``beats``
@@ -128,7 +131,7 @@ def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame) -> Figur
                 "marker": {"color": colour, "size": 7, "opacity": 0.8},
                 "text": [esc(v) for v in rows["label"]],
                 "customdata": rows["random_p"].to_numpy(np.float64),
-                "hovertemplate": "%{text}: ROC-AUC %{y:.3f}, random-panel p %{customdata:.3g}<extra></extra>",
+                "hovertemplate": f"%{{text}}: {score.name} %{{y:.3f}}, random-panel p %{{customdata:.3g}}<extra></extra>",
             }
         )
     layout = {
@@ -137,8 +140,8 @@ def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame) -> Figur
             "tickvals": list(range(len(sizes))),
             "ticktext": [str(s) for s in sizes],
         },
-        "yaxis": {"title": {"text": "mean CV ROC-AUC"}},
-        "shapes": [hline(0.5)],
+        "yaxis": {"title": {"text": f"mean CV {score.name}"}},
+        "shapes": [hline(score.chance)],
         "legend": {"orientation": "h", "y": 1.08, "x": 0},
     }
     return figure(data, layout, 380)
@@ -188,8 +191,9 @@ def permutation_figure(panel: Panel, null: np.ndarray | None) -> Figure | None:
         null,
         float(auc["cv_mean"]),
         note,
-        f"{esc(panel.label)}: mean CV ROC-AUC with shuffled labels",
+        f"{esc(panel.label)}: mean CV {panel.score.name} with shuffled labels",
         "shuffled labels",
+        panel.score,
     )
 
 
@@ -199,8 +203,8 @@ def random_figure(panel: Panel, pool: np.ndarray | None) -> Figure | None:
     if pool is None or not len(pool) or not int(auc["n_random"] or 0):
         return None
     note = f"p = {fmt_p(auc['random_p'])}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
-    title = f"mean CV ROC-AUC of random {panel.n_genes}-gene sets"
-    return null_histogram(pool, float(auc["cv_mean"]), note, title, "random gene sets")
+    title = f"mean CV {panel.score.name} of random {panel.n_genes}-gene sets"
+    return null_histogram(pool, float(auc["cv_mean"]), note, title, "random gene sets", panel.score)
 
 
 def _permutation_part(panels: Sequence[Panel]) -> str:
@@ -216,7 +220,7 @@ def _permutation_part(panels: Sequence[Panel]) -> str:
     return (
         f"<h3>Shuffled labels</h3><p>Each panel's MLP was also trained on {n} copies of every CV split with the training labels "
         "shuffled, and scored on the true test labels: what this pipeline scores when there is nothing to find. "
-        "The permutation p-value is the share of replicates whose mean CV ROC-AUC reaches the real one (add-one estimate, "
+        f"The permutation p-value is the share of replicates whose mean CV {ran[0].score.name} reaches the real one (add-one estimate, "
         f"so never below 1/(N+1) = {fmt_p(1 / (n + 1))}). <b>{passed} of {len(ran)}</b> panels have a permutation q &lt; {ALPHA}. "
         "Each panel's null distribution is drawn in its details (section 7).</p>"
     )
@@ -243,9 +247,9 @@ def _random_part(panels: Sequence[Panel], pools: Mapping[int, np.ndarray], slots
     sizes = ", ".join(f"{s} ({len(pools[s])} sets)" for s in sorted(pools))
     return (
         "<h3>Random gene sets</h3>"
-        + slots.html(pools_figure(pools, frame), "random-pools")
+        + slots.html(pools_figure(pools, frame, compared[0].score), "random-pools")
         + caption(
-            f"Boxes: the mean CV ROC-AUC of random gene sets of each panel size (sizes and pool sizes: {esc(sizes)}), "
+            f"Boxes: the mean CV {compared[0].score.name} of random gene sets of each panel size (sizes and pool sizes: {esc(sizes)}), "
             "trained exactly like the panels; whiskers span the whole pool. Dots: the panels, blue when they beat the random "
             f"sets of their size at q &lt; {ALPHA}. <b>{beat} of {len(compared)}</b> panels do. A panel can carry signal (beat "
             "shuffled labels) and still not beat random genes: then any genes of that number would do as well."

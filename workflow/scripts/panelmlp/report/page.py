@@ -21,7 +21,7 @@ SECTIONS = (
     ("verdict", "1. Verdict"),
     ("genesets", "2. Panels and skipped gene sets"),
     ("accounting", "3. Row accounting"),
-    ("balance", "4. Class balance"),
+    ("balance", "4. Class balance (or target values)"),
     ("comparison", "5. Panels against baselines"),
     ("nulls", "6. Null tests: shuffled labels and random gene sets"),
     ("details", "7. Panel details"),

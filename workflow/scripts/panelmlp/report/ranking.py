@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from .inputs import Panel
 from .page import esc, fmt, fmt_p
+from .score import CLASSIFICATION, Score
 from .verdict import tag
 
 LEVEL_ORDER = {"signal": 0, "unconfirmed": 1, "none": 2, "below": 3, "unknown": 4}
@@ -32,10 +33,13 @@ def _num(text: str, value: object) -> str:
     return f'<td class="num" data-v="{_value(value)}">{text}</td>'
 
 
-def _columns(collections: bool, permutations: bool, random: bool) -> list[tuple[str, bool]]:
+def _columns(
+    collections: bool, permutations: bool, random: bool, score: Score = CLASSIFICATION
+) -> list[tuple[str, bool]]:
     """Header names and whether each column sorts as a number."""
     cols = [("rank", True)] + ([("collection", False)] if collections else []) + [("panel", False), ("genes", True)]
-    cols += [("MLP ROC-AUC [95% CI]", True), ("logistic regression ROC-AUC", True), ("accuracy: MLP / majority", True)]
+    third = "RMSE: MLP / mean" if score.kind == "regression" else "accuracy: MLP / majority"
+    cols += [(f"MLP {score.name} [95% CI]", True), (f"{score.baseline_name} {score.name}", True), (third, True)]
     cols += [("t-test p", True), ("t-test q", True)]
     if permutations:
         cols += [("permutation p", True), ("permutation q", True)]
@@ -46,8 +50,9 @@ def _columns(collections: bool, permutations: bool, random: bool) -> list[tuple[
 
 def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool) -> str:
     """One panel's row."""
-    auc, lr = p.auc, p.row("logreg", "roc_auc")
-    acc, maj = p.row("mlp", "accuracy"), p.row("majority", "accuracy")
+    auc, lr = p.auc, p.row(p.score.baseline, p.score.metric)
+    which = "rmse" if p.score.kind == "regression" else "accuracy"
+    acc, maj = p.row("mlp", which), p.row(p.score.trivial, which)
     cells = [_num(str(p.rank), p.rank)]
     if collections:
         cells.append(f"<td>{esc(p.collection)}</td>")
@@ -72,19 +77,34 @@ def ranked_table(panels: Sequence[Panel]) -> str:
     collections = any(p.collection for p in panels)
     permutations = any(int(p.auc["n_permutations"] or 0) for p in panels)
     random = any(int(p.auc["n_random"] or 0) for p in panels)
+    score = panels[0].score if panels else CLASSIFICATION
     head = "".join(
         f'<th class="num">{esc(c)}</th>' if num else f"<th>{esc(c)}</th>"
-        for c, num in _columns(collections, permutations, random)
+        for c, num in _columns(collections, permutations, random, score)
     )
     best = bool(panels) and not math.isnan(float(panels[0].auc["cv_mean"]))
     rows = "".join(_row(p, collections, permutations, random, best and i == 0) for i, p in enumerate(panels))
     table = f'<table class="sortable ranked"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     table = f'<div class="{"scroll" if len(panels) > SCROLL_ROWS else "wide"}">{table}</div>'
-    return f"<h3>All {len(panels)} panels, ranked</h3>{table}" + _caption(permutations, random)
+    return f"<h3>All {len(panels)} panels, ranked</h3>{table}" + _caption(permutations, random, score)
 
 
-def _caption(permutations: bool, random: bool) -> str:
+def _caption(permutations: bool, random: bool, score: Score = CLASSIFICATION) -> str:
     """What the ranked table's columns mean."""
+    if score.kind == "regression":
+        text = (
+            "Ranked by the MLP's mean cross-validated (CV) R², best first (highlighted); click a header to sort by it, "
+            "click a panel to open its details. Each panel trains a small neural network (MLP) on its genes beside two baselines: "
+            "ridge regression on the same genes, and the training mean (predict every sample the mean, whose error is the bar any "
+            "model must clear; its R² is about 0). The 95% confidence interval is the Nadeau-Bengio corrected resampled t interval, "
+            "which allows for CV folds sharing training samples. The t-test asks whether the mean CV R² exceeds 0; "
+            "q-values are Benjamini-Hochberg over all panels, and a panel shows signal only when its interval lies above 0 and its q-values are below 0.05."
+        )
+        if permutations:
+            text += " Permutation p: the share of label-shuffled replicates scoring at least as well."
+        if random:
+            text += " Random-panel p and percentile: where the panel falls among random gene sets of its size."
+        return f'<p class="caption">{text}</p>'
     text = (
         "Ranked by the MLP's mean cross-validated (CV) ROC-AUC, best first (highlighted); click a header to sort by it, "
         "click a panel to open its details. Each panel trains a small neural network (MLP) on its genes beside two baselines: "

@@ -27,6 +27,15 @@ HEADLINES = {
 }
 """The bold first line of a panel's verdict box, by level."""
 
+REGRESSION_HEADLINES = {
+    "signal": "Evidence of signal: the MLP predicts the target better than the training mean, and this holds after correcting for the number of panels tested.",
+    "unconfirmed": f"Unconfirmed signal: the R² interval lies above 0, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
+    "none": "No evidence of signal: the MLP does not predict the target measurably better than the training mean.",
+    "below": "No evidence of signal: the MLP predicts worse than the training mean (R² below 0), which is not usable signal either.",
+    "unknown": "No verdict: R² or its interval could not be computed (too few CV splits, or a constant target in a test set).",
+}
+"""The same for a regression target (main metric R², chance 0)."""
+
 TAGS = {
     "signal": "signal",
     "unconfirmed": "unconfirmed",
@@ -72,6 +81,14 @@ def panel_facts(metrics: Rows, history: Rows | None) -> Facts:
     device = "?"
     if history is not None and "device" in history and len(history):
         device = ", ".join(sorted(set(history["device"].tolist())))
+    if "r2" in metrics:  # a regression target: the trivial baseline is the training mean, the linear one ridge
+        return Facts(
+            accuracy_vs_majority=paired_difference(metrics, "mlp", "mean", "rmse"),
+            auc_vs_majority=paired_difference(metrics, "mlp", "mean", "r2"),
+            auc_vs_logreg=paired_difference(metrics, "mlp", "ridge", "r2"),
+            holdout_n=int(holdout[0]) if len(holdout) else 0,
+            device=device,
+        )
     return Facts(
         accuracy_vs_majority=paired_difference(metrics, "mlp", "majority", "accuracy"),
         auc_vs_majority=paired_difference(metrics, "mlp", "majority", "roc_auc"),
@@ -100,20 +117,35 @@ def majority_class(labels: Mapping) -> str:
 
 
 def _auc_item(panel: Panel, n_panels: int) -> str:
-    """The ROC-AUC line: mean, interval and where it lies, and the t-test."""
-    auc = panel.auc
+    """The main-metric line (ROC-AUC, or R²): mean, interval and where it lies, and the t-test."""
+    auc, score = panel.auc, panel.score
+    chance = fmt(score.chance)
     low, high = float(auc["ci_low"]), float(auc["ci_high"])
     if math.isnan(low) or math.isnan(high):
         where = "cannot be judged"
-    elif low <= 0.5 <= high:
-        where = "<b>includes 0.5, so there is no evidence of signal</b>"
+    elif low <= score.chance <= high:
+        where = f"<b>includes {chance}, so there is no evidence of signal</b>"
     else:
-        where = "lies entirely above 0.5" if low > 0.5 else "lies entirely below 0.5"
+        where = f"lies entirely above {chance}" if low > score.chance else f"lies entirely below {chance}"
     q = f", q = {fmt_p(auc['t_q'])} over the {n_panels} panels" if n_panels > 1 else ""
     return (
-        f"Mean cross-validated ROC-AUC <b>{fmt(auc['cv_mean'])}</b> (95% CI {fmt(low)} to {fmt(high)}, {int(auc['n_splits'])} CV splits). "
-        f"0.5 is what random guessing scores and 1.0 is perfect separation; the interval {where}. "
-        f"Corrected t-test against 0.5: p = {fmt_p(auc['t_p'])}{q}."
+        f"Mean cross-validated {score.name} <b>{fmt(auc['cv_mean'])}</b> (95% CI {fmt(low)} to {fmt(high)}, {int(auc['n_splits'])} CV splits). "
+        f"{score.meaning}; the interval {where}. "
+        f"Corrected t-test against {chance}: p = {fmt_p(auc['t_p'])}{q}."
+    )
+
+
+def _mean_item(panel: Panel) -> str:
+    """A regression target's RMSE against the training-mean baseline."""
+    word = {
+        "yes": "larger errors than",
+        "no, worse": "smaller errors than",
+        "no clear difference": "errors not measurably different from",
+    }.get(compare_word(panel.facts.accuracy_vs_majority), "compared with")
+    return (
+        f"Root mean squared error {fmt(panel.row('mlp', 'rmse')['cv_mean'])} against <b>{fmt(panel.row('mean', 'rmse')['cv_mean'])}</b> "
+        f"for the baseline that predicts every sample the training mean: the MLP makes {word} that trivial rule. "
+        f"Spearman's correlation of its predictions with the truth: {fmt(panel.row('mlp', 'spearman')['cv_mean'])}."
     )
 
 
@@ -133,12 +165,14 @@ def _accuracy_item(panel: Panel, labels: Mapping) -> str:
 
 
 def _logreg_item(panel: Panel) -> str:
-    """ROC-AUC against logistic regression on the same genes, paired by split."""
-    lr, d = panel.row("logreg", "roc_auc"), panel.facts.auc_vs_logreg
+    """The main metric against the linear baseline on the same genes (logistic or ridge regression), paired by split."""
+    score = panel.score
+    lr, d = panel.row(score.baseline, score.metric), panel.facts.auc_vs_logreg
     word = {"yes": "the MLP is better", "no, worse": "the MLP is worse", "no clear difference": "no clear difference"}
+    name = score.baseline_name
     return (
-        f"Logistic regression on the same genes: ROC-AUC {fmt(lr['cv_mean'])} (95% CI {fmt(lr['ci_low'])} to {fmt(lr['ci_high'])}). "
-        f"Paired by split, MLP minus logistic regression is {fmt(d.mean)} (95% CI {fmt(d.low)} to {fmt(d.high)}): "
+        f"{name[0].upper() + name[1:]} on the same genes: {score.name} {fmt(lr['cv_mean'])} (95% CI {fmt(lr['ci_low'])} to {fmt(lr['ci_high'])}). "
+        f"Paired by split, MLP minus {name} is {fmt(d.mean)} (95% CI {fmt(d.low)} to {fmt(d.high)}): "
         f"{word.get(compare_word(d), 'not computable')}."
     )
 
@@ -157,6 +191,12 @@ def _sklearn_item(panel: Panel) -> str:
 
 def _holdout_item(panel: Panel) -> str:
     """The single holdout split, with the reminder that it is noisy."""
+    if panel.score.kind == "regression":
+        return (
+            f"On the single holdout split ({panel.facts.holdout_n} test samples) the MLP's R² is {fmt(panel.auc['holdout'])} "
+            f"and its RMSE {fmt(panel.row('mlp', 'rmse')['holdout'])} (training-mean baseline {fmt(panel.row('mean', 'rmse')['holdout'])}); "
+            "one small test set is noisy, so the CV interval above is the better guide."
+        )
     return (
         f"On the single holdout split ({panel.facts.holdout_n} test samples) the MLP's ROC-AUC is {fmt(panel.auc['holdout'])} "
         f"and its accuracy {fmt(panel.row('mlp', 'accuracy')['holdout'])} (majority baseline {fmt(panel.row('majority', 'accuracy')['holdout'])}); "
@@ -166,12 +206,12 @@ def _holdout_item(panel: Panel) -> str:
 
 def _null_items(panel: Panel, random_panels: int) -> list[str]:
     """The permutation test and the random-gene-set comparison, or why they are absent."""
-    auc = panel.auc
+    auc, name = panel.auc, panel.score.name
     n_perm, n_random = int(auc["n_permutations"] or 0), int(auc["n_random"] or 0)
     if n_perm:
         perm = (
             f"Permutation test: p = <b>{fmt_p(auc['perm_p'])}</b> (q = {fmt_p(auc['perm_q'])}) from {n_perm} label-shuffled replicates "
-            "(the share of replicates whose mean CV ROC-AUC is at least the observed one; small p means the real labels do better than shuffled ones)."
+            f"(the share of replicates whose mean CV {name} is at least the observed one; small p means the real labels do better than shuffled ones)."
         )
     else:
         perm = "No permutation test was run (config <code>evaluate.permutations: 0</code>)."
@@ -179,7 +219,7 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
         verdict = "it beats random genes" if beats_random(auc) == "yes" else "it does not beat random genes"
         rand = (
             f"Against {n_random} random gene sets of the same size ({panel.n_genes} genes): p = <b>{fmt_p(auc['random_p'])}</b> "
-            f"(q = {fmt_p(auc['random_q'])}); its mean ROC-AUC is at the {fmt(auc['random_pct'], 0)}th percentile of theirs, so {verdict}."
+            f"(q = {fmt_p(auc['random_q'])}); its mean {name} is at the {fmt(auc['random_pct'], 0)}th percentile of theirs, so {verdict}."
         )
     elif random_panels:
         rand = f"No random gene sets of this panel's size ({panel.n_genes} genes) were drawn, so it is not compared with random genes."
@@ -190,7 +230,8 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
 
 def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int) -> str:
     """The plain-language verdict on one panel's MLP against chance, both baselines and the nulls."""
-    items = [_auc_item(panel, n_panels), _accuracy_item(panel, labels), _logreg_item(panel)]
+    second = _mean_item(panel) if panel.score.kind == "regression" else _accuracy_item(panel, labels)
+    items = [_auc_item(panel, n_panels), second, _logreg_item(panel)]
     if panel.has_model("sklearn_mlp"):
         items.append(_sklearn_item(panel))
     if panel.facts.holdout_n:
@@ -200,7 +241,8 @@ def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int
     return (
         f'<div class="verdict level-{panel.level}" id="verdict-{panel.anchor}" data-panel="{esc(panel.label)}">'
         f"<h3>Panel {esc(panel.label)} {tag(panel.level)}</h3>"
-        f"<p><b>{esc(HEADLINES[panel.level])}</b></p><ul>{body}</ul></div>"
+        f"<p><b>{esc((REGRESSION_HEADLINES if panel.score.kind == 'regression' else HEADLINES)[panel.level])}</b></p>"
+        f"<ul>{body}</ul></div>"
     )
 
 
@@ -222,7 +264,12 @@ def headline(panels: Sequence[Panel], labels: Mapping, warned: bool = False) -> 
     :data:`compare.ALPHA` whatever the data.
     """
     target = esc(labels.get("target", "the target"))
-    classes = " vs ".join(f"'{esc(c)}'" for c in labels.get("classes", []))
+    if labels.get("kind") == "regression":
+        classes = "a number"
+        name, chance, better = "R²", "0", "better than the training mean"
+    else:
+        classes = " vs ".join(f"'{esc(c)}'" for c in labels.get("classes", []))
+        name, chance, better = "ROC-AUC", "0.5", "better than chance"
     n = len(panels)
     signal = [p for p in panels if p.level == "signal"]
     unconfirmed = [p for p in panels if p.level == "unconfirmed"]
@@ -235,14 +282,14 @@ def headline(panels: Sequence[Panel], labels: Mapping, warned: bool = False) -> 
     elif unconfirmed:
         text = (
             f"No confirmed signal: {_count(0, n)} evidence of signal for {target} ({classes}) at q &lt; {ALPHA}. "
-            f"{len(unconfirmed)} ha{'s' if len(unconfirmed) == 1 else 've'} an ROC-AUC interval above 0.5 whose q-value "
-            f"does not reach {ALPHA} ({_names(unconfirmed)}): with many panels, chance alone lifts some intervals above 0.5"
+            f"{len(unconfirmed)} ha{'s' if len(unconfirmed) == 1 else 've'} an {name} interval above {chance} whose q-value "
+            f"does not reach {ALPHA} ({_names(unconfirmed)}): with many panels, chance alone lifts some intervals above {chance}"
             + ("; here too few null replicates also keep the q-values up (see the warning below)." if warned else ".")
         )
         level = "unconfirmed"
     else:
         text = (
-            f"Null result: no panel shows evidence that its genes predict {target} ({classes}) better than chance "
+            f"Null result: no panel shows evidence that its genes predict {target} ({classes}) {better} "
             f"({_count(0, n)} signal). With {labels.get('labelled', '?')} labelled samples the intervals are wide, "
             "so a small effect cannot be ruled out either; the data simply give no evidence for one."
         )
