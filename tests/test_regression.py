@@ -179,7 +179,9 @@ def test_regression_workflow_finds_the_planted_signal_and_not_the_noise(regressi
     assert r2.loc["planted", "ci_low"] > 0.3 and r2.loc["planted", "chance"] == 0
     assert r2.loc["noise", "ci_low"] < 0 < r2.loc["noise", "ci_high"] or r2.loc["noise", "ci_high"] < 0
     assert r2.loc["planted", "perm_p"] == pytest.approx(0.02)  # the smallest with 49 permutations
-    assert r2.loc["planted", "n_random"] == 20 and r2.loc["planted", "random_p"] < 0.2  # random pairs rarely hold both genes
+    assert (
+        r2.loc["planted", "n_random"] == 20 and r2.loc["planted", "random_p"] < 0.2
+    )  # random pairs rarely hold both genes
     models = set(summary["model"])
     assert models == {"mlp", "mean", "ridge"} and "roc_auc" not in set(summary["metric"])
     labels = json.loads((regression_run / "results/splits/labels.json").read_text())
