@@ -218,3 +218,55 @@ def test_regression_report_speaks_of_r2_and_draws_every_figure(regression_run):
         )
     assert figures >= 8 and drawn == figures
     assert "Evidence of signal" in text and "Predicted against true values" in text
+
+
+def test_regression_with_early_stopping_and_a_grid(tmp_path):
+    """A numeric target is carved and folded without strata; tuning picks on the validation loss."""
+    from panelmlp.fit import fit_unit
+    from panelmlp.io import clean_step
+    from panelmlp.splits import split_step
+
+    cohort = write_cohort(tmp_path / "c.csv", n_samples=80, n_genes=6, effect=0.0, n_malformed=0, seed=5)
+    plant_numeric_target(cohort.path, "AGE", ["SIG1", "SIG2"], slope=6.0, noise=3.0, seed=1)
+    paths = {
+        k: str(tmp_path / v) for k, v in {"cohort": "c.parquet", "splits": "s.parquet", "labels": "l.json"}.items()
+    }
+    clean_step(
+        [str(cohort.path)],
+        {},
+        {"before_column": "PATIENT_ID"},
+        "SAMPLE_ID",
+        "impute",
+        paths["cohort"],
+        str(tmp_path / "q.tsv"),
+        str(tmp_path / "c.json"),
+    )
+    split = {"test_size": 0.2, "random_state": 81, "cv_folds": 3, "cv_repeats": 1}
+    split_step(
+        paths["cohort"], "SAMPLE_ID", {"column": "AGE", "kind": "regression"}, split, paths["splits"], paths["labels"]
+    )
+    unit = {
+        "name": "p",
+        "collection": "",
+        "panels": {"planted": ["SIG1", "SIG2"]},
+        "out_dirs": {"planted": str(tmp_path / "out")},
+    }
+    model = {
+        "hidden": [8],
+        "epochs": 200,
+        "batch_size": 16,
+        "lr": 0.01,
+        "early_stopping": {"patience": 20, "validation_fraction": 0.2},
+        "grid": {"lr": [0.003, 0.03]},
+        "inner_folds": 3,
+    }
+    fit_unit(unit, paths["cohort"], paths["splits"], paths["labels"], model, 0, 0, 1.0)
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.tsv", sep="\t")
+    mlp = metrics[metrics["model"] == "mlp"]
+    assert (mlp["best_epoch"] <= 200).all() and (mlp["best_epoch"] < 200).any()
+    assert mlp["grid_point"].str.startswith("lr=").all()
+    assert mlp["r2"].mean() > 0.3
+    tuning = pd.read_csv(tmp_path / "out" / "tuning.tsv", sep="\t")
+    assert (tuning["score"] == "loss").all()
+    for _, part in tuning.groupby("split_id"):
+        assert part.loc[part["chosen"], "inner_score"].item() == part["inner_score"].min()

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .errors import PanelMlpError
-from .splits import repeated_stratified_kfold
+from .splits import repeated_kfold, repeated_stratified_kfold
 
 STREAM_VALID = 12
 """Child seed (see :func:`panelmlp.train.stream_seed`) of a split's validation rows."""
@@ -71,14 +71,21 @@ def carve_validation(
 
     Each class gives ``round(fraction * n_class)`` rows (at least one when it has
     two or more), drawn from the split's own seed, so a split's validation rows
-    do not depend on the other splits.
+    do not depend on the other splits. A numeric (float) target is not
+    stratified: ``round(fraction * n)`` of the rows at random.
     """
     out_train = train.copy()
     valid = np.zeros_like(train)
+    regression = np.asarray(y).dtype.kind == "f"
     for s, split_id in enumerate(split_ids):
         rng = _rng(seed, split_id)
         rows = np.flatnonzero(train[s])
-        for c in np.unique(y[rows]):
+        if regression:  # a numeric target has no classes to stratify by: a plain random share
+            take = min(max(round(fraction * len(rows)), 1), len(rows) - 1) if len(rows) >= 2 else 0
+            chosen = rng.permutation(rows)[:take]
+            valid[s, chosen] = True
+            out_train[s, chosen] = False
+        for c in [] if regression else np.unique(y[rows]):
             members = rows[y[rows] == c]
             take = round(fraction * len(members))
             take = min(max(take, 1), len(members) - 1) if len(members) >= 2 else 0
@@ -96,9 +103,19 @@ def carve_validation(
 def inner_folds(
     train: np.ndarray, y: np.ndarray, k: int, seed: int, split_id: str
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``k`` stratified folds of one split's training rows: ``(inner train, inner validation)`` masks ``[N]``."""
+    """``k`` stratified folds of one split's training rows: ``(inner train, inner validation)`` masks ``[N]``.
+
+    A numeric (float) target gets plain k-fold, as its outer splits do.
+    """
     rows = np.flatnonzero(train)
     labels = y[rows]
+    state = (seed * 1_000_003 + zlib.crc32(split_id.encode())) % (2**32)
+    if np.asarray(y).dtype.kind == "f":  # a numeric target: plain (unstratified) k-fold
+        if len(rows) < k:
+            raise PanelMlpError(
+                f"config model.inner_folds={k}: split {split_id} has only {len(rows)} training rows; lower model.inner_folds"
+            )
+        return [_masks(train, rows, a, b) for a, b in repeated_kfold(len(rows), k, 1, state)]
     counts = np.bincount(labels)
     smallest = int(counts[counts > 0].min()) if len(labels) else 0
     if smallest < k:
@@ -106,15 +123,18 @@ def inner_folds(
             f"config model.inner_folds={k}: the smallest class among the training rows of split {split_id} has only "
             f"{smallest} samples; lower model.inner_folds to at most that"
         )
-    state = (seed * 1_000_003 + zlib.crc32(split_id.encode())) % (2**32)
-    out = []
-    for inner_train, inner_valid in repeated_stratified_kfold(labels, k, 1, state):
-        a = np.zeros_like(train)
-        b = np.zeros_like(train)
-        a[rows[inner_train]] = True
-        b[rows[inner_valid]] = True
-        out.append((a, b))
-    return out
+    return [_masks(train, rows, a, b) for a, b in repeated_stratified_kfold(labels, k, 1, state)]
+
+
+def _masks(
+    train: np.ndarray, rows: np.ndarray, inner_train: np.ndarray, inner_valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions into ``rows`` as ``[N]`` masks shaped like ``train``."""
+    a = np.zeros_like(train)
+    b = np.zeros_like(train)
+    a[rows[inner_train]] = True
+    b[rows[inner_valid]] = True
+    return a, b
 
 
 def select_points(scores: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
