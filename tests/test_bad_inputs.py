@@ -29,9 +29,6 @@ import gzip
 import json
 import logging
 import lzma
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +41,7 @@ import yaml
 from panelmlp.io import clean_step
 from panelmlp.runner import run
 from panelmlp.splits import split_step
+from test_workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
@@ -1193,18 +1191,6 @@ def test_damaged_checkpoint_is_one_line(name: str, tmp_path: Path, capsys: pytes
 
 
 # --- through Snakemake: errors before any job, and job errors as the user sees them ----------------------
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    return subprocess.run(
-        [*cmd, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
 
 
 def _cohort(work: Path, body: list[list[str]] | None = None) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -15,6 +12,7 @@ from panelmlp.config import coerce_config, config_error, read_schema
 from panelmlp.synthetic import write_cohort
 from snakemake.cli import parse_config
 from snakemake.utils import update_config
+from test_workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -175,19 +173,6 @@ def test_type_lists_any_of_null_and_enum():
     config = {"level": "high", "either": "yes", "maybe_int": "12"}
     coerce_config(config, schema)
     assert config == {"level": "high", "either": True, "maybe_int": 12}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """The repository's workflow with ``workdir`` as working directory (as in test_workflow.py)."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    return subprocess.run(
-        [*cmd, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
 
 
 @pytest.mark.workflow

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +25,13 @@ from panelmlp.predict import (
     score_panel,
 )
 from panelmlp.synthetic import write_cohort
+from test_workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 N_HELD_OUT = 50
 EXTRA_ROWS = ("X-MISSING", "X-INF", "X-BAD")
 """New samples beside the held-out ones: SIG2 is NA, SIG1 is inf, SIG1 is not a number."""
 CV_IDS = [f"cv_r{r}_f{f}" for r in (1, 2) for f in range(1, 6)]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    return subprocess.run(
-        [*cmd, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
 
 
 def _check(proc: subprocess.CompletedProcess) -> None:

@@ -448,57 +448,42 @@ def fit_unit(
         z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
         checkpoint_target = None
         if regression:
-            values = {
+            # Per model, predicted values [n, 1] in the target's units.
+            outputs = {
                 "mlp": outcome.scores[:n_test].astype(np.float64) * outcome.target_sd + outcome.target_mean,
                 "mean": mean_prediction(y[train_rows], n_test),
                 "ridge": ridge_prediction(z_train, y[train_rows], z_test, alpha=ridge_alpha),
             }
+            outputs = {name: values[:, None] for name, values in outputs.items()}
             checkpoint_target = {
                 "kind": "regression",
                 "mean": outcome.target_mean,
                 "sd": outcome.target_sd,
                 "loss": task.loss,
             }
-            for name, predicted in values.items():
-                metric_rows.append(
-                    {
-                        "collection": panel.collection,
-                        "panel": panel.name,
-                        "model": name,
-                        "split_id": split_ids[k.split],
-                        "kind": kinds[k.split],
-                        "n_train": len(train_rows),
-                        "n_test": n_test,
-                        **regression_metrics(y[test_rows], predicted),
-                        "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
-                        "grid_point": point_label(point) if name == "mlp" else "",
-                    }
-                )
-                prediction_parts.append((panel, name, k.split, test_rows, predicted[:, None]))
-        probas = (
-            {}
-            if regression
-            else {
+        else:
+            # Per model, class probabilities [n, C].
+            outputs = {
                 "mlp": _class_probabilities(outcome.scores[:n_test], n_classes),
                 "majority": majority_proba(y[train_rows], n_test, n_classes),
                 "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
             }
-        )
-        if "sklearn_mlp" in baselines and spec.activation != "leaky_relu" and not regression:
-            probas["sklearn_mlp"] = sklearn_mlp_proba(
-                z_train,
-                y[train_rows],
-                z_test,
-                n_classes,
-                hidden=spec.hidden,
-                activation=spec.activation,
-                lr=spec.lr,
-                epochs=spec.epochs,
-                batch_size=spec.batch_size,
-                weight_decay=spec.weight_decay,
-                seed=spec.seed,
-            )
-        for name, proba in probas.items():
+            if "sklearn_mlp" in baselines and spec.activation != "leaky_relu":
+                outputs["sklearn_mlp"] = sklearn_mlp_proba(
+                    z_train,
+                    y[train_rows],
+                    z_test,
+                    n_classes,
+                    hidden=spec.hidden,
+                    activation=spec.activation,
+                    lr=spec.lr,
+                    epochs=spec.epochs,
+                    batch_size=spec.batch_size,
+                    weight_decay=spec.weight_decay,
+                    seed=spec.seed,
+                )
+        for name, output in outputs.items():
+            scored = regression_metrics(y[test_rows], output[:, 0]) if regression else None
             metric_rows.append(
                 {
                     "collection": panel.collection,
@@ -508,12 +493,12 @@ def fit_unit(
                     "kind": kinds[k.split],
                     "n_train": len(train_rows),
                     "n_test": n_test,
-                    **classification_metrics(y[test_rows], proba),
+                    **(scored if scored is not None else classification_metrics(y[test_rows], output)),
                     "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
                     "grid_point": point_label(point) if name == "mlp" else "",
                 }
             )
-            prediction_parts.append((panel, name, k.split, test_rows, proba))
+            prediction_parts.append((panel, name, k.split, test_rows, output))
         hyper = {**base_hyper, **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
         save_checkpoint(
             _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
