@@ -67,6 +67,7 @@ def _check_run(results: Path, example: str) -> dict:
         assert tuning["point"].nunique() == 4
         history = pd.read_parquet(next(results.glob("panels/*/history.parquet")))
         assert (history["best_epoch"] <= 60).all()
+        assert 'data-figure="tuning"' in html and "Nested tuning: the grid points chosen" in html
     return labels
 
 
