@@ -481,7 +481,6 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor)
     v = valid.to(torch.float64)
     n = v.sum(1).clamp(min=1)
     t_mean = (t * v).sum(1) / n
-    o_mean = (o * v).sum(1) / n
     res = ((o - t) ** 2 * v).sum(1)
     tot = ((t - t_mean[:, None]) ** 2 * v).sum(1)
     r2 = torch.where(tot > 0, 1 - res / tot.clamp(min=1e-300), torch.nan)
@@ -497,7 +496,6 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor)
 
     pearson = corr(o, t)
     spearman = corr(_average_ranks(o, valid), _average_ranks(t, valid))
-    del o_mean
     return torch.stack([r2, rmse, mae, pearson, spearman], dim=1).to(pred.dtype)
 
 
