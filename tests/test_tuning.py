@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from panelmlp.compare import read_table
 from panelmlp.errors import PanelMlpError
 from panelmlp.fit import fit_unit
 from panelmlp.io import clean_step
+from panelmlp.report.figures import tuning_choices
+from panelmlp.report.inputs import Rows
 from panelmlp.splits import split_step
 from panelmlp.synthetic import write_cohort
 from panelmlp.tuning import carve_validation, grid_points, inner_folds, point_label, select_points
@@ -122,6 +125,9 @@ def test_selecting_on_test_rows_inflates_the_score_and_nested_tuning_does_not(no
     assert oracle > 0.58 and oracle > honest + 0.05, (oracle, honest)
     assert mlp["grid_point"].nunique() >= 1 and (mlp["grid_point"] != "default").all()
     tuning = pd.read_csv(tmp_path / "nested" / "tuning.tsv", sep="\t")
+    # The report reads the table back with its names and flags intact and counts one choice per split.
+    figure = tuning_choices(Rows.of(read_table(str(tmp_path / "nested" / "tuning.tsv"))))
+    assert sum(figure["data"][0]["x"]) == 11 and all(label.startswith("hidden=") for label in figure["data"][0]["y"])
     assert len(tuning) == 16 * 11 and tuning.groupby("split_id")["chosen"].sum().eq(1).all()
     # The chosen point of a split is the one with the best mean inner ROC-AUC.
     for split_id, part in tuning.groupby("split_id"):

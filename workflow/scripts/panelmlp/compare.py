@@ -99,8 +99,13 @@ TEXT_COLUMNS = (
     "hint",
     "genes",
     "genes_missing",
+    "grid_point",
+    "score",
 )
 """Columns of the workflow's tables that hold text, never numbers (a panel called ``NA`` stays ``NA``)."""
+
+FLAG_COLUMNS = ("chosen",)
+"""Columns of the workflow's tables that hold ``True``/``False``."""
 
 
 def corrected_ci(values: np.ndarray, test_over_train: float, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -176,10 +181,12 @@ def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
 
 
 def read_table(path: str) -> pd.DataFrame:
-    """A TSV of the workflow with name columns kept as text and the rest numeric."""
+    """A TSV of the workflow with name columns kept as text, flags as booleans and the rest numeric."""
     frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     for column in frame.columns:
-        if column not in TEXT_COLUMNS:
+        if column in FLAG_COLUMNS:
+            frame[column] = frame[column] == "True"
+        elif column not in TEXT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     return frame
 

@@ -204,7 +204,7 @@ def _tuning_note(tuning: Rows) -> str:
     """The grid's size and the most chosen point."""
     points = np.unique(np.asarray(tuning["point"]).astype(np.int64))
     splits = np.unique(tuning["split_id"])
-    chosen = np.isin(np.asarray(tuning["chosen"]).astype(str), ["True", "true", "1"])
+    chosen = np.asarray(tuning["chosen"], dtype=bool)
     labels, counts = np.unique(np.asarray(tuning["grid_point"])[chosen], return_counts=True)
     top = labels[np.argmax(counts)] if len(labels) else "?"
     return (

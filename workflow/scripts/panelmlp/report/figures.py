@@ -582,8 +582,8 @@ def tuning_choices(tuning: Rows) -> Figure:
     points = np.asarray(tuning["point"]).astype(np.int64)
     order = np.unique(points)
     labels = [str(tuning["grid_point"][np.flatnonzero(points == q)[0]]) for q in order]
-    chosen = np.asarray(tuning["chosen"]).astype(str)
-    wins = [int(((points == q) & np.isin(chosen, ["True", "true", "1"])).sum()) for q in order]
+    chosen = np.asarray(tuning["chosen"], dtype=bool)
+    wins = [int(((points == q) & chosen).sum()) for q in order]
     inner = np.asarray(tuning["inner_score"]).astype(np.float64)
     score = str(tuning["score"][0]) if "score" in tuning and len(tuning) else "roc_auc"
     score_name = "inner ROC-AUC" if score == "roc_auc" else f"inner validation {score}"
