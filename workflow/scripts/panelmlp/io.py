@@ -288,8 +288,6 @@ def _one_table(spec: InputSpec, genes: object, sample_id: str, workdir: str | Pa
     path = Path(str(spec.raw_csv))
     if not path.exists():
         raise PanelMlpError(f"{path}: raw CSV not found; set raw_csv in the config to its path")
-    if path.is_dir():
-        raise PanelMlpError(f"{path} is a folder, not a table; point raw_csv in the config at the table file")
 
     def value_columns(header: list[str], id_name: str) -> list[str]:
         return resolve_gene_columns(header, genes, id_name)
@@ -317,9 +315,6 @@ def _one_table(spec: InputSpec, genes: object, sample_id: str, workdir: str | Pa
 def _two_files(spec: InputSpec, sample_id: str, workdir: str | Path | None) -> _Cohort:
     """Read the expression matrix and the sample sheet and join them on the sample id."""
     expr_path, sheet_path = Path(str(spec.expression)), Path(str(spec.samples))
-    for role, p in (("expression", expr_path), ("samples", sheet_path)):
-        if not p.exists():
-            raise PanelMlpError(f"{p}: file not found; set input.{role} in the config to its path")
     everything_but_id = lambda header, id_name: [c for c in header if c != id_name]  # noqa: E731
     gene_lines: dict[str, int] = {}
     repeated: list[dict[str, object]] = []

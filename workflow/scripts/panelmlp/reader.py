@@ -356,9 +356,7 @@ def survey(
     copy_handle = None
     copy_path = path
     if copying:
-        fd, name = tempfile.mkstemp(prefix="panelmlp-", suffix=".csv", dir=workdir_path)
-        os.close(fd)
-        copy_path = Path(name)
+        copy_path = _temp_copy(workdir_path)
         copy_handle = open(copy_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
         copy_handle.write(header_text + "\n")
     blanks: list[int] = []
@@ -398,9 +396,7 @@ def survey(
     elif quoted_plain:
         # A quoted line with the header's separator count would be read literally by the fast path: copy without it.
         copying = True
-        fd, name = tempfile.mkstemp(prefix="panelmlp-", suffix=".csv", dir=workdir_path)
-        os.close(fd)
-        copy_path = Path(name)
+        copy_path = _temp_copy(workdir_path)
         with open(copy_path, "w", encoding="utf-8", newline="\n") as out:
             out.write(header_text + "\n")
             for number, text in _decoded_lines(path, compression, encoding):
@@ -420,6 +416,13 @@ def survey(
         source=copy_path,
         copied=copying,
     )
+
+
+def _temp_copy(workdir: Path | None) -> Path:
+    """A new empty file for a normalised UTF-8 copy (in ``workdir``, else the system temp folder)."""
+    fd, name = tempfile.mkstemp(prefix="panelmlp-", suffix=".csv", dir=workdir)
+    os.close(fd)
+    return Path(name)
 
 
 def line_texts(found: Survey, numbers: Sequence[int]) -> dict[int, str]:
