@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine
-
 import numpy as np
 import pandas as pd
 import torch
+from _common import machine
 from panelmlp.checkpoint import load_checkpoint
 from panelmlp.fit import fit_unit
 from panelmlp.io import clean_step
@@ -55,9 +54,19 @@ def matmul_rate(device: str, n: int = 4096, repeat: int = 10) -> float:
 def prepare(work: Path, n_sets: int, n_genes: int) -> dict:
     """A cleaned, split generated cohort and a GMT of ``n_sets`` ten-gene sets (the first holds the signal)."""
     cohort = write_cohort(work / "cohort.csv", n_samples=200, n_genes=n_genes, n_malformed=2, seed=11)
-    paths = {k: str(work / f) for k, f in {"cohort": "cohort.parquet", "splits": "s.parquet", "labels": "l.json"}.items()}
-    clean_step([str(cohort.path)], {}, {"before_column": "PATIENT_ID"}, "SAMPLE_ID", "impute",
-               paths["cohort"], str(work / "q.tsv"), str(work / "c.json"))  # fmt: skip
+    paths = {
+        k: str(work / f) for k, f in {"cohort": "cohort.parquet", "splits": "s.parquet", "labels": "l.json"}.items()
+    }
+    clean_step(
+        [str(cohort.path)],
+        {},
+        {"before_column": "PATIENT_ID"},
+        "SAMPLE_ID",
+        "impute",
+        paths["cohort"],
+        str(work / "q.tsv"),
+        str(work / "c.json"),
+    )
     split = {"test_size": 0.2, "random_state": 81, "cv_folds": 5, "cv_repeats": 2}
     split_step(paths["cohort"], "SAMPLE_ID", TARGET, split, paths["splits"], paths["labels"])
     rng = np.random.default_rng(0)
@@ -72,8 +81,16 @@ def prepare(work: Path, n_sets: int, n_genes: int) -> dict:
 
 
 def fit(paths: dict, out: Path, device: str, model: dict, **kwargs) -> tuple[float, dict]:
-    unit = {"name": "screen/part-001", "collection": "screen", "gmt": paths["gmt"], "sets": paths["sets"],
-            "min_size": 2, "max_size": 500, "min_coverage": 0.8, "out_dir": str(out)}  # fmt: skip
+    unit = {
+        "name": "screen/part-001",
+        "collection": "screen",
+        "gmt": paths["gmt"],
+        "sets": paths["sets"],
+        "min_size": 2,
+        "max_size": 500,
+        "min_coverage": 0.8,
+        "out_dir": str(out),
+    }
     args = {"permutations": 0, "random_panels": 0, "logreg_c": 1.0, **kwargs}
     start = time.perf_counter()
     fit_unit(unit, paths["cohort"], paths["splits"], paths["labels"], model={**model, "device": device}, **args)
@@ -111,8 +128,14 @@ def main() -> None:
         cases = {
             "plain": ({}, {}),
             "nulls": ({}, {"permutations": 5, "random_panels": 50}),
-            "early+grid": ({"early_stopping": {"patience": 20, "validation_fraction": 0.2},
-                            "grid": {"lr": [0.001, 0.01], "hidden": [[16], [64]]}, "inner_folds": 2}, {}),  # fmt: skip
+            "early+grid": (
+                {
+                    "early_stopping": {"patience": 20, "validation_fraction": 0.2},
+                    "grid": {"lr": [0.001, 0.01], "hidden": [[16], [64]]},
+                    "inner_folds": 2,
+                },
+                {},
+            ),
         }
         for case, (extra, kwargs) in cases.items():
             outs = []
@@ -121,7 +144,9 @@ def main() -> None:
                 seconds, info = fit(paths, out, device, {**model, **extra}, **kwargs)
                 outs.append(out)
                 rate = info.get("train_gflops_per_s") or (
-                    info.get("train_flops", 0) / info["train_seconds"] / 1e9 if info.get("train_seconds") else float("nan")
+                    info.get("train_flops", 0) / info["train_seconds"] / 1e9
+                    if info.get("train_seconds")
+                    else float("nan")
                 )
                 print(
                     f"{case:11s} {device:4s} {seconds:7.2f} s wall, train {info.get('train_seconds', float('nan')):7.2f} s,"
@@ -129,7 +154,9 @@ def main() -> None:
                 )
             if len(outs) == 2:
                 auc, weight = agreement(*outs)
-                print(f"{case:11s} {' vs '.join(args.devices)}: max |ROC-AUC diff| {auc:.2e}, max |weight diff| {weight:.2e}")
+                print(
+                    f"{case:11s} {' vs '.join(args.devices)}: max |ROC-AUC diff| {auc:.2e}, max |weight diff| {weight:.2e}"
+                )
     for device in args.devices:
         print(f"torch matmul 4096^3 float32 on {device}: {matmul_rate(device):.0f} GFLOP/s")
 
