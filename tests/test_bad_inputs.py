@@ -948,7 +948,11 @@ def _(w: Work):
 @case(
     "class-regex-matches-nothing",
     "split",
-    ("class(es) ['former'] match no sample of column SMOKING_HISTORY", "former: 0", "set a class to null"),
+    (
+        "class(es) ['former'] match no sample of column SMOKING_HISTORY",
+        "former: 0",
+        "leave that class out of target.classes",
+    ),
 )
 def _(w: Work):
     w.text("cohort.csv", table())

@@ -1,4 +1,7 @@
-"""Nested ``--config`` values (text on the command line) get the types the config schema declares."""
+"""Nested ``--config`` values (text on the command line) get the types the config schema declares.
+
+How the values of a ``--config`` or ``--configfile`` combine with the defaults: tests/test_config_replace.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from panelmlp.config import coerce_config, config_error, read_schema
+from panelmlp.config import coerce_config, config_error, layer_config, read_schema
 from panelmlp.synthetic import write_cohort
 from snakemake.cli import parse_config
 from snakemake.utils import update_config
@@ -21,9 +24,8 @@ DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="u
 
 
 def cli_config(*entries: str) -> dict:
-    """The default config with ``--config`` entries merged the way Snakemake merges them, then coerced."""
-    config = copy.deepcopy(DEFAULT)
-    update_config(config, parse_config(list(entries)))
+    """The default config with ``--config`` entries layered as the Snakefile layers them, then coerced."""
+    config = layer_config(DEFAULT, [parse_config(list(entries))])
     coerce_config(config, SCHEMA)
     return config
 
@@ -78,8 +80,9 @@ def test_strings_the_schema_accepts_as_strings_stay_strings():
         "raw_csv=data/raw/2024.csv",
     )
     assert config["report"]["title"] == "2024"
-    # "null" means null wherever the schema allows null (a class or panel left out, as in a config file).
-    assert config["target"]["classes"] == {"non-smoker": "non-smoker", "smoker": "smok", "never": "1", "ever": None}
+    # "null" means null wherever the schema allows null (a class or panel left out, as in a config file);
+    # the classes given replace the default ones whole.
+    assert config["target"]["classes"] == {"never": "1", "ever": None}
     # A panel may be a file name, so other text stays text; a YAML config file gives real lists.
     assert config["panels"]["mine"] == "[GFAP, SOX2]" and config["panels"]["gone"] is None
     assert config["model"]["activation"] == "relu" and config["model"]["device"] == "cpu"
@@ -106,7 +109,7 @@ def test_one_of_branches_are_chosen_by_the_value():
     assert screen == {"gmt": "sets.gmt", "min_size": 3, "max_size": 40, "min_coverage": 0.5}
     assert type(screen["min_size"]) is int and type(screen["min_coverage"]) is float
     config = copy.deepcopy(DEFAULT)
-    config["genes"] = {"regex": "G[0-9]+"}  # (on the command line it would merge with the default before_column)
+    config["genes"] = {"regex": "G[0-9]+"}
     coerce_config(config, SCHEMA)
     assert config["genes"] == {"regex": "G[0-9]+"}
     assert is_valid(config)

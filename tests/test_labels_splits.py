@@ -51,7 +51,7 @@ def test_a_class_without_samples_stops_with_every_count():
         derive_labels(values, classes)
     message = str(info.value)
     assert "['reformed'] match no sample of column SMOKING (never: 1, current: 2, reformed: 0)" in message
-    assert "set a class to null" in message and "\n" not in message
+    assert "leave that class out of target.classes" in message and "\n" not in message
     # Only one class with samples is the same mistake.
     with pytest.raises(PanelMlpError, match=r"\['never'\] match no sample"):
         derive_labels(values[1:], {"never": "non-smoker", "current": "current"})

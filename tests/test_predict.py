@@ -148,8 +148,10 @@ def test_predict_trains_first_and_writes_every_table(predicted):
         "n_genes_present",
         "missing_genes",
         "status",
+        "in_training",
     ]
     assert len(table) == N_HELD_OUT + 2  # X-BAD is quarantined
+    assert set(table["in_training"]) == {"no"}  # held out of the cohort before training
     quarantine = pd.read_csv(results / "predictions" / "new.quarantine.tsv", sep="\t")
     assert quarantine["id"].tolist() == ["X-BAD"] and quarantine["line"].tolist() == [N_HELD_OUT + 4]
     assert "column SIG1: 'high' is not a number" in quarantine["reason"].iloc[0]

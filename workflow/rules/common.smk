@@ -5,6 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from panelmlp.config import panel_name_clash
 from panelmlp.errors import PanelMlpError
 from panelmlp.gmt import read_gmt
 from panelmlp.panels import read_panel_file
@@ -74,6 +75,28 @@ def not_found(path, key):
         f"config {key}: {path} not found{hint}; fix the path, or leave raw_csv at "
         f"{config['download'].get('path', 'its default')} to download the default cohort"
     )
+
+
+def project_path(path):
+    """A relative input path as given when it exists here (the working directory), else in the project folder.
+
+    So a run kept apart with `snakemake --directory runs/NAME` still finds the
+    project's data/ and config/ files; a path found in neither stays as given.
+    """
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    shipped = os.path.join(workflow.basedir, path)
+    return shipped if os.path.exists(shipped) else path
+
+
+def resolve_input_paths():
+    """raw_csv, input.expression, input.samples and predict_csv through project_path()."""
+    for key in ("raw_csv", "predict_csv"):
+        if isinstance(config.get(key), str):
+            config[key] = project_path(config[key])
+    for key in ("expression", "samples"):
+        if isinstance(config["input"].get(key), str):
+            config["input"][key] = project_path(config["input"][key])
 
 
 def check_inputs():
@@ -192,7 +215,8 @@ def check_null_models():
     wanted = [
         key
         for key in ("permutations", "random_panels")
-        if config["evaluate"].get(key, 0) > 0
+        if config["evaluate"].get(key, 0) == "auto"
+        or config["evaluate"].get(key, 0) > 0
     ]
     if wanted and config["split"].get("cv_repeats", 2) < 1:
         keys = " and ".join(f"evaluate.{k}" for k in wanted)
@@ -202,10 +226,52 @@ def check_null_models():
         )
 
 
+def check_set_names():
+    """Stop when a gene set of a collection has the name of a panel or collection under panels."""
+    sets = {}
+    for unit in UNITS.values():
+        if unit["collection"]:
+            gmt, names = sets.setdefault(unit["collection"], (unit["gmt"], []))
+            names.extend(unit["sets"])
+    clash = panel_name_clash(config["panels"], sets)
+    if clash is not None:
+        stop(clash)
+
+
 check_null_models()
 FOLDERS, UNITS, GROUPED = plan_units()
 """Output folders under results/panels/; fit jobs by unit (rule fit's wildcard); the small named panels' job."""
+check_set_names()
+resolve_input_paths()
 check_inputs()
+
+
+def check_importance_panels():
+    """evaluate.importance names configured panels or sets of a collection: stop before any job otherwise.
+
+    Whether a set survives the coverage and size filters is known only after
+    fit; the importance job itself says so in one line.
+    """
+    known = [
+        name
+        for name, spec in config["panels"].items()
+        if spec is not None and not isinstance(spec, dict)
+    ]
+    for unit in UNITS.values():
+        if unit["collection"]:
+            known += list(unit["sets"])
+            known += [f"{unit['collection']}/{s}" for s in unit["sets"]]
+    for name in config["evaluate"]["importance"]:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=3)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            stop(
+                f"config evaluate.importance: {name!r} is not a panel of this run{hint}; "
+                "name a panel of config panels or a set of a collection (as set or collection/set), or leave it out"
+            )
+
+
+check_importance_panels()
 
 
 wildcard_constraints:
@@ -239,3 +305,15 @@ def unit_outputs(name):
 def grouped_outputs(name):
     """One output file of every folder of the small named panels' job."""
     return [f"results/panels/{panel}/{name}" for panel in GROUPED["panels"]]
+
+
+def predict_report_inputs(kind):
+    """The report's prediction inputs (kind "metrics": every metrics table; "summary": the JSON summary).
+
+    None without a usable predict_csv; PREDICT_PLAN and the others are set by predict.smk.
+    """
+    if not config.get("predict_csv") or PREDICT_CSV_PROBLEM:
+        return []
+    if kind == "summary":
+        return [f"results/predictions/{PREDICT_NAME}.json"]
+    return [entry["metrics"] for entry in PREDICT_PLAN]

@@ -1,7 +1,11 @@
 from panelmlp.predict import prediction_name, prediction_plan, predict_csv_problem
 
 # `snakemake predict --config predict_csv=new.csv`: score new samples with every panel's
-# checkpoints (training first where needed). The plan and the checks live in panelmlp.predict.
+# checkpoints (training first where needed), and rebuild the report, which then has an
+# external-validation section: models, predictions and report.html always describe one config.
+# The plan and the checks live in panelmlp.predict.
+# The report's inputs from here: predict_report_inputs() in common.smk.
+
 
 if config.get("predict_csv"):
     PREDICT_NAME = prediction_name(config["predict_csv"])
@@ -24,6 +28,7 @@ if config.get("predict_csv"):
         input:
             [entry["table"] for entry in PREDICT_PLAN],
             f"results/predictions/{PREDICT_NAME}.json",
+            "results/report.html",
 
     rule predict_samples:
         input:
@@ -34,8 +39,10 @@ if config.get("predict_csv"):
             ),
             panels=[f"{folder}/panels.tsv" for folder in PREDICT_FOLDERS],
             checkpoints=[f"{folder}/checkpoints" for folder in PREDICT_FOLDERS],
+            splits="results/splits/splits.parquet",
         output:
             tables=[entry["table"] for entry in PREDICT_PLAN],
+            metrics=[entry["metrics"] for entry in PREDICT_PLAN],
             summary=f"results/predictions/{PREDICT_NAME}.json",
             quarantine=f"results/predictions/{PREDICT_NAME}.quarantine.tsv",
         log:
@@ -52,6 +59,7 @@ if config.get("predict_csv"):
             plan=PREDICT_PLAN,
             sample_id=config["sample_id"],
             input=config["input"],
+            target=config["target"],
         script:
             "../scripts/predict.py"
 

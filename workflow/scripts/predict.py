@@ -11,4 +11,6 @@ run(
     summary=snakemake.output.summary,
     quarantine=snakemake.output.quarantine,
     threads=snakemake.threads,
+    splits=snakemake.input.splits,
+    target=snakemake.params.target,
 )

@@ -3,7 +3,11 @@
 A checkpoint holds everything needed to score new raw expression values: the
 ``state_dict`` of :func:`panelmlp.model.build_mlp`, the genes in input order,
 the scaler's means and scales, the class names, the hyper-parameters, the
-device it was trained on and the library versions. It holds only tensors,
+device it was trained on and the library versions. A gene that carried no
+information in the training rows (constant or never observed) has scale
+infinity and is named in ``scaler["uninformative"]``: every raw value of it,
+however wild, scores as 0 (see :mod:`panelmlp.scaling`). A checkpoint written
+before that key existed loads as before. It holds only tensors,
 numbers, strings, lists and dicts, so it loads with ``weights_only=True`` and a
 checkpoint from elsewhere cannot run code.
 """
@@ -21,6 +25,7 @@ import torch
 
 from .errors import PanelMlpError
 from .model import build_mlp
+from .scaling import scale_values, uninformative
 from .versions import library_versions
 
 FORMAT = "panelmlp-checkpoint/1"
@@ -47,13 +52,20 @@ def save_checkpoint(
     regression model, ``{"kind": "regression", "mean": m, "sd": s}``: the
     network predicts the target standardised with the training rows' mean and
     sd. ``extra`` holds what was chosen for this model (best epoch, grid point).
+    A gene with an infinite ``scaler_scale`` is uninformative (see
+    :func:`panelmlp.scaling.uninformative`) and listed as such.
     """
+    flagged = uninformative(np.asarray(scaler_scale, dtype=np.float64))
     torch.save(
         {
             "format": FORMAT,
             "state_dict": state_dict,
             "genes": list(genes),
-            "scaler": {"mean": [float(v) for v in scaler_mean], "scale": [float(v) for v in scaler_scale]},
+            "scaler": {
+                "mean": [float(v) for v in scaler_mean],
+                "scale": [float(v) for v in scaler_scale],
+                "uninformative": [g for g, f in zip(genes, flagged, strict=True) if f],
+            },
             "classes": list(classes),
             "positive": positive,
             "hyper": dict(hyper),
@@ -170,6 +182,11 @@ def _some(names: list[str], most: int = 4) -> str:
     return shown if len(names) <= most else f"{shown}, ... ({len(names)} files)"
 
 
+def uninformative_genes(checkpoint: dict) -> list[str]:
+    """Genes the model ignores (constant or never observed in its training rows); none for an older checkpoint."""
+    return [str(g) for g in checkpoint["scaler"].get("uninformative", [])]
+
+
 def target_of(checkpoint: dict) -> dict:
     """What the model predicts: ``{"kind": "classification"}`` or ``{"kind": "regression", "mean", "sd"}``."""
     return dict(checkpoint.get("target") or {"kind": "classification"})
@@ -200,12 +217,15 @@ def predict_raw(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
     """Class probabilities for raw expression values ``[n, genes]`` in the checkpoint's gene order.
 
     Applies the stored training-set scaler first; a missing value becomes the
-    training mean.
+    training mean, and an uninformative gene (infinite scale) is 0 whatever its value.
     """
-    mean = np.asarray(checkpoint["scaler"]["mean"])
-    scale = np.asarray(checkpoint["scaler"]["scale"])
-    scaled = np.nan_to_num((np.asarray(expression, dtype=np.float64) - mean) / scale, nan=0.0)
-    return predict_scaled(checkpoint, scaled)
+    return predict_scaled(checkpoint, scaled_inputs(checkpoint, expression))
+
+
+def scaled_inputs(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
+    """Raw values ``[n, genes]`` (checkpoint gene order) standardised with the checkpoint's scaler, float64."""
+    scaler = checkpoint["scaler"]
+    return scale_values(expression, np.asarray(scaler["mean"]), np.asarray(scaler["scale"]))
 
 
 def predict_value(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
@@ -213,9 +233,7 @@ def predict_value(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
     target = target_of(checkpoint)
     if target["kind"] != "regression":
         raise PanelMlpError("predict_value needs a regression checkpoint; use predict_raw for class probabilities")
-    mean = np.asarray(checkpoint["scaler"]["mean"])
-    scale = np.asarray(checkpoint["scaler"]["scale"])
-    scaled = np.nan_to_num((np.asarray(expression, dtype=np.float64) - mean) / scale, nan=0.0)
+    scaled = scaled_inputs(checkpoint, expression)
     model = model_from_checkpoint(checkpoint)
     with torch.inference_mode():
         out = model(torch.as_tensor(scaled, dtype=torch.float32))[:, 0].numpy().astype(np.float64)

@@ -1,15 +1,42 @@
-"""Config checks that speak the user's language."""
+"""The config: how the defaults and a user's layers combine, text given its types, and checks that speak the user's language."""
 
 from __future__ import annotations
 
 import copy
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+REPLACE_KEYS: tuple[str, ...] = (
+    "genes",
+    "target.classes",
+    "panels.*",
+    "model.early_stopping",
+    "model.grid",
+)
+"""Keys whose value a config layer replaces whole; every other mapping is merged key by key.
+
+A key is a dotted path; ``*`` stands for any one key (``panels.*``: each
+panel, while ``panels`` itself merges, so a config file adds panels beside
+the default ones). These are the values that are a choice between shapes
+(``genes``: a column, a regex or a list; a panel: a list, a file, ``all`` or
+a collection) or one whole set (the classes, the early-stopping settings, the
+grid). Lists (``model.hidden``, ``evaluate.baselines``, ``predict_panels``, a
+panel's genes) and single values always replace. config/README.md lists the
+same keys; tests/test_config_replace.py keeps the two in step.
+"""
+
+RESET_WITH: dict[str, tuple[str, ...]] = {"target.classes": ("positive",)}
+"""Sibling keys a layer's value of the key drops unless the same layer gives them too.
+
+A layer that gives ``target.classes`` without ``target.positive`` drops the
+earlier positive class (the default ``smoker`` is no class of another target):
+with two classes the second one is then positive.
+"""
 
 
 def config_error(config: Mapping, schema_path: str | Path) -> str | None:
@@ -30,6 +57,197 @@ def config_error(config: Mapping, schema_path: str | Path) -> str | None:
 def read_schema(schema_path: str | Path) -> dict:
     """The config schema as a dict."""
     return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+
+
+def replaces(path: Sequence[str]) -> bool:
+    """Whether a layer's value at ``path`` (keys from the top) replaces the earlier value whole."""
+    return any(_matches(path, key.split(".")) for key in REPLACE_KEYS)
+
+
+def _matches(path: Sequence[str], pattern: Sequence[str]) -> bool:
+    return len(path) == len(pattern) and all(p in ("*", str(k)) for k, p in zip(path, pattern, strict=True))
+
+
+def _plain(value):
+    """A deep copy with every mapping a dict (Snakemake hands ``--config`` over as a read-only mapping)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def merge_layer(config: dict, layer: Mapping, path: Sequence[str] = ()) -> None:
+    """Apply one config layer (a ``--configfile`` or the ``--config`` values) to ``config``, in place.
+
+    Mappings merge key by key, as Snakemake merges them, except at the keys
+    of ``REPLACE_KEYS``, where the layer's value replaces the earlier one
+    whole; any other value (a list, a number, text, null) replaces. A key of
+    ``RESET_WITH`` drops its listed siblings unless the layer gives them too.
+    ``path`` is where ``config`` and ``layer`` sit in the whole config.
+    """
+    for key, value in layer.items():
+        here = (*path, str(key))
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict) and not replaces(here):
+            merge_layer(config[key], value, here)
+        else:
+            config[key] = _plain(value)
+        for pattern, siblings in RESET_WITH.items():
+            if _matches(here, pattern.split(".")):
+                for sibling in siblings:
+                    if sibling not in layer:
+                        config.pop(sibling, None)
+
+
+def layer_config(defaults: Mapping, layers: Iterable[Mapping]) -> dict:
+    """The config: ``defaults`` with each layer applied in order by :func:`merge_layer`.
+
+    The layers are the ``--configfile`` files in the order given, then the
+    ``--config`` values (a profile's ``configfile`` and ``config`` arrive as
+    the same). Neither argument is changed.
+    """
+    config = _plain(defaults)
+    for layer in layers:
+        merge_layer(config, layer)
+    return config
+
+
+PANEL_NAME_CHARS = "A-Za-z0-9_.-"
+"""Characters of a panel name (a folder under results/panels/ and a wildcard value), as a regex class."""
+
+PANEL_NAME = re.compile(f"^(?![.-])[{PANEL_NAME_CHARS}]+$")
+"""A valid panel name; the schema's ``panels.propertyNames`` pattern is the same (a test checks)."""
+
+
+def config_problem(config: Mapping) -> str | None:
+    """One line for a config fault the schema misses or words poorly, or None.
+
+    Run on the merged, coerced config before the schema check, so it looks
+    only at values of the expected type and leaves the rest to
+    :func:`config_error`. Faults: a panel named with characters a folder name
+    cannot safely have, a panel that lists no genes, no panel left (every
+    panel null), a model without hidden layers (in ``model.hidden`` or a grid
+    point), fewer than two classes, and a positive class that is not a class.
+    """
+    for check in (_panels_problem, _hidden_problem, _target_problem):
+        message = check(config)
+        if message is not None:
+            return f"{message}; see config/README.md"
+    return None
+
+
+def _panels_problem(config: Mapping) -> str | None:
+    panels = config.get("panels")
+    if not isinstance(panels, Mapping):
+        return None
+    for name, spec in panels.items():
+        name = str(name)
+        if not PANEL_NAME.match(name):
+            return f"config panels: {_bad_name(name)}"
+        if isinstance(spec, list) and not spec:
+            return (
+                f"config panels.{name}: the panel lists no genes; list at least one gene "
+                f"({name}: [GFAP, SOX2]), or give a one-gene-per-line file, all, or null to leave it out"
+            )
+    if all(spec is None for spec in panels.values()):
+        left_out = ", ".join(str(name) for name in panels) or "none configured"
+        return (
+            f"config panels: no panel left: every panel is null ({left_out}); keep or add at least one, "
+            "e.g. panels: {mine: [GFAP, SOX2]} or all: all"
+        )
+    return None
+
+
+def _bad_name(name: str) -> str:
+    """Why ``name`` is not a panel name, and a name that would do."""
+    if not name:
+        return "a panel has an empty name; name it with letters, digits, _ . or -"
+    bad = sorted({c for c in name if not re.fullmatch(f"[{PANEL_NAME_CHARS}]", c)})
+    fixed = re.sub(f"[^{PANEL_NAME_CHARS}]", "_", name).lstrip(".-") or "panel"
+    what = f"has {' '.join(repr(c) for c in bad)}, which" if bad else f"starts with {name[0]!r}, which"
+    return (
+        f"the panel name {name!r} {what} a panel name cannot have (it names a folder under results/panels/); "
+        f"use letters, digits, _ . and -, not starting with . or -, e.g. {fixed!r}"
+    )
+
+
+def _no_layers(hidden) -> bool:
+    return isinstance(hidden, list) and not hidden
+
+
+_NO_LAYERS = (
+    "has no hidden layer, which makes the model a linear one (a logistic or linear regression, which the logreg "
+    "and ridge baselines already fit); give at least one layer size, e.g. [64]"
+)
+
+
+def _hidden_problem(config: Mapping) -> str | None:
+    model = config.get("model")
+    if not isinstance(model, Mapping):
+        return None
+    if _no_layers(model.get("hidden")):
+        return f"config model.hidden: [] {_NO_LAYERS}"
+    grid = model.get("grid")
+    points = grid.get("hidden") if isinstance(grid, Mapping) else None
+    if isinstance(points, list):
+        for i, hidden in enumerate(points):
+            if _no_layers(hidden):
+                return f"config model.grid.hidden.{i}: [] {_NO_LAYERS}"
+    return None
+
+
+def _target_problem(config: Mapping) -> str | None:
+    target = config.get("target")
+    if not isinstance(target, Mapping) or target.get("kind", "classification") != "classification":
+        return None
+    classes = target.get("classes")
+    if not isinstance(classes, Mapping):
+        return None
+    names = [str(name) for name, pattern in classes.items() if pattern is not None]
+    if len(names) < 2:
+        return (
+            f"config target.classes: {len(names)} class(es) {names}; give at least two, "
+            "as label: regex (e.g. {left: ^left$, right: ^right$})"
+        )
+    positive = target.get("positive")
+    if isinstance(positive, str) and positive not in names:
+        return (
+            f"config target.positive: {positive!r} is not one of target.classes {names}; name one of them, "
+            "or leave it out (with two classes the second one is positive)"
+        )
+    return None
+
+
+def panel_name_clash(panels: Mapping, collections: Mapping[str, tuple[str, Sequence[str]]]) -> str | None:
+    """One line when a gene set of a collection has the name of an entry of ``panels``, or None.
+
+    ``collections`` maps a collection's name to its GMT file and its set
+    names. Every panel needs its own name: it is the ``panel`` of
+    summary.tsv and what ``predict_panels`` picks. A set name shared by two
+    collections is allowed (``collection`` tells them apart).
+    """
+    for collection, (path, names) in collections.items():
+        for name in names:
+            if name in panels and panels[name] is not None:
+                what = "the collection" if isinstance(panels[name], Mapping) else "the panel"
+                line = _set_line(path, name)
+                where = f"{path}:{line}" if line is not None else str(path)
+                return (
+                    f"config panels.{collection}: gene set {name!r} ({where}) has the name of {what} panels.{name}; "
+                    "every panel needs its own name, so rename the set in the file or the entry under panels"
+                )
+    return None
+
+
+def _set_line(path: str | Path, name: str) -> int | None:
+    """The line of gene set ``name`` in a GMT file, or None if the file cannot be read."""
+    from .errors import PanelMlpError
+    from .gmt import read_gmt  # only here: the Snakefile imports this module, and gmt imports pandas
+
+    try:
+        return next((s.line for s in read_gmt(path) if s.name == name), None)
+    except (OSError, PanelMlpError):
+        return None
 
 
 YAML_NULLS = frozenset({"null", "Null", "NULL", "~"})

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import PanelMlpError
@@ -170,7 +171,9 @@ def clean_inputs(
         raise PanelMlpError(f"config clean.missing: {missing!r}; use one of {list(MISSING_POLICIES)}")
     cohort = _two_files(spec, sample_id, workdir) if spec.expression else _one_table(spec, genes, sample_id, workdir)
     _apply_missing(cohort, missing)
-    return cohort.result()
+    result = cohort.result()
+    result.accounting["uninformative"] = uninformative_genes(result.table, cohort.genes)
+    return result
 
 
 # --- one table -------------------------------------------------------------------------------------------
@@ -517,6 +520,27 @@ def _apply_missing(cohort: _Cohort, policy: str) -> None:
         log.warning("clean: %d non-finite expression values (inf or nan) treated as missing", non_finite)
 
 
+def uninformative_genes(table: pa.Table, genes: Sequence[str]) -> dict[str, list[str]]:
+    """Genes that carry no information in the whole cohort: ``all_missing`` (no value) and ``constant`` (one value).
+
+    Such a gene is constant in every split's training rows, so its input is 0
+    in every model (see :mod:`panelmlp.scaling`). Missing values are nulls here.
+    """
+    out: dict[str, list[str]] = {"all_missing": [], "constant": []}
+    for g in genes:
+        column = table.column(g)
+        if column.null_count == len(column):
+            out["all_missing"].append(g)
+        elif (bounds := pc.min_max(column))["min"].as_py() == bounds["max"].as_py():
+            out["constant"].append(g)
+    return out
+
+
+def _some_genes(names: Sequence[str], most: int = 20) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+
+
 # --- writing ---------------------------------------------------------------------------------------------
 
 
@@ -602,6 +626,17 @@ def clean_step(
             missing_info["samples_with_missing"],
             missing,
         )
+    silent = acc["uninformative"]
+    for key, what in (("all_missing", "with no value at all"), ("constant", "with the same value in every sample")):
+        if silent[key]:
+            log.warning(
+                "clean: %d gene(s) %s carry no information: their input is 0 in every model, which they do not "
+                "change (clean.json uninformative.%s): %s",
+                len(silent[key]),
+                what,
+                key,
+                _some_genes(silent[key]),
+            )
     for q in result.quarantine:
         log.warning("quarantined %s line %s: %s", q["file"], q["line"], q["reason"])
     return acc

@@ -76,7 +76,7 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
         empty = [name for name, n in counts.items() if n == 0]
         raise PanelMlpError(
             f"config target.classes: class(es) {empty} match no sample of column {values.name or 'target'} ({listing}); "
-            "fix the regexes, or set a class to null to leave it out (a --configfile merges target.classes over the default)"
+            "fix the regexes, or leave that class out of target.classes (the classes you give replace the default ones)"
         )
     order = names
     if len(names) == 2 and positive is not None:

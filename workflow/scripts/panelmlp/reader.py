@@ -12,16 +12,29 @@ Formats, detected without configuration where that is unambiguous:
 
 Text is read in two passes. :func:`survey` walks every physical line once: it
 checks the encoding, finds blank lines, and sets aside the lines pyarrow's
-fast reader cannot take as they are: lines holding a double quote, and lines
-whose number of separators does not match the header. Everything else, nearly
-always the whole file, is parsed by pyarrow with quoting off, so every
-physical line is one row and its file line number is known exactly. The lines
-set aside are parsed here in Python: a line that is valid RFC-4180 CSV on its
-own is read with its quoting; otherwise its fields are split at every
-separator and :func:`repair_fields` re-joins free text that unquoted commas
-cut apart. A line that cannot be read unambiguously is quarantined with its
-reason and its raw text. :class:`TableRead` carries the accounting that proves
-every data line ended in the table or in quarantine.
+fast reader cannot take as they are: lines whose number of fields does not
+match the header, and lines whose double quotes are not standard CSV quoting
+(RFC 4180: a quoted field is enclosed in quotes from separator to separator,
+a quote inside it doubled). Everything else, nearly always the whole file, is
+parsed by pyarrow, with quoting on only when some of those lines hold quoted
+fields (R's ``write.csv`` quotes every text field; spreadsheets quote text
+holding a comma), and never with values spanning lines, so every physical
+line is one row and its file line number is known exactly. The lines set
+aside are parsed here in Python: a line that is valid CSV on its own is read
+with its quoting; otherwise its fields are split at every separator and
+:func:`repair_fields` re-joins free text that unquoted commas cut apart. A
+line that cannot be read unambiguously is quarantined with its reason and its
+raw text. :class:`TableRead` carries the accounting that proves every data
+line ended in the table or in quarantine.
+
+Spreadsheet files (xlsx, ods, xls) and zip archives are recognised by their
+first bytes and stop the run with one line saying how to export CSV. Trailing
+columns with no name in the header and no value on any line (a spreadsheet
+export's ``,,,``) are dropped and counted (``empty_columns_dropped``); header
+names that differ only by spaces are kept as distinct columns and reported
+(``similar_column_names``). A data line with more fields than the header says
+how many; when every data line has the same surplus, the header is short of
+names (or every line ends with a separator) and the run stops with one line.
 """
 
 from __future__ import annotations
@@ -32,11 +45,13 @@ import csv
 import difflib
 import gzip
 import io
+import logging
 import lzma
 import os
 import re
 import sys
 import tempfile
+import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +65,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import PanelMlpError
+
+log = logging.getLogger("panelmlp")
 
 NULL_VALUES = ["NA", ""]
 """Cell texts read as missing."""
@@ -88,7 +105,9 @@ def repair_fields(fields: Sequence[str], n_columns: int, sep: str = ",") -> Repa
     ``Current reformed smoker, more than 15 years``). The repair is applied only
     when exactly ``len(fields) - n_columns`` fields begin with a space, so every
     field that begins with a space is a continuation and there is a single way
-    to read the line; otherwise the line is not repaired and the reason says why.
+    to read the line; otherwise the line is not repaired and the reason says why,
+    starting with how many fields more than the header the line has (and, where
+    the surplus fields at the end are empty, that they are).
 
     >>> repair_fields(["1", "smoker", " more than 15 years ", "x"], 3).fields
     ['1', 'smoker, more than 15 years ', 'x']
@@ -99,12 +118,19 @@ def repair_fields(fields: Sequence[str], n_columns: int, sep: str = ",") -> Repa
     if n_fields < n_columns:
         return Repair(None, f"has {n_fields} fields, expected {n_columns} (line is truncated)")
     extra = n_fields - n_columns
+    more = f"has {n_fields} fields, expected {n_columns}: {extra} more field{'s' if extra > 1 else ''} than the header"
     continuations = [i for i in range(1, n_fields) if fields[i].startswith(" ")]
+    if len(continuations) != extra and not any(fields[n_columns:]):
+        return Repair(
+            None,
+            f"{more}, and the last {extra} {'are' if extra > 1 else 'is'} empty: remove the extra separator(s) "
+            "at the end of the line (or name the column in the header)",
+        )
     if len(continuations) != extra:
         return Repair(
             None,
-            f"has {n_fields} fields, expected {n_columns}; {len(continuations)} fields start "
-            f"with a space, so the {extra} unquoted separator(s) cannot be located: quote the free text",
+            f"{more}; {len(continuations)} fields start with a space, so the {extra} unquoted separator(s) "
+            "cannot be located: remove the extra field(s), or quote the free text",
         )
     out: list[str] = []
     for i, value in enumerate(fields):
@@ -156,6 +182,54 @@ def sniff(path: Path) -> tuple[str, str | None]:
         if head.startswith(magic):
             return "text", name
     return "text", None
+
+
+ZIP_MAGIC = b"PK\x03\x04"
+"""First bytes of a zip container: a zip archive, and xlsx, ods and docx files."""
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+"""First bytes of an OLE2 compound file: an old Excel workbook (.xls) or another old Office file."""
+
+SAVE_AS_CSV = "open it in Excel or LibreOffice Calc and save the sheet as CSV (File > Save As > CSV UTF-8)"
+
+
+def _zip_contents(path: Path) -> tuple[str, str]:
+    """``(what the zip container is, how to get a CSV out of it)``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            mimetype = archive.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return "a zip archive (damaged)", "download or export it again"
+    if any(n.startswith("xl/") for n in names):
+        return "an Excel workbook (.xlsx)", SAVE_AS_CSV
+    if "spreadsheet" in mimetype:
+        return "an OpenDocument spreadsheet (.ods)", SAVE_AS_CSV
+    if any(n.startswith("word/") for n in names) or "text" in mimetype:
+        return "a word-processor document (.docx or .odt)", "export the table from it as CSV"
+    files = [n for n in names if not n.endswith("/")]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (
+        f"a zip archive holding {shown or 'nothing'}",
+        "unzip it and point the config at the table inside (a CSV compressed with gzip, bzip2, xz or zstd "
+        "is read as it is)",
+    )
+
+
+def check_not_container(path: Path, role: str = "raw_csv") -> None:
+    """Stop with one line where ``path`` is a spreadsheet, an Office file or a zip archive rather than a table.
+
+    Recognised by the first bytes (a zip container, or an OLE2 compound file),
+    whatever the file's name.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(ZIP_MAGIC):
+        what, fix = _zip_contents(path)
+    elif head.startswith(OLE2_MAGIC):
+        what, fix = "an old Excel workbook (.xls) or another Microsoft Office file", SAVE_AS_CSV
+    else:
+        return
+    raise PanelMlpError(f"{path} ({role}): {what}, not a delimited text table; {fix}, and point {role} at that file")
 
 
 class _NativeRaw(io.RawIOBase):
@@ -261,6 +335,38 @@ def _count_fields(line: str, sep: str) -> int:
     return len(next(csv.reader([line], delimiter=sep), []))
 
 
+def quoted_field_count(line: str, sep: str) -> int | None:
+    """Fields of a line read as standard CSV (RFC 4180), or None where its quoting is not standard.
+
+    Standard: every double quote opens a field (at the line start or right
+    after a separator), closes it (at the line end or right before a
+    separator), or is doubled inside a quoted field. Such a line is read the
+    same way by pyarrow and by Python's csv module, so it can take the fast
+    path. Costs one split of the line at its quotes, not a parse of its fields.
+
+    >>> quoted_field_count('1,"a, b",x', ",")
+    3
+    >>> quoted_field_count('1,"say ""hi"" twice",x', ",")
+    3
+    >>> quoted_field_count('1,a 5" lesion,x', ",") is None
+    True
+    """
+    parts = line.split('"')
+    if len(parts) % 2 == 0:  # an odd number of quotes: one is never closed
+        return None
+    last = len(parts) - 1
+    n = 1
+    for i in range(0, len(parts), 2):  # the text outside quotes; parts[i] == "" between two is a doubled quote
+        outside = parts[i]
+        if outside:
+            if i > 0 and not outside.startswith(sep):
+                return None  # text right after a closing quote
+            if i < last and not outside.endswith(sep):
+                return None  # a quote in the middle of an unquoted value
+            n += outside.count(sep)
+    return n
+
+
 def detect_separator(header: str, sample: Sequence[str], path: Path) -> str:
     """Comma, tab or semicolon: the one that splits the header into most columns that the data lines agree with.
 
@@ -288,11 +394,12 @@ def detect_separator(header: str, sample: Sequence[str], path: Path) -> str:
 class Survey:
     """What one pass over a text file found.
 
-    ``special`` holds, by line number, the lines parsed in Python: those with a
-    double quote and those whose separator count differs from the header's.
+    ``special`` holds, by line number, the lines parsed in Python: those whose
+    number of fields differs from the header's, and those whose double quotes
+    are not standard CSV quoting (:func:`quoted_field_count`). ``quoted``: some
+    line pyarrow reads holds quoted fields, so it reads with quoting on.
     ``source`` is what pyarrow reads: the file itself, or a UTF-8 copy
-    (decompressed, transcoded, set-aside lines left out) whose lines are
-    ``copy_lines`` of the original.
+    (decompressed, transcoded, set-aside lines left out).
     """
 
     path: Path
@@ -307,6 +414,7 @@ class Survey:
     plain: int
     source: Path
     copied: bool
+    quoted: bool = False
 
 
 def _header_fields(text: str, sep: str) -> list[str]:
@@ -322,6 +430,7 @@ def survey(
     file is compressed, not UTF-8, or has quoted lines pyarrow would misread.
     """
     path = Path(path)
+    check_not_container(path, "the input")
     kind, compression = sniff(path)
     if kind != "text":
         raise PanelMlpError(f"{path}: a parquet file, not delimited text")
@@ -350,7 +459,8 @@ def survey(
     if sep is None:
         sep = detect_separator(header_text, [t for _, t in head if t], path)
     header = _header_fields(header_text, sep)
-    n_sep = len(header) - 1
+    n_columns = len(header)
+    n_sep = n_columns - 1
     copying = compression is not None or not utf8
     workdir_path = Path(workdir) if workdir is not None else None
     copy_handle = None
@@ -362,18 +472,25 @@ def survey(
     blanks: list[int] = []
     special: dict[int, str] = {}
     plain = 0
-    quoted_plain = False
+    quoted_plain = False  # a line pyarrow reads holds quotes: it must read with quoting on
+    quoted_special = False  # a set-aside line holds quotes: pyarrow could misread it with quoting on
+    literal_special = False  # a set-aside quoted line has the header's separator count: read with quoting off
     total = 1
 
     def take(number: int, text: str) -> None:
-        nonlocal plain, quoted_plain
+        nonlocal plain, quoted_plain, quoted_special, literal_special
         if not text:
             blanks.append(number)
             return
-        quoted = '"' in text
-        if quoted or text.count(sep) != n_sep:
+        if '"' in text:
+            if quoted_field_count(text, sep) != n_columns:
+                special[number] = text
+                quoted_special = True
+                literal_special = literal_special or text.count(sep) == n_sep
+                return
+            quoted_plain = True
+        elif text.count(sep) != n_sep:
             special[number] = text
-            quoted_plain = quoted_plain or (quoted and text.count(sep) == n_sep)
             return
         plain += 1
         if copy_handle is not None:
@@ -393,8 +510,9 @@ def survey(
         raise
     if copy_handle is not None:
         copy_handle.close()
-    elif quoted_plain:
-        # A quoted line with the header's separator count would be read literally by the fast path: copy without it.
+    elif quoted_special and (quoted_plain or literal_special):
+        # pyarrow would read a set-aside quoted line (with quoting on, an unclosed quote even takes the next
+        # line with it): copy the file without the set-aside lines.
         copying = True
         copy_path = _temp_copy(workdir_path)
         with open(copy_path, "w", encoding="utf-8", newline="\n") as out:
@@ -415,6 +533,7 @@ def survey(
         plain=plain,
         source=copy_path,
         copied=copying,
+        quoted=quoted_plain,
     )
 
 
@@ -559,7 +678,8 @@ def _check_header(path: Path, header: Sequence[str]) -> None:
         raise PanelMlpError(f"{path} line 1: duplicated column names {duplicated[:10]}; rename them")
     empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if empty:
-        raise PanelMlpError(f"{path} line 1: column(s) {empty[:10]} have no name; give every column a name")
+        hint = " (R's write.csv writes row names there: write with row.names = FALSE)" if empty == [1] else ""
+        raise PanelMlpError(f"{path} line 1: column(s) {empty[:10]} have no name; give every column a name{hint}")
 
 
 def read_table(
@@ -586,6 +706,7 @@ def read_table(
         raise PanelMlpError(f"{path} is a folder, not a table; point {role} in the config at the table file")
     if not path.is_file():
         raise PanelMlpError(f"{path}: file not found; set {role} in the config to its path")
+    check_not_container(path, role)
     kind, _ = sniff(path)
     if kind == "parquet":
         return _read_parquet(path, id_column, value_columns, id_kind)
@@ -612,6 +733,80 @@ def _pick_id(path: Path, header: list[str], id_column: str | Callable[[list[str]
     return name
 
 
+def trailing_unnamed(header: Sequence[str]) -> int:
+    """How many columns at the end of the header have no name (blank), after at least one named column.
+
+    >>> trailing_unnamed(["G1", "SAMPLE_ID", "", " ", ""])
+    3
+    """
+    n = 0
+    while n < len(header) - 1 and not header[len(header) - 1 - n].strip():
+        n += 1
+    return n
+
+
+def similar_names(header: Sequence[str]) -> list[list[str]]:
+    """Groups of column names that are the same but for spaces around them (``GFAP`` and ``GFAP ``).
+
+    >>> similar_names(["GFAP", "SOX2", "GFAP ", " SOX2 ", "AGE"])
+    [['GFAP', 'GFAP '], ['SOX2', ' SOX2 ']]
+    """
+    groups: dict[str, list[str]] = {}
+    for name in header:
+        groups.setdefault(name.strip(), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _placeholders(header: Sequence[str], n: int) -> list[str]:
+    """Names, none in ``header``, for ``n`` unnamed trailing columns while they are read."""
+    taken = set(header)
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        name = f"(unnamed column {len(header) + len(out) + 1}{'_' * i})"
+        if name in taken:
+            i += 1
+            continue
+        out.append(name)
+    return out
+
+
+def _check_unnamed_empty(path: Path, table: pa.Table, lines: Sequence[int], unnamed: Sequence[str], named: int) -> None:
+    """Stop where a trailing column without a name holds a value on some line."""
+    for k, name in enumerate(unnamed):
+        text = _value_text(table.column(name))
+        if text.null_count == len(text):
+            continue
+        filled = pc.fill_null(pc.not_equal(text, ""), False)
+        if not pc.any(filled).as_py():
+            continue
+        rows = [i for i, f in enumerate(filled.to_pylist()) if f]
+        first = min(rows, key=lambda i: lines[i])
+        raise PanelMlpError(
+            f"{path} line {lines[first]}: column {named + k + 1} has no name on line 1 but holds "
+            f"{text[first].as_py()!r} ({len(rows)} line(s) have a value there); give every column a name"
+        )
+
+
+def _check_surplus(found: Survey, n_columns: int) -> None:
+    """Stop where every data line has the same number of fields more than the header (two lines or more).
+
+    That is no free text with unquoted separators (those vary from line to
+    line) but a header short of names, or a separator ending every line.
+    """
+    numbers = sorted(found.special)
+    if len(numbers) < 2:
+        return
+    surplus = {_count_fields(found.special[n], found.sep) - n_columns for n in numbers}
+    if len(surplus) != 1 or (extra := surplus.pop()) <= 0:
+        return
+    raise PanelMlpError(
+        f"{found.path}: every data line has {extra} more field{'s' if extra > 1 else ''} than the header "
+        f"(line 1 has {n_columns} names, line {numbers[0]} has {n_columns + extra} fields): the header lacks "
+        f"{extra} column name(s), or each data line ends with {extra} extra separator(s); fix the header or the lines"
+    )
+
+
 def _read_text(
     found: Survey,
     id_column: str | Callable[[list[str]], str],
@@ -619,17 +814,30 @@ def _read_text(
     decimal: str,
     id_kind: str,
 ) -> TableRead:
-    path, header, sep = found.path, found.header, found.sep
+    path, sep = found.path, found.sep
+    n_empty = trailing_unnamed(found.header)
+    header = found.header[: len(found.header) - n_empty]
     _check_header(path, header)
+    similar = similar_names(header)
+    if similar:
+        log.warning(
+            "clean: %s line 1: column names that differ only by spaces are kept as distinct columns "
+            "(clean.json similar_column_names): %s; a panel or sample_id naming one of them matches only the "
+            "exact name: remove the spaces in the file if they are the same column",
+            path,
+            "; ".join(" vs ".join(repr(n) for n in group) for group in similar),
+        )
     id_name = _pick_id(path, header, id_column)
     values = value_columns(header, id_name)
     value_set = set(values)
     other = [c for c in header if c not in value_set]
-    n_columns = len(header)
+    unnamed = _placeholders(header, n_empty)
+    columns = [*header, *unnamed]
+    n_columns = len(columns)
 
     def options(value_type: pa.DataType) -> pacsv.ConvertOptions:
         types = dict.fromkeys(values, value_type)
-        types.update(dict.fromkeys(other, pa.string()))
+        types.update(dict.fromkeys(other + unnamed, pa.string()))
         return pacsv.ConvertOptions(
             column_types=types,
             null_values=NULL_VALUES,
@@ -641,8 +849,14 @@ def _read_text(
     def skip(_: pacsv.InvalidRow) -> str:
         return "skip"
 
-    read = pacsv.ReadOptions(block_size=block_size_for(found.source), column_names=header, skip_rows=1)
-    parse = pacsv.ParseOptions(delimiter=sep, quote_char=False, invalid_row_handler=skip)
+    read = pacsv.ReadOptions(block_size=block_size_for(found.source), column_names=columns, skip_rows=1)
+    parse = pacsv.ParseOptions(
+        delimiter=sep,
+        quote_char='"' if found.quoted else False,
+        double_quote=True,
+        newlines_in_values=False,
+        invalid_row_handler=skip,
+    )
     try:
         good = pacsv.read_csv(
             found.source, read_options=read, parse_options=parse, convert_options=options(pa.float32())
@@ -661,20 +875,37 @@ def _read_text(
     for number in sorted(found.special):
         text = found.special[number]
         outcome = split_line(text, sep, n_columns)
+        for short in range(n_columns - 1, len(header) - 1, -1):  # a line without the empty trailing columns
+            if outcome.fields is not None:
+                break
+            shorter = split_line(text, sep, short)
+            if shorter.fields is not None:
+                outcome = Repair(shorter.fields + [""] * (n_columns - short), merged=shorter.merged)
         if outcome.fields is None:
             quarantine.append({"file": str(path), "line": number, "id": None, "reason": outcome.reason, "text": text})
             continue
         parsed.append((number, outcome.fields))
         if outcome.merged:
             repaired_lines.append(number)
+    if found.plain == 0 and not parsed:
+        _check_surplus(found, n_columns)
     side = _parse_rows(
-        header, parsed, options(value_type), options(pa.string()), values, decimal, path, found, quarantine
+        columns, parsed, options(value_type), options(pa.string()), values, decimal, path, found, quarantine
     )
 
     special_or_blank = set(found.special) | set(found.blanks)
     good_lines = [n for n in range(2, found.lines + 1) if n not in special_or_blank]
     table = pa.concat_tables([good, side[0]])
     lines = good_lines + side[1]
+    if unnamed:
+        _check_unnamed_empty(path, table, lines, unnamed, len(header))
+        table = table.select(header)
+        log.info(
+            "clean: %s: dropped %d trailing column(s) with no name and no value (a spreadsheet export's trailing "
+            "separators; clean.json empty_columns_dropped)",
+            path,
+            n_empty,
+        )
     typed = _parse_clinical({name: table.column(name) for name in other if name != id_name})
     for name in typed.column_names:
         table = table.set_column(header.index(name), name, typed.column(name))
@@ -696,6 +927,8 @@ def _read_text(
             "header_lines": 1,
             "blank_lines": len(found.blanks),
             "data_lines": found.lines - 1 - len(found.blanks),
+            "empty_columns_dropped": n_empty,
+            "similar_column_names": similar,
         },
         repaired_lines=repaired_lines,
         found=found,

@@ -111,7 +111,8 @@ class ModelSet:
 
     ``x`` is the raw ``[N, U]`` float32 matrix (NaN = missing; a missing value
     becomes the training mean). ``mean`` and ``scale`` are ``[S, U]``: per split,
-    each column's training-row statistics. Model k reads columns ``cols[k]``
+    each column's training-row statistics (scale infinity: an uninformative
+    gene, which feeds 0, see :mod:`panelmlp.scaling`). Model k reads columns ``cols[k]``
     (``[K, G]``; -1 pads a model with fewer inputs, which then sees zeros),
     uses the statistics of split ``split[k]``, trains on that split's ``train``
     rows and is scored on its ``test`` rows (``[S, N]`` booleans) against the
@@ -483,7 +484,13 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor)
     t_mean = (t * v).sum(1) / n
     res = ((o - t) ** 2 * v).sum(1)
     tot = ((t - t_mean[:, None]) ** 2 * v).sum(1)
-    r2 = torch.where(tot > 0, 1 - res / tot.clamp(min=1e-300), torch.nan)
+    mask = v > 0
+
+    def constant(a: torch.Tensor) -> torch.Tensor:
+        """Per model, whether ``a`` takes one value on its valid rows (its deviations are then rounding noise)."""
+        return torch.where(mask, a, -torch.inf).amax(1) == torch.where(mask, a, torch.inf).amin(1)
+
+    r2 = torch.where((tot > 0) & ~constant(t), 1 - res / tot.clamp(min=1e-300), torch.nan)
     rmse = torch.sqrt(res / n)
     mae = ((o - t).abs() * v).sum(1) / n
 
@@ -492,7 +499,8 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor)
         bm = (b * v).sum(1) / n
         da, db = (a - am[:, None]) * v, (b - bm[:, None]) * v
         denom = torch.sqrt((da * da).sum(1) * (db * db).sum(1))
-        return torch.where(denom > 0, (da * db).sum(1) / denom.clamp(min=1e-300), torch.nan)
+        defined = (denom > 0) & ~constant(a) & ~constant(b)
+        return torch.where(defined, (da * db).sum(1) / denom.clamp(min=1e-300), torch.nan)
 
     pearson = corr(o, t)
     spearman = corr(_average_ranks(o, valid), _average_ranks(t, valid))

@@ -87,7 +87,26 @@ def _lines(accounting: Mapping) -> list[str]:
             f"to <code>{esc(gene_cols.get('last'))}</code>.</p>"
         )
     parts += _missing(accounting.get("missing"))
+    parts += _uninformative(accounting.get("uninformative"))
     return parts
+
+
+def _uninformative(silent: object, most: int = 50) -> list[str]:
+    """The genes with no value or one value in every sample: they carry no information, so no model uses them."""
+    if not isinstance(silent, Mapping) or not any(silent.get(k) for k in ("all_missing", "constant")):
+        return []
+    parts = []
+    for key, what in (("all_missing", "with no value at all"), ("constant", "with the same value in every sample")):
+        names = [str(g) for g in silent.get(key) or []]
+        if names:
+            more = f" and {len(names) - most} more" if len(names) > most else ""
+            parts.append(f"{len(names)} gene{'s' if len(names) != 1 else ''} {what}: {', '.join(names[:most])}{more}")
+    return [
+        "<h3>Genes without information</h3><p>"
+        + esc("; ".join(parts))
+        + ". Their standardised input is 0 in every model and baseline, in training, testing and prediction, "
+        "so they change nothing (a gene constant in one split's training rows only is named in its panel's details).</p>"
+    ]
 
 
 def _missing(missing: object) -> list[str]:
