@@ -116,7 +116,8 @@ def test_many_noise_panels_are_not_called_signal():
     assert len(lucky) > 0  # chance alone lifts some intervals above 0.5 ...
     levels = {p: signal_level(row) for p, row in auc.iterrows()}
     assert all(levels[p] == "unconfirmed" for p in lucky.index)  # ... but their q-values are not below 0.05
-    assert levels["real"] == "signal" and auc.loc["real", "t_q"] < 0.05
+    assert levels["real"] == "predictive" and auc.loc["real", "t_q"] < 0.05  # no random panels: never set-specific
+    assert auc.loc["real", "call"] == "predictive" and set(auc.drop(index="real")["call"]) == {"none"}
 
 
 def test_signal_level_needs_the_permutation_q_value_too():
@@ -130,8 +131,11 @@ def test_signal_level_needs_the_permutation_q_value_too():
         "perm_q": 0.2,
     }
     assert signal_level(row) == "unconfirmed"
-    assert signal_level({**row, "perm_q": 0.01}) == "signal"
-    assert signal_level({**row, "n_permutations": 0}) == "signal"
+    assert signal_level({**row, "perm_q": 0.01}) == "predictive"
+    assert signal_level({**row, "n_permutations": 0}) == "predictive"
+    assert signal_level({**row, "perm_q": 0.01, "n_random": 999, "random_q": 0.01}) == "set-specific"
+    assert signal_level({**row, "perm_q": 0.01, "n_random": 999, "random_q": 0.2}) == "predictive"
+    assert signal_level({**row, "n_random": 999, "random_q": 0.01}) == "unconfirmed"  # the permutation q fails
     assert signal_level({**row, "ci_low": 0.45}) == "none"
     assert signal_level({"cv_mean": 0.3, "ci_low": 0.2, "ci_high": 0.4}) == "below"
     assert signal_level({"cv_mean": math.nan, "ci_low": math.nan, "ci_high": math.nan}) == "unknown"
@@ -144,8 +148,13 @@ def test_multiplicity_warnings_say_when_q_cannot_reach_alpha():
     assert "can never reach" in multiplicity_warnings(1, 10, 0)[0]
     assert multiplicity_warnings(1, 99, 0) == []
     (warning,) = multiplicity_warnings(50, 0, 200)
-    assert "evaluate.random_panels=200 with 50 panels" in warning and "999" in warning
+    assert "evaluate.random_panels=200 with 50 panels" in warning and "1000" in warning
+    assert "fitted tail p" in warning
     assert multiplicity_warnings(50, 0, 2000) == []
+    # The random-panel family is the panels with a random-panel p-value, not every panel.
+    (warning,) = multiplicity_warnings(50, 0, 200, random_family=12)
+    assert "with 12 panels" in warning and "240" in warning
+    assert multiplicity_warnings(50, 0, 300, random_family=12) == []
 
 
 def test_a_panel_fitted_by_two_jobs_is_refused(tmp_path):

@@ -137,10 +137,11 @@ def test_verdicts_honest(binary: Report) -> None:
     null = verdict_block(text, "flat")
     assert "No evidence of signal" in null and "includes 0.5" in null
     strong = verdict_block(text, "strong")
-    assert "Evidence of signal" in strong and "no evidence" not in strong.lower()
+    assert "Predictive, not set-specific" in strong and "no evidence" not in strong.lower()
+    assert "external validation" in strong  # a named set: only an independent cohort rules out a cohort-wide chance
     assert "Permutation test: p = " in strong and "(q = " in strong
     assert "No random-gene-set comparison was run" in strong
-    assert "1 of 2 panels tested shows evidence of signal" in text
+    assert "Screen of 2 panels" in text and "<b>1 is predictive</b>" in text and "signal of" not in text
     assert "Null result" not in text
     assert 'class="warning"' not in text, "99 permutations suffice for 2 panels"
 
@@ -164,7 +165,8 @@ def test_null_result_three_classes_no_permutations(tmp_path: Path) -> None:
     report = build(tmp_path, [Spec("p3", 4, 0.0)], {"report": {}}, classes=("a", "b", "c"))
     text = report.text
     assert text.count(PLOTLY_MARKER) == 1
-    assert "Null result: no panel shows evidence" in text and "0 of 1 panel tested show signal" in text
+    assert "Null result: no panel shows evidence" in text and "Screen of 1 panel" in text
+    assert "<b>0 are predictive</b>" in text
     assert "No permutation test was run" in text and "No random gene sets were trained" in text
     figs = panel_figures(text, "panel-p3")
     assert "rocpr" not in figs and "confusion" in figs and "curves" in figs
@@ -192,12 +194,10 @@ def test_headline_counts_panels_and_random_comparison(many: Report) -> None:
     """SET_001 has signal, but with 19 permutations its permutation q cannot reach 0.05: unconfirmed, and said why."""
     headline = re.search(r'<div class="headline [^"]*">(.*?)</div>', many.text, re.S)
     assert headline
-    assert "No confirmed signal: 0 of 30 panels tested show evidence of signal" in headline.group(1)
+    assert "Screen of 30 panels" in headline.group(1) and "<b>0 are predictive</b>" in headline.group(1)
     assert "SET_001" in headline.group(1) and "too few null replicates" in headline.group(1)
     assert "Null result" not in headline.group(1)
-    assert "Against random gene sets of their own size" in headline.group(
-        1
-    ) and "of 30 panels compared" in headline.group(1)
+    assert "None is set-specific" in headline.group(1) and "30 compared" in headline.group(1)
 
 
 # ---------------------------------------------------------------- ranked table, skipped sets, lazy details
@@ -222,7 +222,7 @@ def test_ranked_table_order_and_highlight(many: Report) -> None:
         "random-panel p",
         "random-panel q",
         "random percentile",
-        "verdict",
+        "call",
     ):
         assert f">{column}</th>" in header
     assert "function sortBy(" in many.text
@@ -247,7 +247,7 @@ def test_lazy_blocks_for_every_panel(many: Report) -> None:
     for tag, element in blocks.values():
         assert " open" not in tag and element.startswith('<script type="application/gzip"')
     figs = panel_figures(many.text, "panel-sets-SET-001")
-    assert set(figs) == {"pair", "curves", "rocpr", "confusion", "permutation", "random"}
+    assert set(figs) == {"pair", "curves", "rocpr", "confusion", "calibration", "permutation", "random"}
     assert all({"data", "layout"} <= set(f) for f in figs.values())
     per_panel = (len(many.text.encode()) - len(many.text.split("</script>", 1)[0].encode())) / 30
     assert per_panel < 25_000, f"{per_panel:.0f} bytes per panel"
@@ -259,7 +259,7 @@ def test_few_panels_open_with_plain_json(binary: Report) -> None:
     for tag, element in blocks.values():
         assert tag.endswith(" open>") and element.startswith('<script type="application/json"')
     strong = panel_figures(binary.text, "panel-strong")
-    assert set(strong) == {"pair", "curves", "rocpr", "confusion", "permutation"}
+    assert set(strong) == {"pair", "curves", "rocpr", "confusion", "calibration", "permutation"}
     flat = panel_figures(binary.text, "panel-flat")
     assert [d["label"] for d in flat["pair"]["data"][0]["dimensions"]] == [f"G{j:04d}" for j in range(3, 8)]
     assert "Showing the first 5 of the panel's 7 genes" in binary.text

@@ -201,8 +201,8 @@ def test_rerun_is_a_no_op_and_a_new_panel_reruns_only_its_chain(planted_run):
         for line in text.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    # The small named panels share one fit job: the new one joins it; nothing else reruns.
-    assert counts == {"fit_named": 1, "compare": 1, "report": 1, "all": 1, "total": 4}, text
+    # The small named panels share one fit job: the new one joins it; only the aggregate steps rerun after it.
+    assert counts == {"fit_named": 1, "compare": 1, "importance": 1, "report": 1, "all": 1, "total": 5}, text
 
 
 def test_missing_panel_gene_stops_before_training(planted_run, tmp_path):
@@ -294,7 +294,7 @@ def test_report_renders_in_a_headless_browser(planted_run):
                 document.body.innerText]""",
         )
     assert figures >= 8 and drawn == figures  # plotly drew into every figure
-    assert "Evidence of signal" in text and "No evidence of signal" in text
+    assert "Predictive, not set-specific" in text and "No evidence of signal" in text
 
 
 def test_download_rule_fetches_a_missing_raw_csv(planted_run, tmp_path):

@@ -1,3 +1,19 @@
+from panelmlp.randomsets import plan_for_run
+
+RANDOM_PLAN = plan_for_run(
+    config["evaluate"],
+    config["split"],
+    [*UNITS.values(), *([GROUPED] if GROUPED else [])],
+    listed_genes,
+)
+"""evaluate.random_panels resolved (auto: N per size bin so that the smallest random-panel q is <= 0.05)."""
+if RANDOM_PLAN.auto and RANDOM_PLAN.family and not RANDOM_PLAN.n:
+    stop(
+        f"config evaluate.random_budget: {RANDOM_PLAN.budget} random models cannot pay for one random gene set "
+        f"per size bin ({RANDOM_PLAN.bins} bins x {RANDOM_PLAN.cv_splits} CV splits); raise it, or set random_panels to a number"
+    )
+
+
 rule fit:
     input:
         cohort="results/clean/cohort.parquet",
@@ -32,7 +48,9 @@ rule fit:
         unit=lambda wildcards: UNITS[wildcards.unit],
         model=config["model"],
         permutations=config["evaluate"]["permutations"],
-        random_panels=config["evaluate"]["random_panels"],
+        random_panels=RANDOM_PLAN.n,
+        random_bin_width=config["evaluate"]["random_bin_width"],
+        random_universe=config["evaluate"]["random_universe"],
         logreg_c=config["evaluate"]["logreg_C"],
         baselines=config["evaluate"]["baselines"],
         ridge_alpha=config["evaluate"]["ridge_alpha"],
@@ -76,7 +94,9 @@ if GROUPED:
             unit=GROUPED,
             model=config["model"],
             permutations=config["evaluate"]["permutations"],
-            random_panels=config["evaluate"]["random_panels"],
+            random_panels=RANDOM_PLAN.n,
+            random_bin_width=config["evaluate"]["random_bin_width"],
+            random_universe=config["evaluate"]["random_universe"],
             logreg_c=config["evaluate"]["logreg_C"],
             baselines=config["evaluate"]["baselines"],
             ridge_alpha=config["evaluate"]["ridge_alpha"],
@@ -98,6 +118,7 @@ rule compare:
             category="4. Compare",
             labels={"table": "panels and skipped gene sets"},
         ),
+        verdict="results/metrics/verdict.json",
     log:
         "logs/compare.log",
     benchmark:
@@ -110,6 +131,46 @@ rule compare:
         runtime=10,
     params:
         permutations=config["evaluate"]["permutations"],
-        random_panels=config["evaluate"]["random_panels"],
+        random_panels=RANDOM_PLAN.n,
+        random_bin_width=config["evaluate"]["random_bin_width"],
+        random_plan={**RANDOM_PLAN.as_dict(), "describe": RANDOM_PLAN.describe()},
     script:
         "../scripts/compare.py"
+
+
+# Driver genes: permutation importance of each gene on test rows, for every panel called
+# predictive in summary.tsv and every panel evaluate.importance names.
+rule importance:
+    input:
+        cohort="results/clean/cohort.parquet",
+        splits="results/splits/splits.parquet",
+        summary="results/metrics/summary.tsv",
+        panels=unit_outputs("panels.tsv"),
+        checkpoints=unit_outputs("checkpoints"),
+    output:
+        genes=report(
+            "results/metrics/genes.tsv",
+            category="4. Compare",
+            labels={"table": "driver genes per panel"},
+        ),
+        screen=report(
+            "results/metrics/genes_screen.tsv",
+            category="4. Compare",
+            labels={"table": "driver genes across the screen"},
+        ),
+    log:
+        "logs/importance.log",
+    benchmark:
+        "benchmarks/importance.tsv"
+    conda:
+        training_env()
+    threads: config["resources"]["train_threads"]
+    resources:
+        mem_mb=mem_mb(config["resources"]["train_mem_mb"]),
+        runtime=config["resources"]["train_runtime"],
+    params:
+        listed=config["evaluate"]["importance"],
+        repeats=config["evaluate"]["importance_repeats"],
+        seed=config["model"]["seed"],
+    script:
+        "../scripts/importance.py"

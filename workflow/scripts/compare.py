@@ -11,4 +11,7 @@ run(
     panels_out=snakemake.output.panels,
     permutations=snakemake.params.permutations,
     random_panels=snakemake.params.random_panels,
+    verdict_out=snakemake.output.verdict,
+    random_bin_width=snakemake.params.random_bin_width,
+    random_plan=snakemake.params.random_plan,
 )

@@ -11,6 +11,8 @@ run(
     model=snakemake.params.model,
     permutations=snakemake.params.permutations,
     random_panels=snakemake.params.random_panels,
+    random_bin_width=snakemake.params.random_bin_width,
+    random_universe=snakemake.params.random_universe,
     logreg_c=snakemake.params.logreg_c,
     baselines=snakemake.params.baselines,
     ridge_alpha=snakemake.params.ridge_alpha,

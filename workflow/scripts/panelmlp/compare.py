@@ -9,13 +9,25 @@ with a Benjamini-Hochberg q-value over all panels of the run:
   against 0.5, chance;
 - ``perm_p``: the permutation test, against the same pipeline trained on
   shuffled labels (``evaluate.permutations``);
-- ``random_p``: against random gene sets of the panel's size
+- ``random_p``: against random gene sets of the panel's size bin
   (``evaluate.random_panels``): is this panel better than random genes?
 
 The empirical p-values use the add-one estimator, so they cannot fall below
 ``1 / (N + 1)`` with N replicates; with m panels a lone real signal needs
 ``m / (N + 1) < 0.05`` to reach q < 0.05. :func:`multiplicity_warnings` says
-when N is too small for that.
+when N is too small for that. Where a panel scores above every random set of
+its bin (its empirical p sits at the floor), the random-panel p is a tail p
+from a normal fitted to the pool on the logit scale (:func:`fitted_tail_p`);
+``random_p_method`` says which was used.
+
+Two questions, two calls (Goeman & Buhlmann 2007): the self-contained test
+(t-test, and the permutation test where it ran) asks whether a panel's genes
+predict; the competitive test (random panels) asks whether they predict better
+than random genes of their size. ``call`` (:func:`panel_call`) is
+``set-specific`` when both hold, ``predictive`` when only the first does, and
+``none`` otherwise. :func:`screen_summary` gives the screen as a whole
+(``verdict.json``): how many panels are predictive, and what share of the
+random gene sets of each size bin is predictive on its own under the same rule.
 """
 
 from __future__ import annotations
@@ -23,14 +35,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtr, stdtrit
+from scipy.special import ndtr, stdtr, stdtrit
 
 from .errors import PanelMlpError
 from .metrics import METRICS, REGRESSION_METRICS
+from .randomsets import DEFAULT_BIN_WIDTH, pool_size
 
 log = logging.getLogger("panelmlp")
 
@@ -58,9 +71,23 @@ SUMMARY_COLUMNS = [
     "random_q",
     "random_pct",
     "n_random",
+    "random_size",
+    "random_p_method",
     "chance",
+    "call",
 ]
-"""Columns of summary.tsv, in order (``chance``: the main metric's no-signal value, on its rows only)."""
+"""Columns of summary.tsv, in order (``chance``: the main metric's no-signal value, on its rows only;
+``random_size``: the size of the random pool a panel was compared with, its size bin; ``random_p_method``:
+``empirical`` or ``fitted``; ``call``: ``set-specific``, ``predictive`` or ``none``, on the MLP's main-metric row)."""
+
+CALLS = ("set-specific", "predictive", "none")
+"""The values of summary.tsv's ``call``: both tests, the self-contained test only, neither."""
+
+FIT_MIN = 20
+"""The fewest random sets in a pool from which a tail p is fitted beyond the empirical floor."""
+
+LOGIT_EPS = 1e-6
+"""Scores are clipped this far inside their bounds before the logit (a pool may hold a ROC-AUC of 1)."""
 
 MAIN_METRIC = {"classification": "roc_auc", "regression": "r2"}
 """The metric every verdict, test and ranking reads, by target kind."""
@@ -75,8 +102,10 @@ METRIC_RANGE = {
     "mae": (0.0, math.inf),
     "pearson": (-1.0, 1.0),
     "spearman": (-1.0, 1.0),
+    "calibration_slope": (-math.inf, math.inf),
+    "calibration_intercept": (-math.inf, math.inf),
 }
-"""Range an interval is clipped to; [0, 1] for every other metric."""
+"""Range an interval is clipped to; [0, 1] for every other metric (the Brier score included)."""
 
 
 def target_kind(metrics: pd.DataFrame) -> str:
@@ -101,6 +130,8 @@ TEXT_COLUMNS = (
     "genes_missing",
     "grid_point",
     "score",
+    "random_p_method",
+    "call",
 )
 """Columns of the workflow's tables that hold text, never numbers (a panel called ``NA`` stays ``NA``)."""
 
@@ -211,20 +242,109 @@ def permutation_nulls(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[tupl
     return {(str(c), str(p)): v for (c, p), v in means.items()}
 
 
-def random_pools(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[int, np.ndarray]:
-    """Per panel size, the mean CV ``metric`` of each random gene set; a draw trained by several jobs counts once."""
-    rows = nulls[nulls["kind"] == "random"].drop_duplicates(["size", "replicate", "split_id"])
-    return {int(size): v for (size,), v in _null_means(rows, "random", ["size"], metric).items()}
+PoolKey = tuple[str, int]
+"""A random pool: its universe ('' = the cohort's genes, else the collection whose genes it is drawn from) and size."""
 
 
-def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: dict | None = None) -> pd.DataFrame:
-    """One row per (collection, panel, model, metric): CV mean, sd, 95% CI, holdout value, p- and q-values.
+def _random_rows(nulls: pd.DataFrame) -> pd.DataFrame:
+    """The random-panel rows of the nulls, each draw once (several jobs may train the same pool)."""
+    rows = nulls[nulls["kind"] == "random"]
+    collection = rows["collection"].fillna("").astype(str) if "collection" in rows else ""
+    rows = rows.assign(collection=collection)
+    return rows.drop_duplicates(["collection", "size", "replicate", "split_id"])
+
+
+def random_pools(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[PoolKey, np.ndarray]:
+    """Per pool ``(universe, size)``, the mean CV ``metric`` of each random gene set; a draw trained by several jobs counts once."""
+    means = _null_means(_random_rows(nulls), "random", ["collection", "size"], metric)
+    return {(str(u), int(s)): v for (u, s), v in means.items()}
+
+
+def random_split_scores(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[PoolKey, np.ndarray]:
+    """Per pool, ``[N, S]``: each random gene set's ``metric`` on each CV split (NaN where a split is absent)."""
+    rows = _random_rows(nulls)
+    if rows.empty or metric not in rows:
+        return {}
+    out: dict[PoolKey, np.ndarray] = {}
+    for (universe, size), part in rows.groupby(["collection", "size"], sort=True):
+        table = part.pivot(index="replicate", columns="split_id", values=metric)
+        out[(str(universe), int(size))] = table.to_numpy(np.float64)
+    return out
+
+
+def pool_of(pools: Mapping[PoolKey, np.ndarray], collection: str, size: object) -> np.ndarray | None:
+    """The pool a panel of ``collection`` is compared with at pool size ``size``: its collection's own, else the cohort's."""
+    try:
+        n = int(size)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return pools.get((str(collection), n), pools.get(("", n)))
+
+
+def _tail_scale(values: np.ndarray, metric: str) -> np.ndarray:
+    """Scores on an unbounded scale where a normal can fit them: logit for [0, 1] metrics, ``-log(1 - R^2)`` for R^2."""
+    v = np.asarray(values, dtype=np.float64)
+    if metric == "r2":
+        return -np.log(np.clip(1.0 - v, LOGIT_EPS, None))
+    if METRIC_RANGE.get(metric, (0.0, 1.0)) == (0.0, 1.0):
+        v = np.clip(v, LOGIT_EPS, 1.0 - LOGIT_EPS)
+        return np.log(v) - np.log1p(-v)
+    return v
+
+
+def fitted_tail_p(observed: float, null: np.ndarray, metric: str = "roc_auc") -> float:
+    """One-sided tail p of ``observed`` under a normal fitted to a random pool's scores on an unbounded scale.
+
+    The pool's mean CV scores (ROC-AUC on the logit scale, R^2 as
+    ``-log(1 - R^2)``) get a normal with their mean and sd (ddof 1); the p-value
+    is ``1 - Phi((T(observed) - mean) / sd)``. It reaches below the empirical
+    floor ``1 / (N + 1)``, at the price of assuming the normal's tail. NaN with
+    fewer than :data:`FIT_MIN` finite scores or none of them different.
+    """
+    null = np.asarray(null, dtype=np.float64)
+    null = null[np.isfinite(null)]
+    if len(null) < FIT_MIN or math.isnan(observed):
+        return math.nan
+    scaled = _tail_scale(null, metric)
+    sd = float(scaled.std(ddof=1))
+    if not sd > 0:
+        return math.nan
+    z = (float(_tail_scale(np.array([observed]), metric)[0]) - float(scaled.mean())) / sd
+    return float(ndtr(-z))
+
+
+def random_p_value(observed: float, null: np.ndarray, metric: str = "roc_auc") -> tuple[float, str]:
+    """The random-panel p-value and how it was got: ``empirical`` (add-one), or ``fitted`` where that sits at its floor.
+
+    When no random set reaches ``observed`` and the pool holds at least
+    :data:`FIT_MIN` sets, the empirical p would be ``1 / (N + 1)`` whatever the
+    margin; the tail p of :func:`fitted_tail_p` replaces it.
+    """
+    empirical = permutation_p_value(observed, null)
+    finite = np.asarray(null, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) >= FIT_MIN and not math.isnan(observed) and not np.any(finite >= observed):
+        fitted = fitted_tail_p(observed, finite, metric)
+        if not math.isnan(fitted):
+            return fitted, "fitted"
+    return empirical, "empirical"
+
+
+def summarise(
+    metrics: pd.DataFrame,
+    nulls: pd.DataFrame | None = None,
+    sizes: dict | None = None,
+    bin_width: float = DEFAULT_BIN_WIDTH,
+) -> pd.DataFrame:
+    """One row per (collection, panel, model, metric): CV mean, sd, 95% CI, holdout value, p- and q-values, call.
 
     The interval is clipped to the metric's range ([-1, 1] for MCC, [0, 1]
     otherwise). ``nulls`` is the concatenated nulls.parquet of all units:
-    permutation replicates per panel, random-panel replicates per size (the
+    permutation replicates per panel, random-panel replicates per pool (the
     same draws may come from several jobs; each is counted once). ``sizes``
-    maps ``(collection, panel)`` to the panel's number of genes.
+    maps ``(collection, panel)`` to the panel's number of genes; a panel meets
+    the random pool of its size bin (``randomsets.pool_size`` with
+    ``bin_width``, as the fit jobs drew them).
     """
     if "collection" not in metrics:
         metrics = metrics.assign(collection="")
@@ -268,7 +388,10 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
                 "random_p": math.nan,
                 "random_pct": math.nan,
                 "n_random": 0,
+                "random_size": math.nan,
+                "random_p_method": "",
                 "chance": chance if metric == main else math.nan,
+                "call": "",
             }
             if metric == main:
                 row["t_p"] = corrected_t_p(values, ratio, null=chance)
@@ -277,11 +400,13 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
                 if null is not None and len(null):
                     row["perm_p"] = permutation_p_value(mean, null)
                     row["n_permutations"] = len(null)
-                null = randoms.get(int(n_genes)) if not math.isnan(n_genes) else None
+                size = pool_size(int(n_genes), bin_width) if not math.isnan(n_genes) else None
+                null = pool_of(randoms, collection, size)
                 if null is not None and len(null):
-                    row["random_p"] = permutation_p_value(mean, null)
+                    row["random_p"], row["random_p_method"] = random_p_value(mean, null, main)
                     row["random_pct"] = percentile_in(mean, null)
                     row["n_random"] = len(null)
+                    row["random_size"] = size
             rows.append(row)
     summary = pd.DataFrame(rows)
     for p_col, q_col in (("t_p", "t_q"), ("perm_p", "perm_q"), ("random_p", "random_q")):
@@ -289,32 +414,210 @@ def summarise(metrics: pd.DataFrame, nulls: pd.DataFrame | None = None, sizes: d
         for (_model, metric), part in summary.groupby(["model", "metric"], sort=False):
             if metric == main:
                 summary.loc[part.index, q_col] = benjamini_hochberg(part[p_col].to_numpy())
+    mains = (summary["model"] == "mlp") & (summary["metric"] == main)
+    summary.loc[mains, "call"] = [panel_call(row) for _, row in summary[mains].iterrows()]
     return summary.reindex(columns=SUMMARY_COLUMNS)
 
 
-def multiplicity_warnings(n_panels: int, permutations: int, random_panels: int) -> list[str]:
-    """Warnings for empirical p-values that can never reach q < 0.05 with this many replicates and panels."""
+def multiplicity_warnings(
+    n_panels: int, permutations: int, random_panels: int, random_family: int | None = None
+) -> list[str]:
+    """Warnings for empirical p-values that can never reach q < 0.05 with this many replicates and panels.
+
+    The permutation family is ``n_panels``; the random-panel family is
+    ``random_family``, the panels that have a random-panel p-value (``all``
+    and panels as large as the gene universe have none), ``n_panels`` when not
+    given.
+    """
     out = []
-    for name, n, key in (
-        ("permutation", permutations, "evaluate.permutations"),
-        ("random-panel", random_panels, "evaluate.random_panels"),
+    for name, n, key, family in (
+        ("permutation", permutations, "evaluate.permutations", n_panels),
+        ("random-panel", random_panels, "evaluate.random_panels", n_panels if random_family is None else random_family),
     ):
-        if n <= 0:
+        if n <= 0 or family <= 0:
             continue
         floor = 1 / (n + 1)
+        fitted = (
+            "; a panel above every random set of its bin gets a fitted tail p instead (random_p_method: fitted), "
+            "which assumes the pool's normal tail on the logit scale"
+            if name == "random-panel" and n >= FIT_MIN
+            else ""
+        )
         if floor >= ALPHA:
             out.append(
                 f"{key}={n}: a {name} p-value cannot fall below 1/(N+1) = {floor:.3g}, so it can never reach {ALPHA}; "
-                f"use at least {math.ceil(1 / ALPHA)} replicates"
+                f"use at least {math.ceil(1 / ALPHA)} replicates{fitted}"
             )
-        elif n_panels > 1 and n_panels * floor >= ALPHA:
-            need = math.ceil(n_panels / ALPHA) - 1
+        elif family > 1 and family * floor >= ALPHA:
+            need = math.floor(family / ALPHA + 1e-9)
             out.append(
-                f"{key}={n} with {n_panels} panels: a single panel's {name} q-value cannot fall below "
-                f"m/(N+1) = {n_panels * floor:.3g}, so a lone signal cannot reach q < {ALPHA}; "
-                f"use at least {need} replicates (about 20 per panel)"
+                f"{key}={n} with {family} panels: a single panel's empirical {name} q-value cannot fall below "
+                f"m/(N+1) = {family * floor:.3g}, so a lone signal cannot reach q < {ALPHA}; "
+                f"use at least {need} replicates (about 20 per panel"
+                + (", or evaluate.random_panels: auto" if name == "random-panel" else "")
+                + f"){fitted}"
             )
     return out
+
+
+def test_over_train(metrics: pd.DataFrame) -> float:
+    """The mean ``n_test / n_train`` of the MLP's CV splits: the variance correction every panel's splits share."""
+    cv = metrics[(metrics["kind"] == "cv") & (metrics["model"] == "mlp")]
+    return float((cv["n_test"] / cv["n_train"]).mean()) if len(cv) else math.nan
+
+
+def bh_threshold(p: Sequence[float], q: Sequence[float]) -> float:
+    """The largest p-value Benjamini-Hochberg accepted (q < ALPHA); ``ALPHA / m`` when it accepted none.
+
+    A further set with a p-value at most this would have been accepted too (to
+    within one place in the ranking): the screen's own bar for ``predictive``.
+    """
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    ok = np.isfinite(p) & np.isfinite(q)
+    if not ok.any():
+        return math.nan
+    accepted = p[ok & (q < ALPHA)]
+    return float(accepted.max()) if len(accepted) else ALPHA / int(ok.sum())
+
+
+def random_predictive(scores: np.ndarray, ratio: float, chance: float, threshold: float) -> np.ndarray:
+    """Per random gene set (rows of ``[N, S]`` split scores), whether it is predictive on its own.
+
+    The same rule as a panel's self-contained call, on its own splits: the
+    corrected 95% interval lies above ``chance`` and the corrected t-test's p is
+    at most ``threshold`` (:func:`bh_threshold` of the screen's t-test family).
+    """
+    out = np.zeros(len(scores), dtype=bool)
+    for i, values in enumerate(np.asarray(scores, dtype=np.float64)):
+        _mean, _sd, low, _high = corrected_ci(values, ratio)
+        p = corrected_t_p(values, ratio, null=chance)
+        out[i] = bool(low > chance) and bool(p <= threshold)
+    return out
+
+
+def tail_check(null: np.ndarray, metric: str = "roc_auc") -> float:
+    """How far the fitted tail p strays from the empirical one over the pool's top tenth: the largest absolute difference.
+
+    For each of the pool's scores v in its top 10%, the empirical share of the
+    pool at or above v against :func:`fitted_tail_p` of v. NaN when no tail is fitted.
+    """
+    null = np.sort(np.asarray(null, dtype=np.float64)[np.isfinite(null)])
+    if len(null) < FIT_MIN:
+        return math.nan
+    top = null[math.floor(0.9 * len(null)) :]
+    diffs = [abs(float(np.mean(null >= v)) - fitted_tail_p(float(v), null, metric)) for v in top]
+    return float(max(diffs)) if diffs else math.nan
+
+
+def _label(collection: str, panel: str) -> str:
+    return f"{collection}/{panel}" if collection else str(panel)
+
+
+def screen_summary(
+    summary: pd.DataFrame, nulls: pd.DataFrame | None, ratio: float, random_plan: Mapping | None = None
+) -> dict:
+    """The screen as a whole, for ``verdict.json`` and the verdict's opening sentences.
+
+    - ``n_panels``, ``n_predictive`` (the self-contained test holds: call
+      ``predictive`` or ``set-specific``), ``n_set_specific`` and the panels' names;
+    - ``random_pools``: per pool (universe, size bin), how many random gene
+      sets were trained, how many are predictive on their own under the same
+      rule as the panels (:func:`random_predictive`, at the screen's t-test
+      threshold :func:`bh_threshold`; no permutation test, which random sets
+      do not get), the share, how many panels it serves and :func:`tail_check`;
+    - ``random_predictive_share``: that share per pool (``"14"``, or
+      ``"hallmark:14"`` for a collection's own universe), and
+      ``random_predictive_share_overall``, the shares weighted by the panels each
+      pool serves;
+    - ``families``: the size of each test's family (panels with a p-value);
+    - ``thresholds`` and ``random_plan`` (how N was chosen).
+    """
+    main_metric = "r2" if (summary["metric"] == "r2").any() else "roc_auc"
+    chance = CHANCE[main_metric]
+    mains = summary[(summary["model"] == "mlp") & (summary["metric"] == main_metric)]
+    calls = mains["call"].fillna("").astype(str)
+    names = [_label(c, p) for c, p in zip(mains["collection"], mains["panel"], strict=True)]
+    predictive = [n for n, c in zip(names, calls, strict=True) if c in ("predictive", "set-specific")]
+    specific = [n for n, c in zip(names, calls, strict=True) if c == "set-specific"]
+    threshold = bh_threshold(mains["t_p"].to_numpy(), mains["t_q"].to_numpy())
+    split_scores = random_split_scores(nulls, main_metric) if nulls is not None else {}
+    pools = []
+    shares: dict[str, float] = {}
+    weighted, served_total = 0.0, 0
+    compared = mains[mains["n_random"] > 0]
+    serving = [  # the pool each compared panel met: its collection's own where drawn, else the cohort's
+        (str(c), int(n)) if (str(c), int(n)) in split_scores else ("", int(n))
+        for c, n in zip(compared["collection"], compared["random_size"], strict=True)
+    ]
+    for (universe, size), scores in sorted(split_scores.items()):
+        flags = random_predictive(scores, ratio, chance, threshold) if math.isfinite(threshold) else np.zeros(0, bool)
+        share = float(flags.mean()) if len(flags) else math.nan
+        served = serving.count((universe, size))
+        key = f"{universe}:{size}" if universe else str(size)
+        shares[key] = share
+        means = np.nanmean(scores, axis=1) if scores.size else np.zeros(0)
+        pools.append(
+            {
+                "universe": universe or "cohort",
+                "size": size,
+                "n_random": len(scores),
+                "n_predictive": int(flags.sum()),
+                "share": share,
+                "panels": served,
+                "tail_check": tail_check(means, main_metric),
+            }
+        )
+        if served and math.isfinite(share):
+            weighted += share * served
+            served_total += served
+    methods = mains["random_p_method"].fillna("").astype(str)
+    return {
+        "metric": main_metric,
+        "chance": chance,
+        "n_panels": len(mains),
+        "n_predictive": len(predictive),
+        "n_set_specific": len(specific),
+        "n_none": int(len(mains) - len(predictive)),
+        "predictive": predictive,
+        "set_specific": specific,
+        "random_predictive_share": shares,
+        "random_predictive_share_overall": weighted / served_total if served_total else math.nan,
+        "random_pools": pools,
+        "random_p_method": {m: int((methods == m).sum()) for m in ("empirical", "fitted")},
+        "families": {
+            "t_test": int(mains["t_p"].notna().sum()),
+            "permutation": int(mains["perm_p"].notna().sum()),
+            "random_panel": int(mains["random_p"].notna().sum()),
+        },
+        "thresholds": {
+            "alpha": ALPHA,
+            "q": f"Benjamini-Hochberg q < {ALPHA} within each test's family",
+            "interval": f"corrected 95% interval above {chance:g}",
+            "predictive": "interval above chance, t_q < 0.05 and, where permutations ran, perm_q < 0.05",
+            "set_specific": "predictive, and random_q < 0.05",
+            "random_t_p": threshold,
+            "random_rule": (
+                "a random gene set is predictive on its own when its corrected 95% interval over its CV splits lies "
+                "above chance and its corrected t-test p is at most random_t_p, the largest t_p the screen's "
+                "Benjamini-Hochberg procedure accepted (0.05 / m when it accepted none)"
+            ),
+            "test_over_train": ratio,
+        },
+        "random_plan": dict(random_plan) if random_plan else None,
+    }
+
+
+def _json_ready(value: object) -> object:
+    """NaN as null, numpy numbers as Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def compare_step(
@@ -325,8 +628,11 @@ def compare_step(
     panels_out: str,
     permutations: int = 0,
     random_panels: int = 0,
+    verdict_out: str | None = None,
+    random_bin_width: float = DEFAULT_BIN_WIDTH,
+    random_plan: Mapping | None = None,
 ) -> pd.DataFrame:
-    """Every unit's tables -> summary.tsv (means, CIs, p- and q-values) and panels.tsv (every panel and skipped set)."""
+    """Every unit's tables -> summary.tsv (means, CIs, p- and q-values, calls), panels.tsv and verdict.json."""
     panels = pd.concat([read_table(p) for p in panel_paths], ignore_index=True)
     twice = panels[panels.duplicated(["collection", "panel"], keep=False)]
     if len(twice):
@@ -347,27 +653,85 @@ def compare_step(
             )
     panels.to_csv(panels_out, sep="\t", index=False)
     frames = [read_table(p) for p in metrics_paths]
+    for path, frame in zip(metrics_paths, frames, strict=True):
+        lacking = [m for m in (REGRESSION_METRICS if "r2" in frame else METRICS) if m not in frame]
+        if len(frame) and lacking:
+            raise PanelMlpError(
+                f"{path}: no column {lacking[0]!r} (written by an older panelmlp); "
+                f"rerun `snakemake --forcerun {path}` to refit it"
+            )
     metrics = pd.concat([f for f in frames if len(f)], ignore_index=True)
     nulls = pd.concat([pd.read_parquet(p) for p in null_paths], ignore_index=True)
     kept = panels[panels["status"] == "kept"]
     sizes = {(c, p): int(n) for c, p, n in zip(kept["collection"], kept["panel"], kept["n_found"], strict=True)}
-    summary = summarise(metrics, nulls, sizes)
+    summary = summarise(metrics, nulls, sizes, random_bin_width)
     summary.to_csv(summary_out, sep="\t", index=False, float_format="%.6g")
-    for warning in multiplicity_warnings(len(kept), permutations, random_panels):
+    if random_plan:
+        log.info("random panels: %s", random_plan.get("describe") or json.dumps(_json_ready(dict(random_plan))))
+    main = summary[(summary["model"] == "mlp") & (summary["chance"].notna())]
+    family = int(main["random_p"].notna().sum())
+    for warning in multiplicity_warnings(len(kept), permutations, random_panels, family):
         log.warning("%s", warning)
-    log.info("compare: %s", json.dumps({"panels": len(kept), "skipped": int(len(panels) - len(kept))}))
+    screen = screen_summary(summary, nulls, test_over_train(metrics), random_plan)
+    if verdict_out:
+        with open(verdict_out, "w", encoding="utf-8") as handle:
+            json.dump(_json_ready(screen), handle, indent=2)
+            handle.write("\n")
+    log.info(
+        "compare: %s",
+        json.dumps(
+            _json_ready(
+                {
+                    "panels": len(kept),
+                    "skipped": int(len(panels) - len(kept)),
+                    "predictive": screen["n_predictive"],
+                    "set_specific": screen["n_set_specific"],
+                    "random_predictive_share": screen["random_predictive_share"],
+                }
+            )
+        ),
+    )
     return summary
+
+
+def self_contained(row: dict | pd.Series) -> bool:
+    """The self-contained test holds: the interval lies above chance, t_q < ALPHA and, where permutations ran, perm_q < ALPHA."""
+    low = float(row.get("ci_low", math.nan))
+    chance = float(row.get("chance", 0.5))
+    chance = 0.5 if math.isnan(chance) else chance
+    if not low > chance:
+        return False
+    t_q = float(row.get("t_q", math.nan))
+    if math.isnan(t_q):
+        t_q = float(row.get("t_p", math.nan))
+    if not t_q < ALPHA:
+        return False
+    return not (int(row.get("n_permutations", 0) or 0) > 0 and not float(row.get("perm_q", math.nan)) < ALPHA)
+
+
+def panel_call(row: dict | pd.Series) -> str:
+    """``set-specific`` (self-contained and competitive tests both hold), ``predictive`` (the first only), or ``none``.
+
+    The competitive test holds when random panels ran for the panel and its
+    ``random_q`` (over the panels with a random-panel p) is below ALPHA.
+    """
+    if not self_contained(row):
+        return "none"
+    if int(row.get("n_random", 0) or 0) > 0 and float(row.get("random_q", math.nan)) < ALPHA:
+        return "set-specific"
+    return "predictive"
 
 
 def signal_level(row: dict | pd.Series) -> str:
     """The verdict on one panel's model from its main-metric row of summary.tsv (ROC-AUC, or R^2 for a regression target).
 
-    Chance is the row's ``chance`` (0.5 for ROC-AUC, 0 for R^2). ``signal``: the 95% interval lies above chance, the t-test's q-value over all
-    panels is below :data:`ALPHA`, and so is the permutation test's where it
-    ran. ``unconfirmed``: the interval lies above 0.5 but a q-value is not
-    below :data:`ALPHA` (with many panels, chance alone lifts some intervals
-    above 0.5). ``below``: the interval lies under 0.5. ``none``: it includes
-    0.5. ``unknown``: too few CV splits, or test sets lacking a class.
+    Chance is the row's ``chance`` (0.5 for ROC-AUC, 0 for R^2).
+    ``set-specific`` and ``predictive``: see :func:`panel_call`.
+    ``unconfirmed``: the interval lies above chance but a q-value of the
+    self-contained test is not below :data:`ALPHA` (with many panels, chance
+    alone lifts some intervals above chance). ``below``: the interval lies
+    under chance. ``none``: it includes chance. ``unknown``: too few CV
+    splits, or test sets lacking a class.
     """
     mean, low, high = float(row["cv_mean"]), float(row["ci_low"]), float(row["ci_high"])
     chance = float(row.get("chance", 0.5))
@@ -375,14 +739,7 @@ def signal_level(row: dict | pd.Series) -> str:
     if math.isnan(mean) or math.isnan(low) or math.isnan(high):
         return "unknown"
     if low > chance:
-        t_q = float(row.get("t_q", math.nan))
-        if math.isnan(t_q):
-            t_q = float(row.get("t_p", math.nan))
-        if not t_q < ALPHA:
-            return "unconfirmed"
-        if int(row.get("n_permutations", 0) or 0) > 0 and not float(row.get("perm_q", math.nan)) < ALPHA:
-            return "unconfirmed"
-        return "signal"
+        return panel_call(row) if self_contained(row) else "unconfirmed"
     if high < chance:
         return "below"
     return "none"

@@ -18,10 +18,14 @@ MLP and the baselines, and writes, in each named panel's folder
   and of the random-panel nulls (per panel size);
 - ``checkpoints/{panel}/{split}.pt`` and ``fit.json`` (what was trained, how fast).
 
-Random-panel nulls (Venet et al. 2011) are gene sets drawn from all of the
-cohort's expression genes, ``evaluate.random_panels`` per panel size. A size's
-pool is drawn from its own seed, so every job that needs it draws, and trains,
-the same sets; panels of one size share one pool.
+Random-panel nulls (Venet et al. 2011) are gene sets drawn from a universe:
+all of the cohort's expression genes (``evaluate.random_universe: cohort``), or,
+for the sets of a collection with ``collection``, the union of the collection's
+genes present in the cohort (named panels always draw from the cohort).
+``evaluate.random_panels`` sets are drawn per size bin (``randomsets.pool_size``:
+panels of nearby sizes share one pool, drawn at the bin's size). A pool is drawn
+from a seed of the model seed and the pool size alone, so every job that needs
+it draws, and trains, the same sets.
 """
 
 from __future__ import annotations
@@ -46,7 +50,15 @@ from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
 from .metrics import classification_metrics, predicted_classes, regression_metrics
 from .panels import check_panel, panel_genes
-from .scaling import read_matrix, split_statistics, standardise
+from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
+from .scaling import (
+    describe_uninformative,
+    read_matrix,
+    split_statistics,
+    standardise,
+    uninformative,
+    uninformative_by_gene,
+)
 from .train import HISTORY_METRICS, REGRESSION_HISTORY, ModelSet, TrainSpec, permuted_labels, train_models
 from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
 
@@ -91,8 +103,10 @@ NULL_TYPES = {
     **dict.fromkeys(HISTORY_METRICS, "float64"),
 }
 
-METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test"]
-"""The first columns of metrics.tsv (the metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP)."""
+METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test", "n_uninformative"]
+"""The first columns of metrics.tsv (the metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP).
+
+``n_uninformative``: the panel's genes constant or never observed in the split's training rows (input 0)."""
 
 TUNING_COLUMNS = ["collection", "panel", "split_id", "point", "grid_point", "score", "inner_score", "chosen"]
 """Columns of tuning.tsv: per panel, split and grid point, the mean inner-fold validation score
@@ -219,6 +233,20 @@ def random_gene_sets(n_available: int, size: int, count: int, seed: int) -> np.n
     return np.stack([rng.choice(n_available, size=size, replace=False) for _ in range(count)]).reshape(count, size)
 
 
+def _random_universe(unit: Mapping, available: Sequence[str], which: str) -> tuple[list[str], str]:
+    """The genes random panels are drawn from, and its name in nulls.parquet's ``collection`` ('' = the cohort).
+
+    ``cohort``: every expression gene. ``collection``: for a collection part, the
+    union of all of the collection's sets' genes present in the cohort, in the
+    cohort's order (every part draws from the same universe); named panels keep
+    the cohort.
+    """
+    if which != "collection" or not unit.get("collection"):
+        return list(available), ""
+    listed = {g for s in read_gmt(unit["gmt"]) for g in s.genes}
+    return [g for g in available if g in listed], str(unit["collection"])
+
+
 def group_by_width(widths: Sequence[int], counts: Sequence[int], hidden: int) -> list[list[int]]:
     """Cut widths (sorted ascending) into contiguous groups trained as one stack each, cheapest overall.
 
@@ -279,6 +307,8 @@ def fit_unit(
     threads: int = 1,
     baselines: Sequence[str] = ("majority", "logreg"),
     ridge_alpha: float = 1.0,
+    random_bin_width: float = DEFAULT_BIN_WIDTH,
+    random_universe: str = "cohort",
 ) -> dict:
     """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring).
 
@@ -306,11 +336,15 @@ def fit_unit(
     grid = model.get("grid") or None
     inner_k = int(model.get("inner_folds", 3))
 
-    # Every gene a model reads: the panels', and the random pools' (drawn from all expression genes).
-    sizes = sorted({len(p.genes) for p in panels if len(p.genes) < len(available)}) if random_panels and cv else []
-    pools = {n: random_gene_sets(len(available), n, random_panels, spec.seed) for n in sizes}
+    # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
+    universe, universe_name = _random_universe(unit, available, random_universe)
+    sizes = pool_sizes([len(p.genes) for p in panels], random_bin_width) if random_panels and cv else []
+    sizes = [n for n in sizes if n < len(universe)]
+    pools = {n: random_gene_sets(len(universe), n, random_panels, spec.seed) for n in sizes}
     index_of = {g: i for i, g in enumerate(available)}
-    used = sorted({index_of[g] for p in panels for g in p.genes} | {int(i) for v in pools.values() for i in v.flat})
+    used = sorted(
+        {index_of[g] for p in panels for g in p.genes} | {index_of[universe[i]] for v in pools.values() for i in v.flat}
+    )
     genes = [available[i] for i in used]
     column = {g: j for j, g in enumerate(genes)}
     x = read_matrix(cohort, sample_id, genes, samples) if genes else np.zeros((len(samples), 0), np.float32)
@@ -336,7 +370,7 @@ def fit_unit(
         keys += [ModelKey("permutation", p, s, perm, cols) for perm in range(1, permutations + 1) for s in cv]
     for draws in pools.values():
         for r, draw in enumerate(draws, start=1):
-            cols = np.array([column[available[i]] for i in draw], dtype=np.int64)
+            cols = np.array([column[universe[i]] for i in draw], dtype=np.int64)
             keys += [ModelKey("random", -1, s, r, cols) for s in cv]
     label_of = [label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in keys]
     labels_np = np.stack(labels)
@@ -427,7 +461,7 @@ def fit_unit(
     for i, (k, outcome) in enumerate(zip(keys, outcomes, strict=True)):
         if k.kind != "panel":
             panel_name = panels[k.panel].name if k.panel >= 0 else ""
-            collection = panels[k.panel].collection if k.panel >= 0 else ""
+            collection = panels[k.panel].collection if k.panel >= 0 else universe_name
             null_rows.append(
                 [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *outcome.final]
             )
@@ -493,6 +527,7 @@ def fit_unit(
                     "kind": kinds[k.split],
                     "n_train": len(train_rows),
                     "n_test": n_test,
+                    "n_uninformative": int(uninformative(scale_s).sum()),
                     **(scored if scored is not None else classification_metrics(y[test_rows], output)),
                     "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
                     "grid_point": point_label(point) if name == "mlp" else "",
@@ -547,10 +582,24 @@ def fit_unit(
     nulls = pd.DataFrame(null_rows, columns=null_columns).astype(
         {**{c: t for c, t in NULL_TYPES.items() if c in NULL_COLUMNS[:6]}, **dict.fromkeys(history_names, "float64")}
     )
+    # Genes constant or never observed in a split's training rows: input 0 in that split's models and baselines.
+    silent = {}
+    for panel in panels:
+        by_gene = uninformative_by_gene(panel.genes, scale[:, [column[g] for g in panel.genes]], split_ids)
+        silent[(panel.folder, panel.name)] = by_gene
+        if by_gene and sum(map(bool, silent.values())) <= 10:  # fit.json names them all
+            log.warning(
+                "fit %s: panel %s: %d genes carry no information (constant or all missing in the training rows; "
+                "input 0, they contribute nothing): %s",
+                unit["name"],
+                panel.name,
+                len(by_gene),
+                describe_uninformative(by_gene, len(split_ids)),
+            )
     for folder, table in panel_table.groupby("folder", sort=False):
         names = set(table["panel"])
         mine = [p for p in panels if p.folder == folder]
-        sizes_here = {len(p.genes) for p in mine}
+        sizes_here = {pool_size(len(p.genes), random_bin_width) for p in mine}
         out = Path(folder)
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         table.drop(columns="folder").to_csv(out / "panels.tsv", sep="\t", index=False)
@@ -561,6 +610,7 @@ def fit_unit(
             kinds,
             spec.epochs,
             history_names,
+            silent,
         )
         metric_frame[metric_frame["panel"].isin(names)].to_csv(
             out / "metrics.tsv", sep="\t", index=False, float_format="%.6g"
@@ -572,6 +622,7 @@ def fit_unit(
         tuning = pd.DataFrame(tuning_rows, columns=TUNING_COLUMNS)
         tuning[tuning["panel"].isin(names)].to_csv(out / "tuning.tsv", sep="\t", index=False, float_format="%.6g")
         info = {**summary, "panels_here": len(mine), "seconds": round(time.perf_counter() - started, 3)}
+        info["uninformative"] = {p.name: silent[(p.folder, p.name)] for p in mine if silent[(p.folder, p.name)]}
         (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     summary["seconds"] = round(time.perf_counter() - started, 3)
     log.info("fit %s: %s", unit["name"], json.dumps(summary))
@@ -847,11 +898,15 @@ def _write_history(
     kinds: Sequence[str],
     epochs: int,
     names: Sequence[str] = HISTORY_METRICS,
+    silent: Mapping[tuple[str, str], Mapping[str, Sequence[str]]] | None = None,
 ) -> None:
     """Per-epoch history of every real model, as one parquet (names dictionary-encoded, values float32).
 
     ``best_epoch`` is the epoch whose weights were kept (the last one without
     early stopping); epochs after a model stopped early are NaN.
+    ``uninformative`` names (space-separated) the model's genes that were
+    constant or never observed in its split's training rows, from ``silent``:
+    per ``(folder, panel)``, ``{gene: [split ids]}``.
     """
     n = len(parts)
     values = (
@@ -875,4 +930,11 @@ def _write_history(
         columns[metric] = pa.array(values[:, j].astype(np.float32))
     columns["device"] = repeated([d for _, _, _, d, _ in parts])
     columns["best_epoch"] = pa.array(np.repeat(np.array([b for *_, b in parts], dtype=np.int32), epochs))
+    silent = silent or {}
+    columns["uninformative"] = repeated(
+        [
+            " ".join(g for g, where in silent.get((p.folder, p.name), {}).items() if split_ids[s] in where)
+            for p, s, *_ in parts
+        ]
+    )
     pq.write_table(pa.table(columns), path)

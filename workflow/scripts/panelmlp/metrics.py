@@ -1,8 +1,14 @@
-"""Classification metrics of one split's test predictions.
+"""Classification and regression metrics of one split's test predictions.
 
 Plain numpy implementations of scikit-learn's definitions (tests check every
 one against scikit-learn on the same predictions). scikit-learn's input
 validation costs about 60 ms per split, which is most of an evaluate job.
+
+Thresholded metrics (accuracy, balanced accuracy, precision, recall, F1, MCC
+and the confusion counts) follow :func:`predicted_classes`: the positive class
+when its probability is at least 0.5 with two classes, the most probable class
+with more. Calibration (TRIPOD+AI items 12e and 15) is measured by the Brier
+score and by logistic recalibration (:func:`calibration_fit`).
 """
 
 from __future__ import annotations
@@ -11,8 +17,23 @@ import math
 
 import numpy as np
 
-METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "mcc")
-"""Metric columns of metrics.tsv, in order."""
+METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "mcc",
+    "brier",
+    "calibration_slope",
+    "calibration_intercept",
+)
+"""Metric columns of metrics.tsv for class labels, in order."""
+
+PROBABILITY_EPS = 1e-12
+"""Probabilities are clipped to [eps, 1 - eps] before their logit is taken (0 and 1 have none)."""
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -85,6 +106,142 @@ def predicted_classes(proba: np.ndarray) -> np.ndarray:
     return (proba[:, 1] >= 0.5).astype(int) if proba.shape[1] == 2 else proba.argmax(axis=1)
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """``log(p / (1 - p))`` of probabilities clipped to [:data:`PROBABILITY_EPS`, 1 - eps]."""
+    p = np.clip(np.asarray(p, dtype=np.float64), PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def brier_score(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Brier score of class probabilities ``proba`` ``[n, C]``: 0 is perfect, lower is better.
+
+    Two classes: the mean squared difference between the positive class's
+    probability and the 0/1 outcome (scikit-learn's ``brier_score_loss``).
+    More classes: the mean over classes of each class's one-vs-rest Brier
+    score, which is Brier's (1950) multi-class sum divided by the number of
+    classes, so every run's value lies in [0, 1] and two classes give the same
+    number either way. Predicting the class shares scores ``sum p_c (1 - p_c) / C``.
+    """
+    y = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    if len(y) == 0:
+        return math.nan
+    if proba.shape[1] == 2:
+        return float(np.mean((proba[:, 1] - y) ** 2))
+    onehot = np.arange(proba.shape[1]) == y[:, None]
+    return float(np.mean((proba - onehot) ** 2))
+
+
+def _logistic_newton(y: np.ndarray, z: np.ndarray, fit_slope: bool) -> tuple[float, float] | None:
+    """Maximum likelihood ``(a, b)`` of ``P(y = 1) = sigmoid(a + b z)`` (``b`` fixed at 1 unless ``fit_slope``).
+
+    Newton steps from ``(0, 1)`` with step halving (the log-likelihood is
+    concave, so a short enough step always climbs); stops once a step moves no
+    parameter by more than 1e-10, after which the quadratic convergence leaves
+    the estimate far closer than that. None when it does not converge in 100 steps.
+    """
+    a, b = 0.0, 1.0
+    eta = z.copy()
+    current = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+    for _ in range(100):
+        mu = np.exp(-np.logaddexp(0.0, -eta))
+        w = mu * (1.0 - mu)
+        resid = y - mu
+        g0, h00 = float(resid.sum()), float(w.sum())
+        if fit_slope:
+            wz = w * z
+            g1, h01, h11 = float(resid @ z), float(wz.sum()), float(wz @ z)
+            det = h00 * h11 - h01 * h01
+            if not det > 0:
+                return None
+            da, db = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
+        else:
+            if not h00 > 0:
+                return None
+            da, db = g0 / h00, 0.0
+        if not (math.isfinite(da) and math.isfinite(db)):
+            return None
+        for _halving in range(60):
+            trial = (a + da) + (b + db) * z
+            value = float(np.sum(y * trial - np.logaddexp(0.0, trial)))
+            if value >= current - 1e-12 * abs(current):
+                break
+            da, db = da / 2, db / 2
+        a, b, eta, current = a + da, b + db, trial, value
+        if max(abs(da), abs(db)) < 1e-10:
+            return a, b
+    return None
+
+
+def calibration_fit(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Calibration slope and intercept of probabilities ``p`` of a binary 0/1 outcome ``y`` (logistic recalibration).
+
+    The slope is ``b`` of the joint fit ``logit P(y = 1) = a + b logit(p)``:
+    1 is ideal, below 1 predictions too extreme (overfitting), above 1 too
+    timid. The intercept is calibration-in-the-large, ``a`` of the fit with the
+    slope fixed at 1 (``logit(p)`` as an offset): 0 is ideal, above 0 the
+    predicted risks are too low on average, below 0 too high. This is the
+    usual TRIPOD choice (Van Calster et al. 2019). Probabilities are clipped
+    to [:data:`PROBABILITY_EPS`, 1 - eps] before the logit.
+
+    NaN when it is undefined: the intercept when ``y`` lacks a class; the slope
+    also when every prediction is the same (the majority baseline) or when
+    ``logit(p)`` separates the classes completely (no finite maximum
+    likelihood, common on a small test set with a strong signal).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    z = logit(p)
+    positives, negatives = z[y == 1], z[y == 0]
+    if len(positives) == 0 or len(negatives) == 0:
+        return math.nan, math.nan
+    offset = _logistic_newton(y, z, fit_slope=False)
+    intercept = offset[0] if offset is not None else math.nan
+    separated = positives.min() >= negatives.max() or negatives.min() >= positives.max()
+    if z.min() == z.max() or separated:
+        return math.nan, intercept
+    joint = _logistic_newton(y, z, fit_slope=True)
+    return (joint[1] if joint is not None else math.nan), intercept
+
+
+def calibration_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Brier score, calibration slope and calibration intercept of class probabilities ``proba`` ``[n, C]``.
+
+    Two classes: of the positive class (code 1). More classes: the mean over
+    classes of the one-vs-rest values (NaN when one class's value is).
+    """
+    y = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape[1] == 2:
+        slope, intercept = calibration_fit(y == 1, proba[:, 1])
+    else:
+        fits = np.array([calibration_fit(y == c, proba[:, c]) for c in range(proba.shape[1])])
+        slope, intercept = (float(v) for v in fits.mean(axis=0))
+    return {"brier": brier_score(y, proba), "calibration_slope": slope, "calibration_intercept": intercept}
+
+
+def reliability_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """A reliability diagram's points: per probability bin ``[k/bins, (k+1)/bins)`` (the last closed) with samples,
+    the mean predicted probability, the observed share of ``y == 1`` and the count.
+
+    Bins of fixed width (tenths by default), so diagrams of different panels
+    and models are read on the same grid; empty bins are left out.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    index = np.clip(np.floor(p * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    keep = counts > 0
+    predicted = np.bincount(index, weights=p, minlength=bins)[keep] / counts[keep]
+    observed = np.bincount(index, weights=y, minlength=bins)[keep] / counts[keep]
+    return {
+        "low": np.arange(bins)[keep] / bins,
+        "high": (np.arange(bins)[keep] + 1) / bins,
+        "predicted": predicted,
+        "observed": observed,
+        "count": counts[keep],
+    }
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Metrics of class probabilities ``proba`` ``[n, C]`` against integer labels.
 
@@ -93,7 +250,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     (``zero_division=0``); PR-AUC is average precision; confusion counts tp, fp,
     tn, fn. More classes: macro averages, one-vs-rest ROC-AUC and PR-AUC, and no
     confusion counts. A ranking metric is NaN when the test set lacks a class.
-    Balanced accuracy is the mean recall over the classes present.
+    Balanced accuracy is the mean recall over the classes present. Brier
+    score, calibration slope and intercept: :func:`calibration_metrics`.
     """
     y_true = np.asarray(y_true).astype(int)
     proba = np.asarray(proba, dtype=np.float64)
@@ -124,6 +282,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     else:
         out["roc_auc"] = float(np.mean([roc_auc(y_true == c, proba[:, c]) for c in range(n_classes)]))
         out["pr_auc"] = float(np.mean([average_precision(y_true == c, proba[:, c]) for c in range(n_classes)]))
+    out.update(calibration_metrics(y_true, proba))
     if binary:
         out.update({"tp": int(tp[1]), "fp": int(confusion[0, 1]), "tn": int(tp[0]), "fn": int(confusion[1, 0])})
     return out
@@ -146,6 +305,14 @@ def _rank(values: np.ndarray) -> np.ndarray:
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of ``a`` and ``b``; NaN when either is constant.
+
+    Constancy is tested on the values themselves: the deviations of a constant
+    from its computed mean are rounding noise, not zero, and would give a
+    correlation of order 1e-16 instead of the undefined value it is.
+    """
+    if a.min() == a.max() or b.min() == b.max():
+        return math.nan
     da, db = a - a.mean(), b - b.mean()
     denom = math.sqrt(float((da * da).sum() * (db * db).sum()))
     return float((da * db).sum() / denom) if denom > 0 else math.nan
@@ -156,12 +323,14 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
     R^2 compares the squared error with that of the test rows' own mean, so a
     model that predicts the training mean scores just below 0; an undefined
-    value (constant truth or predictions) is NaN.
+    value (constant truth, or a correlation of constant predictions) is NaN.
+    The Brier score and the calibration slope and intercept are for class
+    probabilities and have no regression counterpart here.
     """
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
     res = float(((y - p) ** 2).sum())
-    tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    tot = float(((y - y.mean()) ** 2).sum()) if len(y) and y.min() != y.max() else 0.0
     return {
         "r2": 1.0 - res / tot if tot > 0 else math.nan,
         "rmse": math.sqrt(res / len(y)) if len(y) else math.nan,

@@ -17,7 +17,9 @@ the sd across those models; the holdout model's prediction stands beside it.
 Missing genes: a sample scores a panel only if it has a finite value for every
 gene of the panel. A sample that lacks one (a gene absent from the file, or a
 missing or non-finite value) gets no prediction for that panel: its row says
-which genes are missing, never a prediction made as if they were there.
+which genes are missing, never a prediction made as if they were there. A
+gene every checkpoint of the panel ignores (constant or never observed in its
+training rows) needs no value: its input is 0 whatever the sample holds.
 
 Checkpoints of a panel must agree with the panel's genes (``panels.tsv``) and
 with each other on the classes and the target kind; one that does not stops
@@ -118,6 +120,7 @@ def prediction_plan(
     for entry in plan:
         entry["folders"] = [f"results/panels/{folder}" for folder in entry["folders"]]
         entry["table"] = f"results/predictions/{entry['panel']}/{name}.tsv"
+        entry["metrics"] = f"results/predictions/{entry['panel']}/{name}.metrics.tsv"
     return plan
 
 
@@ -148,6 +151,8 @@ class NewSamples:
     """``[samples, genes]`` float64; a missing or non-finite value is NaN."""
     quarantine: list[dict[str, object]] = field(default_factory=list)
     accounting: dict[str, object] = field(default_factory=dict)
+    columns: dict[str, list[object]] = field(default_factory=dict)
+    """Other columns asked for (``keep``: the target column), as read, when the file has them."""
 
     def matrix(self, genes: Sequence[str]) -> np.ndarray:
         """Values ``[samples, len(genes)]`` in the given order; a gene the file lacks is all NaN."""
@@ -167,12 +172,14 @@ def read_new_samples(
     encoding: str | None = None,
     decimal: str = ".",
     workdir: str | Path | None = None,
+    keep: Sequence[str] = (),
 ) -> NewSamples:
     """Read the new samples: the ``sample_id`` column and those of ``genes`` the header has.
 
     Lines the reader cannot take are in ``quarantine`` (file, line, id, reason,
     text), as in the clean step. A file with none of the genes stops with one
-    line (the wrong separator or the wrong file, most likely).
+    line (the wrong separator or the wrong file, most likely). Columns named in
+    ``keep`` that the file has come back in ``columns``, values as read.
     """
     wanted = set(genes)
     read = read_table(
@@ -196,7 +203,9 @@ def read_new_samples(
     for j, gene in enumerate(read.values):
         values[:, j] = read.table.column(gene).to_numpy(zero_copy_only=False)
     values[~np.isfinite(values)] = np.nan  # inf, -inf, nan written out: missing, as in the clean step
-    return NewSamples(ids, list(read.values), values, list(read.quarantine), dict(read.accounting))
+    names = read.table.column_names
+    kept = {c: read.table.column(c).to_pylist() for c in keep if c in names and c != read.id_column}
+    return NewSamples(ids, list(read.values), values, list(read.quarantine), dict(read.accounting), kept)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------
@@ -315,7 +324,8 @@ def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     n = len(samples.ids)
     raw = samples.matrix(models.genes)
     finite = np.isfinite(raw)
-    complete = finite.all(axis=1)
+    needed = ~_ignored(models)
+    complete = (finite | ~needed).all(axis=1)
     rows = np.flatnonzero(complete)
     regression = models.kind == "regression"
     names = ["value"] if regression else list(models.classes)
@@ -345,7 +355,8 @@ def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     missing = [" ".join(genes[~finite[i]]) for i in range(n)]
     frame["missing_genes"] = missing
     frame["status"] = [
-        "scored" if complete[i] else f"not scored: {int((~finite[i]).sum())} panel gene(s) missing" for i in range(n)
+        "scored" if complete[i] else f"not scored: {int((~finite[i] & needed).sum())} panel gene(s) missing"
+        for i in range(n)
     ]
     return pd.DataFrame(frame)
 
@@ -355,6 +366,15 @@ def _by_genes(checkpoint: dict, models: PanelModels, values: np.ndarray, regress
     position = {g: j for j, g in enumerate(models.genes)}
     order = [position[g] for g in checkpoint["genes"]]
     return _outputs(checkpoint, "regression" if regression else "classification", values[:, order])
+
+
+def _ignored(models: PanelModels) -> np.ndarray:
+    """Per panel gene, whether every checkpoint of the panel ignores it (uninformative in each one's training rows)."""
+    from .checkpoint import uninformative_genes
+
+    checkpoints = [c for _, c in models.cv] + ([models.holdout[1]] if models.holdout else [])
+    ignored = set.intersection(*(set(uninformative_genes(c)) for c in checkpoints)) if checkpoints else set()
+    return np.array([g in ignored for g in models.genes], dtype=bool)
 
 
 def _labels(probabilities: np.ndarray, classes: Sequence[str], scored: np.ndarray) -> list[str]:
@@ -433,8 +453,18 @@ def predict_step(
     summary: str,
     quarantine: str,
     threads: int = 1,
+    splits: str | None = None,
+    target: Mapping | None = None,
 ) -> dict:
-    """New samples -> one predictions table per plan entry, the quarantine table and a JSON summary."""
+    """New samples -> one predictions table per plan entry, the quarantine table and a JSON summary.
+
+    ``splits`` (the run's ``splits.parquet``) tells which new samples the
+    models were trained or tested on: matched on the sample id, they are
+    counted, warned about, marked ``in_training`` and kept out of the
+    external metrics. ``target`` (the config's ``target``): when the new file
+    has ``target["column"]``, every plan entry's ``metrics`` table gets the
+    external metrics (:mod:`panelmlp.validation`); otherwise its header alone.
+    """
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
@@ -442,8 +472,16 @@ def predict_step(
     spec = InputSpec.from_config(new, {k: section.get(k) for k in ("sep", "encoding", "decimal")})
     targets = {entry["table"]: panel_targets(entry) for entry in plan}
     genes = list(dict.fromkeys(g for group in targets.values() for t in group for g in t.genes))
+    column = str((target or {}).get("column") or "")
     samples = read_new_samples(
-        new, genes, sample_id, spec.sep, spec.encoding, spec.decimal, workdir=Path(quarantine).parent
+        new,
+        genes,
+        sample_id,
+        spec.sep,
+        spec.encoding,
+        spec.decimal,
+        workdir=Path(quarantine).parent,
+        keep=[column] if column else [],
     )
     write_quarantine(samples.quarantine, quarantine)
     for q in samples.quarantine:
@@ -463,19 +501,39 @@ def predict_step(
             if samples.quarantine
             else f"{new}: no data lines below the header; the table is empty"
         )
+    trained = in_training(samples.ids, splits)
+    if trained.any():
+        log.warning(
+            "predict: %d of the %d new samples were in the training cohort (%s, matched on %s): their "
+            "predictions are not out-of-sample; they are marked in_training and left out of the external metrics",
+            int(trained.sum()),
+            len(samples.ids),
+            splits,
+            sample_id,
+        )
+    external = _external_truth(samples, target or {}, column, trained)
     panels_out = []
     for entry in plan:
-        frames = []
-        for target in targets[entry["table"]]:
-            models = load_panel_models(target.directory, target.panel, target.genes, target.collection)
+        frames, scores = [], []
+        for one in targets[entry["table"]]:
+            models = load_panel_models(one.directory, one.panel, one.genes, one.collection)
             frame = score_panel(models, samples)
+            frame["in_training"] = np.where(trained, "yes", "no")
             panels_out.append(_panel_summary(models, frame, samples, entry["table"]))
+            if external is not None:
+                scores.append(_score_external(models, frame, external, prediction_name(new)))
+                panels_out[-1]["external"] = _external_summary(scores[-1])
             if entry["collection"]:
-                frame.insert(0, "panel", target.panel)
+                frame.insert(0, "panel", one.panel)
             frames.append(frame)
         table = pd.concat(frames, ignore_index=True)
         Path(entry["table"]).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(entry["table"], sep="\t", index=False, na_rep="", float_format=FLOAT_FORMAT)
+        if entry.get("metrics"):
+            from .validation import empty_metrics
+
+            metrics = pd.concat(scores, ignore_index=True) if scores else empty_metrics()
+            metrics.to_csv(entry["metrics"], sep="\t", index=False, na_rep="", float_format="%.6g")
     result = {
         "file": str(new),
         "name": prediction_name(new),
@@ -484,8 +542,17 @@ def predict_step(
         "samples": len(samples.ids),
         "quarantined": len(samples.quarantine),
         "quarantine": str(quarantine),
+        "in_training": {
+            "samples": int(trained.sum()),
+            "matched_on": sample_id,
+            "splits": str(splits) if splits else None,
+            "ids": [i for i, t in zip(samples.ids, trained, strict=True) if t][:20],
+        },
+        "external_validation": None if external is None else external["summary"],
         "panels": panels_out,
     }
+    if external is None and column:
+        log.info("predict: %s has no column %s: no external validation (the predictions alone)", new, column)
     Path(summary).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -536,3 +603,67 @@ def write_quarantine(entries: Sequence[Mapping], path: str | Path) -> None:
         writer.writerow(QUARANTINE_COLUMNS)
         for q in entries:
             writer.writerow(["" if q.get(k) is None else q[k] for k in QUARANTINE_COLUMNS])
+
+
+# --- samples seen in training, external validation ------------------------------------------------------
+
+
+def in_training(ids: Sequence[str], splits: str | Path | None) -> np.ndarray:
+    """Per new sample, whether its id is a sample of the run's splits (trained or tested on): not out-of-sample."""
+    if not splits:
+        return np.zeros(len(ids), dtype=bool)
+    import pyarrow.parquet as pq
+
+    seen = {str(s) for s in pq.read_table(splits, columns=["sample_id"]).column("sample_id").to_pylist()}
+    return np.fromiter((str(i) in seen for i in ids), dtype=bool, count=len(ids))
+
+
+def _external_truth(samples: NewSamples, target: Mapping, column: str, trained: np.ndarray) -> dict | None:
+    """The target values of the new samples (raw), what counts, or None when the file lacks the column."""
+    if not column or column not in samples.columns:
+        return None
+    values = samples.columns[column]
+    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+    summary = {
+        "column": column,
+        "kind": str(target.get("kind") or "classification"),
+        "samples": len(values),
+        "missing": int(missing),
+        "in_training_left_out": int(trained.sum()),
+    }
+    return {"values": values, "trained": trained, "target": target, "summary": summary}
+
+
+def _score_external(models: PanelModels, frame: pd.DataFrame, external: Mapping, cohort: str) -> pd.DataFrame:
+    """One panel's external metrics: its ensemble predictions against the new samples' target, training samples out."""
+    from .validation import class_codes, external_metrics, target_numbers
+
+    keep = ~np.asarray(external["trained"])
+    if models.kind == "regression":
+        truth = target_numbers(external["values"])
+        truth[~keep] = np.nan
+        predicted = frame["predicted_value"].to_numpy(dtype=np.float64)
+    else:
+        truth = class_codes(external["values"], external["target"].get("classes") or {}, models.classes)
+        truth[~keep] = -1
+        predicted = frame[[f"prob_{c}" for c in models.classes]].to_numpy(dtype=np.float64)
+    label = f"{models.collection}/{models.panel}" if models.collection else models.panel
+    table = external_metrics(models.panel, models.kind, truth, predicted, cohort)
+    log.info(
+        "predict: panel %s: external validation on %d samples: %s",
+        label,
+        int(table["n"].iloc[0]) if len(table) else 0,
+        ", ".join(
+            f"{m} {v:.3g} [{lo:.3g}, {hi:.3g}]"
+            for m, v, lo, hi in table[["metric", "value", "ci_low", "ci_high"]].itertuples(index=False)
+        ),
+    )
+    return table
+
+
+def _external_summary(table: pd.DataFrame) -> dict:
+    """A panel's external metrics for the JSON summary: ``{"n", metric: {"value", "ci_low", "ci_high"}}``."""
+    out: dict[str, object] = {"n": int(table["n"].iloc[0]) if len(table) else 0}
+    for row in table.to_dict("records"):
+        out[row["metric"]] = {k: (None if pd.isna(row[k]) else float(row[k])) for k in ("value", "ci_low", "ci_high")}
+    return out

@@ -22,8 +22,10 @@ from ..versions import library_versions
 from .accounting import accounting_section, balance_section
 from .comparison import comparison_section
 from .detail import Context, detail_block, guide, panel_figures
+from .external import external_section
 from .figures import TEMPLATE, points_per_curve
 from .genesets import genesets_section
+from .importance import importance_section, read_gene_table
 from .inputs import (
     Panel,
     Run,
@@ -38,7 +40,7 @@ from .nulls import nulls_section
 from .page import Figures, Ids, caption, esc, page, section, table_of_contents
 from .provenance import provenance_section
 from .ranking import ranked_table
-from .verdict import FEW_PANELS, boxes_shown, panel_facts, verdict_section_body
+from .verdict import FEW_PANELS, boxes_shown, panel_facts, read_screen, verdict_section_body
 
 log = logging.getLogger("panelmlp")
 
@@ -55,7 +57,7 @@ def null_counts(config: Mapping, panels: Sequence[Panel]) -> tuple[int, int]:
     random_panels = evaluate.get("random_panels")
     return (
         int(permutations) if permutations is not None else found_perm,
-        int(random_panels) if random_panels is not None else found_random,
+        int(random_panels) if isinstance(random_panels, int) else found_random,  # auto: as found
     )
 
 
@@ -146,7 +148,8 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
     ``inputs`` has the paths ``accounting``, ``quarantine``, ``labels``,
     ``cohort``, ``splits``, ``summary`` and ``panels``, and lists (one path per
     unit, in the same order) ``history``, ``metrics``, ``predictions`` and
-    ``nulls``.
+    ``nulls``. Optional: ``genes`` and ``genes_screen`` (rule importance;
+    without them the driver-genes section says they were not computed).
     """
     started = time.perf_counter()
     run = read_run(inputs)
@@ -158,7 +161,9 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
     ctx = make_context(inputs, run, panels, config, random_panels)
     blocks = detail_blocks(inputs, panels, ctx)
     slots = Figures()
-    verdict = verdict_section_body(panels, run.labels, ranked_table(panels), permutations, random_panels)
+    verdict = verdict_section_body(
+        panels, run.labels, ranked_table(panels), permutations, random_panels, screen=read_screen(inputs)
+    )
     sections = [
         section("verdict", verdict),
         genesets_section(run.panel_table, config),
@@ -166,7 +171,15 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
         balance_section(run.labels, slots, target_values(inputs, run.labels)),
         comparison_section(panels, run.summary, slots),
         nulls_section(panels, ctx.random_pools, slots),
+        importance_section(
+            read_gene_table(inputs.get("genes")),
+            read_gene_table(inputs.get("genes_screen")),
+            run.panel_table,
+            config,
+            slots,
+        ),
         details_section(panels, blocks, ctx),
+        external_section(inputs, run.summary),
         provenance_section(config, library_versions()),
     ]
     title = str((config.get("report") or {}).get("title") or "panelmlp report")

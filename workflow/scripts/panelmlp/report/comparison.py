@@ -17,6 +17,7 @@ import pandas as pd
 
 from .figures import (
     CHANCE_LEVEL,
+    IDEAL_LEVEL,
     KEY_METRICS,
     MODEL_COLOURS,
     MODEL_ORDER,
@@ -111,6 +112,8 @@ def metric_grid(summary: pd.DataFrame, metrics: Sequence[str], panels: Sequence[
             data.append(trace)
         if metric in CHANCE_LEVEL:
             shapes.append(hline(CHANCE_LEVEL[metric], i))
+        elif metric in IDEAL_LEVEL:
+            shapes.append(hline(IDEAL_LEVEL[metric], i))
     layout |= {"shapes": shapes, "scattermode": "group", "scattergap": 0.5}
     layout["legend"] = {"orientation": "h", "y": 1.1, "x": 0}
     return figure(data, layout, 300 * n_rows + 80)
@@ -241,9 +244,25 @@ def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) 
     )
 
 
+def threshold_note(score: Score) -> str:
+    """The decision threshold behind the thresholded metrics and what the calibration metrics mean (classes only)."""
+    if score.kind == "regression":
+        return ""
+    return caption(
+        "<b>Decision threshold.</b> Accuracy, balanced accuracy, precision, recall, F1, MCC and the confusion matrices "
+        "count a sample as predicted of the positive class when its predicted probability is at least 0.5 (two classes), "
+        "or as the most probable class (argmax, more classes); no threshold is tuned. ROC-AUC, PR-AUC, the Brier score "
+        "and the calibration slope and intercept use the probabilities themselves. The Brier score is the mean squared "
+        "difference between predicted probability and outcome (0 is perfect; with more than two classes averaged over "
+        "the classes); a calibration slope of 1 and intercept of 0 are ideal (logistic recalibration per split: the "
+        "slope from the joint fit, the intercept with the slope fixed at 1)."
+    )
+
+
 def comparison_section(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) -> str:
-    """The ranked dot plot, and for few panels every key metric with the full summary."""
+    """The ranked dot plot, the decision threshold, and for few panels every key metric with the full summary."""
     body = _dot_plot(panels, slots)
+    body += threshold_note(panels[0].score if panels else CLASSIFICATION)
     if len(panels) <= FEW_PANELS:
         body += _few_panels(panels, summary, slots)
     else:

@@ -1,7 +1,8 @@
-"""Each panel's details: its verdict and six figures, drawn only when the reader opens the panel.
+"""Each panel's details: its verdict and its figures, drawn only when the reader opens the panel.
 
 A panel's figures (pair plot, training curves, ROC and PR curves, confusion
-matrices, permutation null, random-gene-set null) are one JSON block inside its
+matrices, reliability diagram, nested tuning, permutation null, random-gene-set
+null) are one JSON block inside its
 ``<details>``; the page draws them when the block opens, so a report of 200
 panels loads about as fast as one of three. With few panels the blocks start
 open, hold plain JSON, and every figure carries its full caption, so a small
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..compare import pool_of
+from ..scaling import describe_uninformative
 from . import figures, nulls
 from .figures import Figure
 from .inputs import Key, PairData, Panel, Rows
-from .page import caption, collapsed, esc, fmt, json_block, packed_block
+from .page import caption, collapsed, esc, fmt, fmt_ci, json_block, packed_block
 from .verdict import tag, verdict_box
 
 GUIDE = {
@@ -50,8 +53,18 @@ GUIDE = {
     ),
     "confusion": (
         "The MLP's confusion matrices: rows are the true class, columns the predicted class (probability ≥ 0.5 for the positive "
-        "class with two classes); counts with the share of the row. Left: the holdout split's test samples; right: all CV test "
+        "class with two classes, the most probable class with more); counts with the share of the row. Left: the holdout split's test samples; right: all CV test "
         "predictions summed, so each sample is counted once per CV repeat. A good classifier puts most counts on the diagonal in every row."
+    ),
+    "calibration": (
+        "Reliability diagram: the test predictions of all CV splits pooled (each sample once per CV repeat), binned by "
+        "predicted probability in tenths; each point is a bin's mean predicted probability (x) against the share of its "
+        "samples that really are of the class (y), the bars below how many samples the bin holds. Points on the dashed "
+        "diagonal are well calibrated: of samples given 0.7, seven in ten are of the class. Points below it mean the model "
+        "is over-confident there, above it under-confident; a bin of few samples is noisy. The calibration slope (1 is ideal; "
+        "below 1, predictions too extreme) and intercept (0 is ideal; above 0, risks predicted too low on average) come from "
+        "logistic recalibration per split (with more than two classes, the mean of the one-vs-rest values); "
+        "a good ROC-AUC does not imply good calibration."
     ),
     "permutation": (
         "Bars: the mean CV ROC-AUC of the replicates trained on shuffled labels, i.e. what this pipeline scores when there is "
@@ -79,6 +92,7 @@ TITLES = {
     "rocpr": "ROC and precision-recall curves",
     "scatter": "Predicted against true values",
     "confusion": "Confusion matrices",
+    "calibration": "Calibration: reliability diagram",
     "tuning": "Nested tuning: the grid points chosen",
     "permutation": "Permutation test: shuffled labels",
     "random": "Random gene sets of the same size",
@@ -96,7 +110,8 @@ class Context:
     pair: PairData
     pair_genes: dict[Key, list[str]]
     permutation_nulls: dict[Key, np.ndarray]
-    random_pools: dict[int, np.ndarray]
+    random_pools: dict[tuple[str, int], np.ndarray]
+    """Per pool ``(universe, size bin)`` (``compare.random_pools``)."""
     n_panels: int
     random_panels: int
     explain: bool
@@ -118,6 +133,8 @@ def panel_figures(
     else:
         notes["curves"] = "No training history."
     _evaluation(predictions, ctx, figs, notes)
+    if "calibration" in figs:
+        notes["calibration"] = calibration_note(panel)
     if tuning is not None and len(tuning):
         figs["tuning"] = figures.tuning_choices(tuning)
         notes["tuning"] = _tuning_note(tuning)
@@ -125,12 +142,13 @@ def panel_figures(
     if perm is not None:
         figs["permutation"] = perm
         notes["permutation"] = f"{int(panel.auc['n_permutations'])} label-shuffled replicates."
-    pool = ctx.random_pools.get(panel.n_genes)
+    pool = pool_of(ctx.random_pools, panel.collection, panel.auc.get("random_size"))
     rand = nulls.random_figure(panel, pool)
     if rand is not None and pool is not None:
         figs["random"] = rand
         notes["random"] = (
-            f"{len(pool)} random sets of {panel.n_genes} genes; percentile {fmt(panel.auc['random_pct'], 0)}."
+            f"{len(pool)} random sets of {int(panel.auc['random_size'])} genes (this panel's size bin); "
+            f"percentile {fmt(panel.auc['random_pct'], 0)}."
         )
     return figs, notes
 
@@ -169,6 +187,24 @@ def _curves_note(history: Rows, panel: Panel, points: int) -> str:
     return (
         f"{n_cv} CV splits and the holdout split. Trained on: {esc(panel.facts.device)}.{thinned}"
         + early_stopping_note(history)
+        + uninformative_note(history)
+    )
+
+
+def uninformative_note(history: Rows) -> str:
+    """The panel's genes that carried no information in some split (history.parquet's ``uninformative``), or ''."""
+    if "uninformative" not in history or not len(history):
+        return ""
+    _splits, first = np.unique(history["split_id"], return_index=True)
+    by_gene: dict[str, list[str]] = {}
+    for i in sorted(first):
+        for gene in str(history["uninformative"][i]).split():
+            by_gene.setdefault(gene, []).append(str(history["split_id"][i]))
+    if not by_gene:
+        return ""
+    return (
+        " Genes without information (constant or never observed in a split's training rows; their input is 0 "
+        f"there, in training, testing and prediction, so they change nothing): {esc(describe_uninformative(by_gene, len(first)))}."
     )
 
 
@@ -233,6 +269,36 @@ def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure],
     if (predictions["model"] == "mlp").any():
         figs["confusion"] = figures.confusion_matrices(predictions, ctx.classes, "mlp")
         notes["confusion"] = ""
+    reliability = figures.reliability_diagram(predictions, ctx.classes, ctx.positive)
+    if reliability is not None:
+        figs["calibration"] = reliability
+    else:
+        notes["calibration"] = "No CV predictions: no reliability diagram."
+
+
+def calibration_note(panel: Panel) -> str:
+    """The MLP's mean CV Brier score, calibration slope and intercept with their 95% CIs, and splits left out."""
+    parts = []
+    for metric, name in (
+        ("brier", "Brier score"),
+        ("calibration_slope", "calibration slope"),
+        ("calibration_intercept", "calibration intercept"),
+    ):
+        row = panel.row("mlp", metric)
+        parts.append(f"{name} {fmt_ci(row)}")
+    text = "MLP, mean over CV splits with 95% CI: " + "; ".join(parts) + "."
+    brier, slope = panel.row("mlp", "brier"), panel.row("mlp", "calibration_slope")
+    n_all, n_slope = brier["n_splits"], slope["n_splits"]
+    if n_all == n_all and n_slope == n_slope and int(n_slope) < int(n_all):
+        why = "every prediction equal, or the predictions separate the classes completely: no finite fit"
+        if int(n_slope) == 0:
+            text += f" The slope is undefined in every split ({why})."
+        else:
+            text += (
+                f" The slope is undefined in {int(n_all) - int(n_slope)} of {int(n_all)} splits ({why}) "
+                "and is the mean of the others."
+            )
+    return text
 
 
 def detail_block(

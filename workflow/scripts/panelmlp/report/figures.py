@@ -9,7 +9,7 @@ holds it once and applies it when drawing. Nothing here reads files.
 
 This module holds what figures share (template, colours, rounding, subplot
 grids) and each panel's figures (pair plot, training curves, ROC and PR
-curves, confusion matrices) and the class balance; the comparison and null
+curves, confusion matrices, reliability diagram) and the class balance; the comparison and null
 figures live with their sections (:mod:`.comparison`, :mod:`.nulls`).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import average_precision, pr_points, roc_auc, roc_points
+from ..metrics import average_precision, pr_points, reliability_bins, roc_auc, roc_points
 from .inputs import Rows
 from .page import esc
 
@@ -70,6 +70,9 @@ METRIC_NAMES = {
     "mae": "MAE",
     "pearson": "Pearson r",
     "spearman": "Spearman ρ",
+    "brier": "Brier score",
+    "calibration_slope": "Calibration slope",
+    "calibration_intercept": "Calibration intercept",
 }
 
 KEY_METRICS = ("roc_auc", "balanced_accuracy", "accuracy", "f1", "mcc", "pr_auc")
@@ -77,6 +80,12 @@ KEY_METRICS = ("roc_auc", "balanced_accuracy", "accuracy", "f1", "mcc", "pr_auc"
 
 CHANCE_LEVEL = {"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0, "r2": 0.0, "pearson": 0.0, "spearman": 0.0}
 """Value of a classifier that guesses, for the metrics where it does not depend on the data."""
+
+IDEAL_LEVEL = {"calibration_slope": 1.0, "calibration_intercept": 0.0}
+"""Value of perfectly calibrated probabilities, for the calibration metrics."""
+
+RELIABILITY_BINS = 10
+"""Bins of the reliability diagram: tenths of the predicted probability."""
 
 DIGITS = 4
 """Significant digits of every number in a figure."""
@@ -748,3 +757,85 @@ def confusion_matrices(predictions: Rows, classes: Sequence[str], model: str = "
         layout["yaxis" + y[1:]] |= {"autorange": "reversed", "showgrid": False}
         layout["xaxis" + x[1:]] |= {"showgrid": False}
     return figure(data, layout, 130 + 70 * max(len(classes), 2))
+
+
+def reliability_diagram(
+    predictions: Rows, classes: Sequence[str], positive: str, bins: int = RELIABILITY_BINS
+) -> Figure | None:
+    """Reliability diagram of the CV splits' test predictions pooled: observed share against mean predicted probability.
+
+    Two classes: one line per model (the majority baseline left out: it gives
+    every sample of a split one probability), of the positive class. More
+    classes: one line per class, the MLP's one-vs-rest probabilities. Bins of
+    fixed width (tenths); below, the samples in each bin. None without CV
+    predictions.
+    """
+    cv = predictions.where(kind="cv")
+    if not len(cv):
+        return None
+    curves: list[tuple[str, str, np.ndarray, np.ndarray, str]] = []  # name, group, y, p, colour
+    if len(classes) == 2:
+        present = set(cv["model"].tolist()) - {"majority"}
+        for model in [m for m in MODEL_ORDER if m in present] + sorted(present - set(MODEL_ORDER)):
+            rows = cv.where(model=model)
+            y = (rows["true_label"] == positive).astype(np.float64)
+            curves.append((model_name(model), model, y, rows["probability"], MODEL_COLOURS.get(model, "#333333")))
+    else:
+        rows = cv.where(model="mlp")
+        colours = class_colours(classes)
+        for c in classes:
+            if f"prob_{c}" in rows:
+                y = (rows["true_label"] == c).astype(np.float64)
+                curves.append((f"MLP, class {c}", f"class-{c}", y, rows[f"prob_{c}"], colours[c]))
+    if not curves:
+        return None
+    data = []
+    for name, group, y, p, colour in curves:
+        b = reliability_bins(y, np.asarray(p, dtype=np.float64), bins)
+        ranges = np.column_stack([b["low"], b["high"], b["count"]])
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": b["predicted"],
+                "y": b["observed"],
+                "name": esc(name),
+                "legendgroup": group,
+                "line": {"color": colour, "width": 2},
+                "marker": {"color": colour, "size": 7},
+                "customdata": ranges,
+                "hovertemplate": "predicted %{customdata[0]:.1f} to %{customdata[1]:.1f}: mean %{x:.2f}, "
+                f"observed %{{y:.2f}} (%{{customdata[2]}} samples)<extra>{esc(name)}</extra>",
+            }
+        )
+        data.append(
+            {
+                "type": "bar",
+                "x": (b["low"] + b["high"]) / 2,
+                "y": b["count"].astype(np.float64),
+                "name": esc(name),
+                "legendgroup": group,
+                "showlegend": False,
+                "marker": {"color": colour},
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "hovertemplate": f"predicted %{{x:.2f}} ± {0.5 / bins:.2f}: %{{y}} samples<extra>{esc(name)}</extra>",
+            }
+        )
+    what = f"'{esc(positive)}'" if len(classes) == 2 else "each class"
+    layout = {
+        "xaxis": {"domain": [0, 1], "anchor": "y", "range": [-0.02, 1.02], "matches": "x2", "showticklabels": False},
+        "yaxis": {"domain": [0.34, 1], "anchor": "x", "range": [-0.02, 1.02], "title": {"text": "observed share"}},
+        "xaxis2": {
+            "domain": [0, 1],
+            "anchor": "y2",
+            "range": [-0.02, 1.02],
+            "title": {"text": f"predicted probability of {what}"},
+        },
+        "yaxis2": {"domain": [0, 0.24], "anchor": "x2", "title": {"text": "samples"}, "rangemode": "tozero"},
+        "barmode": "group",
+        "bargap": 0.15,
+        "shapes": [{"type": "line", "xref": "x", "yref": "y", "x0": 0, "y0": 0, "x1": 1, "y1": 1, "line": CHANCE_LINE}],
+        "legend": {"orientation": "h", "y": 1.08, "x": 0},
+    }
+    return figure(data, layout, 520, CURVE_DIGITS)

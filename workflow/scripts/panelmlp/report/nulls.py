@@ -1,8 +1,9 @@
 """The null tests: label-shuffled replicates per panel, and random gene sets of each panel's size.
 
-The permutation test asks "is there any signal?": the same pipeline on
-shuffled labels. The random-panel test asks "are these genes special?": the
-same pipeline on random genes of the same number. This module draws the
+The permutation test (self-contained) asks "do these genes predict?": the
+same pipeline on shuffled labels. The random-panel test (competitive) asks
+"are these genes special?": the same pipeline on random genes of the same
+number (a pool per size bin). This module draws the
 overview across panels; each panel's own null histograms are drawn in its
 details from :func:`permutation_figure` and :func:`random_figure`.
 """
@@ -86,12 +87,21 @@ def null_histogram(
     return figure([bars], layout, 320)
 
 
-def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame, score: Score = CLASSIFICATION) -> Figure:
-    """Each size's pool of random gene sets (a box of their mean CV ROC-AUC) with the panels of that size as dots.
+def _pool_label(key: tuple[str, int]) -> str:
+    """A pool's tick label: its size, and its collection when drawn from a collection's genes."""
+    universe, size = key
+    return f"{size} ({universe})" if universe else str(size)
 
-    ``panels`` has ``label``, ``size``, ``auc``, ``random_p`` and ``beats``
-    (``yes``/``no``); dots are spread sideways so many panels of one size stay
-    visible.
+
+def pools_figure(
+    pools: Mapping[tuple[str, int], np.ndarray], panels: pd.DataFrame, score: Score = CLASSIFICATION
+) -> Figure:
+    """Each size bin's pool of random gene sets (a box of their mean CV ROC-AUC) with the panels it serves as dots.
+
+    ``pools`` is keyed by ``(universe, size)`` (``compare.random_pools``);
+    ``panels`` has ``label``, ``size`` (the pool's key), ``auc``, ``random_p``
+    and ``beats`` (``yes``/``no``); dots are spread sideways so many panels of
+    one bin stay visible.
     """
     sizes = sorted(pools)
     where = {s: i for i, s in enumerate(sizes)}
@@ -109,7 +119,7 @@ def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame, score: S
     for key, j in (("lowerfence", 0), ("q1", 1), ("median", 2), ("q3", 3), ("upperfence", 4)):
         box[key] = np.array([st[j] for st in stats])
     data = [box]
-    part = panels[panels["size"].isin(sizes)]
+    part = panels[panels["size"].isin(where)]
     for beats, colour, name in (
         ("yes", MODEL_COLOURS["mlp"], "panel, beats random (q < 0.05)"),
         ("no", "#b2182b", "panel"),
@@ -117,8 +127,9 @@ def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame, score: S
         rows = part[part["beats"] == beats]
         if not len(rows):
             continue
-        rank = rows.groupby("size").cumcount().to_numpy()
-        count = rows.groupby("size")["size"].transform("size").to_numpy()
+        slot = rows["size"].map(where)
+        rank = rows.groupby(slot).cumcount().to_numpy()
+        count = slot.map(slot.value_counts()).to_numpy()
         offset = np.where(count > 1, (rank / np.maximum(count - 1, 1) - 0.5) * 0.6, 0.0)
         x = np.array([where[s] for s in rows["size"]]) + offset
         data.append(
@@ -136,9 +147,9 @@ def pools_figure(pools: Mapping[int, np.ndarray], panels: pd.DataFrame, score: S
         )
     layout = {
         "xaxis": {
-            "title": {"text": "panel size (genes)"},
+            "title": {"text": "size bin of the random pool (genes)"},
             "tickvals": list(range(len(sizes))),
-            "ticktext": [str(s) for s in sizes],
+            "ticktext": [_pool_label(s) for s in sizes],
         },
         "yaxis": {"title": {"text": f"mean CV {score.name}"}},
         "shapes": [hline(score.chance)],
@@ -198,12 +209,15 @@ def permutation_figure(panel: Panel, null: np.ndarray | None) -> Figure | None:
 
 
 def random_figure(panel: Panel, pool: np.ndarray | None) -> Figure | None:
-    """The panel's mean CV ROC-AUC against random gene sets of its size; None without such a pool."""
+    """The panel's mean CV ROC-AUC against random gene sets of its size bin; None without such a pool."""
     auc = panel.auc
     if pool is None or not len(pool) or not int(auc["n_random"] or 0):
         return None
-    note = f"p = {fmt_p(auc['random_p'])}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
-    title = f"mean CV {panel.score.name} of random {panel.n_genes}-gene sets"
+    fitted = " (fitted tail)" if auc.get("random_p_method") == "fitted" else ""
+    note = f"p = {fmt_p(auc['random_p'])}{fitted}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
+    size = auc.get("random_size")
+    size = int(size) if size is not None and math.isfinite(float(size)) else panel.n_genes
+    title = f"mean CV {panel.score.name} of random {size}-gene sets"
     return null_histogram(pool, float(auc["cv_mean"]), note, title, "random gene sets", panel.score)
 
 
@@ -226,8 +240,17 @@ def _permutation_part(panels: Sequence[Panel]) -> str:
     )
 
 
-def _random_part(panels: Sequence[Panel], pools: Mapping[int, np.ndarray], slots: Figures) -> str:
-    """The random gene set pools per size with every panel placed among them."""
+def _pool_key(panel: Panel, pools: Mapping[tuple[str, int], np.ndarray]) -> tuple[str, int] | None:
+    """The key of the pool a panel was compared with: its collection's own where drawn, else the cohort's."""
+    size = panel.auc.get("random_size")
+    if size is None or not math.isfinite(float(size)):
+        return None
+    own = (panel.collection, int(size))
+    return own if own in pools else ("", int(size))
+
+
+def _random_part(panels: Sequence[Panel], pools: Mapping[tuple[str, int], np.ndarray], slots: Figures) -> str:
+    """The random gene set pools per size bin with every panel placed among them."""
     compared = [p for p in panels if beats_random(p.auc) != "not run"]
     if not compared or not pools:
         return (
@@ -237,22 +260,23 @@ def _random_part(panels: Sequence[Panel], pools: Mapping[int, np.ndarray], slots
     frame = pd.DataFrame(
         {
             "label": [p.label for p in compared],
-            "size": [p.n_genes for p in compared],
+            "size": [_pool_key(p, pools) for p in compared],
             "auc": [float(p.auc["cv_mean"]) for p in compared],
             "random_p": [float(p.auc["random_p"]) for p in compared],
             "beats": [beats_random(p.auc) for p in compared],
         }
     )
     beat = int((frame["beats"] == "yes").sum())
-    sizes = ", ".join(f"{s} ({len(pools[s])} sets)" for s in sorted(pools))
+    sizes = ", ".join(f"{_pool_label(s)}: {len(pools[s])} sets" for s in sorted(pools))
     return (
         "<h3>Random gene sets</h3>"
         + slots.html(pools_figure(pools, frame, compared[0].score), "random-pools")
         + caption(
-            f"Boxes: the mean CV {compared[0].score.name} of random gene sets of each panel size (sizes and pool sizes: {esc(sizes)}), "
-            "trained exactly like the panels; whiskers span the whole pool. Dots: the panels, blue when they beat the random "
-            f"sets of their size at q &lt; {ALPHA}. <b>{beat} of {len(compared)}</b> panels do. A panel can carry signal (beat "
-            "shuffled labels) and still not beat random genes: then any genes of that number would do as well."
+            f"Boxes: the mean CV {compared[0].score.name} of random gene sets of each size bin (panels of nearby sizes share a "
+            f"pool drawn at the bin's size; {esc(sizes)}), trained exactly like the panels; whiskers span the whole pool. "
+            f"Dots: the panels, blue when they beat the random sets of their bin at q &lt; {ALPHA}. <b>{beat} of {len(compared)}</b> "
+            "panels do. A panel can be predictive (beat chance and shuffled labels) and still not beat random genes: then any "
+            "genes of that number would do about as well, and the panel does not single out that set."
         )
     )
 

@@ -24,8 +24,10 @@ SECTIONS = (
     ("balance", "4. Class balance (or target values)"),
     ("comparison", "5. Panels against baselines"),
     ("nulls", "6. Null tests: shuffled labels and random gene sets"),
-    ("details", "7. Panel details"),
-    ("provenance", "8. Configuration and versions"),
+    ("importance", "7. Driver genes"),
+    ("details", "8. Panel details"),
+    ("external", "9. External validation on new samples"),
+    ("provenance", "10. Configuration and versions"),
 )
 """Section anchors and headings, in report order."""
 
@@ -67,10 +69,10 @@ details.panel > summary { padding: 4px 0; }
 .verdict { border-left: 6px solid var(--muted); padding: 4px 16px; margin: 14px 0; background: #fcfcfc; }
 .verdict h3 { margin: 6px 0; color: var(--ink); }
 .verdict ul { margin: 4px 0 8px; padding-left: 20px; }
-.level-signal { border-color: var(--good); } .level-unconfirmed { border-color: var(--warn); }
+.level-set-specific { border-color: var(--good); } .level-predictive { border-color: var(--accent); } .level-unconfirmed { border-color: var(--warn); }
 .level-none, .level-below { border-color: var(--bad); } .level-unknown { border-color: var(--muted); }
 .tag { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: bold; color: white; background: var(--muted); white-space: nowrap; }
-.tag.level-signal { background: var(--good); } .tag.level-unconfirmed { background: var(--warn); }
+.tag.level-set-specific { background: var(--good); } .tag.level-predictive { background: var(--accent); } .tag.level-unconfirmed { background: var(--warn); }
 .tag.level-none, .tag.level-below { background: var(--bad); }
 .note { background: #fff8e6; border: 1px solid #f0d58c; padding: 8px 12px; margin: 8px 0; font-size: 14px; }
 .warning { background: #fdecea; border: 1px solid #e6a5a0; padding: 8px 12px; margin: 8px 0; font-size: 14px; }

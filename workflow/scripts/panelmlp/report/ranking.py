@@ -15,8 +15,8 @@ from .page import esc, fmt, fmt_p
 from .score import CLASSIFICATION, Score
 from .verdict import tag
 
-LEVEL_ORDER = {"signal": 0, "unconfirmed": 1, "none": 2, "below": 3, "unknown": 4}
-"""Sort value of the verdict column: strongest first."""
+LEVEL_ORDER = {"set-specific": 0, "predictive": 1, "unconfirmed": 2, "none": 3, "below": 4, "unknown": 5}
+"""Sort value of the call column: strongest first."""
 
 SCROLL_ROWS = 25
 """With more panels than this, the table scrolls inside a box with its header kept in view."""
@@ -45,7 +45,7 @@ def _columns(
         cols += [("permutation p", True), ("permutation q", True)]
     if random:
         cols += [("random-panel p", True), ("random-panel q", True), ("random percentile", True)]
-    return [*cols, ("verdict", True)]
+    return [*cols, ("call", True)]
 
 
 def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool) -> str:
@@ -98,12 +98,17 @@ def _caption(permutations: bool, random: bool, score: Score = CLASSIFICATION) ->
             "ridge regression on the same genes, and the training mean (predict every sample the mean, whose error is the bar any "
             "model must clear; its R² is about 0). The 95% confidence interval is the Nadeau-Bengio corrected resampled t interval, "
             "which allows for CV folds sharing training samples. The t-test asks whether the mean CV R² exceeds 0; "
-            "q-values are Benjamini-Hochberg over all panels, and a panel shows signal only when its interval lies above 0 and its q-values are below 0.05."
+            "q-values are Benjamini-Hochberg over all panels. Call: <i>predictive</i> when the interval lies above 0 and the "
+            "t-test's (and permutation test's) q-values are below 0.05; <i>set-specific</i> when, besides, the panel beats random "
+            "gene sets of its size (random-panel q below 0.05); a predictive panel does not single out that set."
         )
         if permutations:
             text += " Permutation p: the share of label-shuffled replicates scoring at least as well."
         if random:
-            text += " Random-panel p and percentile: where the panel falls among random gene sets of its size."
+            text += (
+                " Random-panel p and percentile: where the panel falls among random gene sets of its size bin "
+                "(a fitted tail p where it beats them all)."
+            )
         return f'<p class="caption">{text}</p>'
     text = (
         "Ranked by the MLP's mean cross-validated (CV) ROC-AUC, best first (highlighted); click a header to sort by it, "
@@ -111,10 +116,15 @@ def _caption(permutations: bool, random: bool, score: Score = CLASSIFICATION) ->
         "logistic regression on the same genes, and the majority class (always predict the most common class, whose accuracy "
         "is the bar any model must clear). The 95% confidence interval is the Nadeau-Bengio corrected resampled t interval, "
         "which allows for CV folds sharing training samples. The t-test asks whether the mean CV ROC-AUC exceeds 0.5; "
-        "q-values are Benjamini-Hochberg over all panels, and a panel shows signal only when its interval lies above 0.5 and its q-values are below 0.05."
+        "q-values are Benjamini-Hochberg over all panels. Call: <i>predictive</i> when the interval lies above 0.5 and the "
+        "t-test's (and permutation test's) q-values are below 0.05; <i>set-specific</i> when, besides, the panel beats random "
+        "gene sets of its size (random-panel q below 0.05); a predictive panel does not single out that set."
     )
     if permutations:
         text += " Permutation p: the share of label-shuffled replicates scoring at least as well."
     if random:
-        text += " Random-panel p and percentile: where the panel falls among random gene sets of its size."
+        text += (
+            " Random-panel p and percentile: where the panel falls among random gene sets of its size bin "
+            "(a fitted tail p where it beats them all)."
+        )
     return f'<p class="caption">{text}</p>'

@@ -1,16 +1,22 @@
-"""The verdict: one headline over all panels, multiplicity warnings, and plain-language boxes per panel.
+"""The verdict: the screen as a whole first, multiplicity warnings, and plain-language boxes per panel.
 
-A panel shows signal only when :func:`compare.signal_level` says so: its
-interval lies above 0.5 and its q-values over all panels stay under
-:data:`compare.ALPHA`. With many panels chance alone lifts some intervals above
-0.5; the headline counts only what survives, and says so plainly when nothing
-does.
+Two questions, two calls (:func:`compare.signal_level`): a panel is
+*predictive* when its interval lies above chance and its self-contained
+q-values over all panels stay under :data:`compare.ALPHA`, and *set-specific*
+when it also beats random gene sets of its size (random-panel q < ALPHA). The
+headline leads with how many panels are predictive and what share of random
+gene sets predicts on its own (verdict.json), then names the set-specific
+ones. In real expression a target often follows a broad program that many genes
+share (Venet et al. 2011): then many sets predict and none is special, and the
+verdict says so instead of calling a predictive set a signal of that set.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -18,9 +24,21 @@ from ..compare import ALPHA, beats_random, corrected_ci, multiplicity_warnings
 from .inputs import Comparison, Facts, Panel, Rows
 from .page import esc, fmt, fmt_p
 
+EXTERNAL = (
+    "Only external validation on an independent cohort can rule out a chance association that this whole cohort shares."
+)
+"""Said whenever the verdict names a set: no test within one cohort can tell a cohort-wide chance association."""
+
+BROAD_SHARE = 0.2
+"""From this share of random gene sets predictive on their own, the verdict speaks of a broad program."""
+
 HEADLINES = {
-    "signal": "Evidence of signal: the MLP separates the classes better than chance, and this holds after correcting for the number of panels tested.",
-    "unconfirmed": f"Unconfirmed signal: the ROC-AUC interval lies above 0.5, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
+    "set-specific": "Set-specific: the MLP on these genes separates the classes better than chance (q < 0.05 over the panels tested), "
+    "and better than random gene sets of the same size (random-panel q < 0.05). " + EXTERNAL,
+    "predictive": "Predictive, not set-specific: these genes separate the classes better than chance (q < 0.05 over the panels tested), "
+    "but not measurably better than random genes of the same number (or that comparison did not run), so it does not "
+    "single out this set: a broad program that many genes share may carry it. " + EXTERNAL,
+    "unconfirmed": f"Unconfirmed: the ROC-AUC interval lies above 0.5, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
     "none": "No evidence of signal: the MLP does not separate the classes measurably better than chance.",
     "below": "No evidence of signal: the MLP scores below chance, which is not usable signal either.",
     "unknown": "No verdict: the ROC-AUC or its interval could not be computed (too few CV splits, or test sets lacking a class).",
@@ -28,8 +46,12 @@ HEADLINES = {
 """The bold first line of a panel's verdict box, by level."""
 
 REGRESSION_HEADLINES = {
-    "signal": "Evidence of signal: the MLP predicts the target better than the training mean, and this holds after correcting for the number of panels tested.",
-    "unconfirmed": f"Unconfirmed signal: the R² interval lies above 0, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
+    "set-specific": "Set-specific: the MLP on these genes predicts the target better than the training mean (q < 0.05 over the panels tested), "
+    "and better than random gene sets of the same size (random-panel q < 0.05). " + EXTERNAL,
+    "predictive": "Predictive, not set-specific: these genes predict the target better than the training mean (q < 0.05 over the panels tested), "
+    "but not measurably better than random genes of the same number (or that comparison did not run), so it does not "
+    "single out this set: a broad program that many genes share may carry it. " + EXTERNAL,
+    "unconfirmed": f"Unconfirmed: the R² interval lies above 0, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
     "none": "No evidence of signal: the MLP does not predict the target measurably better than the training mean.",
     "below": "No evidence of signal: the MLP predicts worse than the training mean (R² below 0), which is not usable signal either.",
     "unknown": "No verdict: R² or its interval could not be computed (too few CV splits, or a constant target in a test set).",
@@ -37,13 +59,14 @@ REGRESSION_HEADLINES = {
 """The same for a regression target (main metric R², chance 0)."""
 
 TAGS = {
-    "signal": "signal",
+    "set-specific": "set-specific",
+    "predictive": "predictive",
     "unconfirmed": "unconfirmed",
     "none": "no evidence",
     "below": "no evidence",
     "unknown": "no verdict",
 }
-"""The short tag of each level, in tables and summaries."""
+"""The short tag of each level, in tables and summaries (the first two are summary.tsv's ``call``)."""
 
 FEW_PANELS = 5
 """Up to this many panels, every panel gets its verdict box up front and its details open."""
@@ -217,9 +240,17 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
         perm = "No permutation test was run (config <code>evaluate.permutations: 0</code>)."
     if n_random:
         verdict = "it beats random genes" if beats_random(auc) == "yes" else "it does not beat random genes"
+        size = auc.get("random_size")
+        size = int(size) if size is not None and not math.isnan(float(size)) else panel.n_genes
+        where = f"{size} genes" + (f", the size bin of its {panel.n_genes}" if size != panel.n_genes else "")
+        how = (
+            "a tail p from a normal fitted to the random sets' scores on the logit scale, since it beats every one of them"
+            if auc.get("random_p_method") == "fitted"
+            else "the share of random sets scoring at least as well, add-one estimate"
+        )
         rand = (
-            f"Against {n_random} random gene sets of the same size ({panel.n_genes} genes): p = <b>{fmt_p(auc['random_p'])}</b> "
-            f"(q = {fmt_p(auc['random_q'])}); its mean {name} is at the {fmt(auc['random_pct'], 0)}th percentile of theirs, so {verdict}."
+            f"Against {n_random} random gene sets of {where}: p = <b>{fmt_p(auc['random_p'])}</b> ({how}; "
+            f"q = {fmt_p(auc['random_q'])}); its mean {name} is at the {fmt(auc['random_pct'], 0)}th percentile of theirs, so {verdict}."
         )
     elif random_panels:
         rand = f"No random gene sets of this panel's size ({panel.n_genes} genes) were drawn, so it is not compared with random genes."
@@ -257,11 +288,19 @@ def _count(k: int, n: int, noun: str = "panel") -> str:
     return f"{k} of {n} {noun}{'s' if n != 1 else ''} tested {'shows' if k == 1 else 'show'}"
 
 
-def headline(panels: Sequence[Panel], labels: Mapping, warned: bool = False) -> tuple[str, str]:
-    """The sentences that open the report (how many panels were tested, how many show signal), and their CSS level.
+def headline(
+    panels: Sequence[Panel], labels: Mapping, warned: bool = False, screen: Mapping | None = None
+) -> tuple[str, str]:
+    """The sentences that open the report, leading with the screen as a whole, and their CSS level.
 
-    ``warned``: multiplicity warnings apply, so a q-value may be unable to reach
-    :data:`compare.ALPHA` whatever the data.
+    First how many panels are predictive (the self-contained test), then what
+    share of random gene sets of the same sizes is predictive on its own
+    (``screen``, from verdict.json), then which panels, if any, are
+    set-specific (better than random genes of their size too). A merely
+    predictive panel is never called a signal of that set, and whenever a set is
+    named the text says that only external validation rules out a chance
+    association the whole cohort shares. ``warned``: multiplicity warnings
+    apply, so a q-value may be unable to reach :data:`compare.ALPHA` whatever the data.
     """
     target = esc(labels.get("target", "the target"))
     if labels.get("kind") == "regression":
@@ -271,48 +310,120 @@ def headline(panels: Sequence[Panel], labels: Mapping, warned: bool = False) -> 
         classes = " vs ".join(f"'{esc(c)}'" for c in labels.get("classes", []))
         name, chance, better = "ROC-AUC", "0.5", "better than chance"
     n = len(panels)
-    signal = [p for p in panels if p.level == "signal"]
+    specific = [p for p in panels if p.level == "set-specific"]
+    predictive = [p for p in panels if p.level in ("set-specific", "predictive")]
     unconfirmed = [p for p in panels if p.level == "unconfirmed"]
-    if signal:
-        text = (
-            f"{_count(len(signal), n)} evidence of signal for {target} ({classes}) at q &lt; {ALPHA}: {_names(signal)}. "
-            "Check the other panels and the baselines below before drawing conclusions."
+    compared = [p for p in panels if beats_random(p.auc) != "not run"]
+    permutations = any(int(p.auc["n_permutations"] or 0) for p in panels)
+    tests = "t-test and permutation test" if permutations else "t-test"
+    parts = [
+        f"Screen of {n} panel{'s' if n != 1 else ''} for {target} ({classes}): "
+        f"<b>{len(predictive)} {'is' if len(predictive) == 1 else 'are'} predictive</b> (their genes predict it {better}: "
+        f"{name} interval above {chance}, {tests} q &lt; {ALPHA} over the panels tested)"
+        + (f": {_names(predictive)}." if predictive else ".")
+    ]
+    if compared:
+        parts.append(_share_sentence(screen))
+        if specific:
+            parts.append(
+                f"<b>{len(specific)} {'is' if len(specific) == 1 else 'are'} set-specific</b>, predictive and better than "
+                f"random gene sets of {'its' if len(specific) == 1 else 'their'} size (random-panel q &lt; {ALPHA}): {_names(specific)}."
+            )
+        else:
+            parts.append(
+                f"<b>None is set-specific</b>: no panel does better than random gene sets of its size "
+                f"(random-panel q &lt; {ALPHA}, {len(compared)} compared)."
+            )
+    else:
+        parts.append(
+            "No random gene sets were trained (config <code>evaluate.random_panels: 0</code>), so whether a panel does better "
+            "than random genes of its size is unknown and no panel can be called set-specific."
         )
-        level = "signal"
+    if specific:
+        parts.append("Only these sets' genes do better than random genes of their size. " + EXTERNAL)
+        level = "set-specific"
+    elif predictive:
+        if compared:
+            share = _overall_share(screen)
+            broad = (
+                f": {share:.0%} of random gene sets of these sizes predict on their own, so the target follows a broad "
+                "program that many genes share (Venet et al. 2011)"
+                if share is not None and share >= BROAD_SHARE
+                else ""
+            )
+            parts.append(
+                f"The signal is not specific to any set{broad}. A predictive panel shows that its genes predict the target, "
+                "not that this set is special. " + EXTERNAL
+            )
+        else:
+            parts.append(
+                "A predictive panel shows that its genes predict the target, not that this set is special. " + EXTERNAL
+            )
+        level = "predictive"
     elif unconfirmed:
-        text = (
-            f"No confirmed signal: {_count(0, n)} evidence of signal for {target} ({classes}) at q &lt; {ALPHA}. "
+        parts.append(
             f"{len(unconfirmed)} ha{'s' if len(unconfirmed) == 1 else 've'} an {name} interval above {chance} whose q-value "
             f"does not reach {ALPHA} ({_names(unconfirmed)}): with many panels, chance alone lifts some intervals above {chance}"
-            + ("; here too few null replicates also keep the q-values up (see the warning below)." if warned else ".")
+            + ("; here too few null replicates also keep the q-values up (see the warning below). " if warned else ". ")
+            + EXTERNAL
         )
         level = "unconfirmed"
     else:
-        text = (
-            f"Null result: no panel shows evidence that its genes predict {target} ({classes}) {better} "
-            f"({_count(0, n)} signal). With {labels.get('labelled', '?')} labelled samples the intervals are wide, "
+        parts.append(
+            f"Null result: no panel shows evidence that its genes predict {target} {better}. "
+            f"With {labels.get('labelled', '?')} labelled samples the intervals are wide, "
             "so a small effect cannot be ruled out either; the data simply give no evidence for one."
         )
         level = "none"
-    return text + _random_sentence(panels), level
+    return " ".join(parts), level
 
 
-def _random_sentence(panels: Sequence[Panel]) -> str:
-    """How many panels beat random gene sets of their size, when that comparison ran."""
-    compared = [p for p in panels if beats_random(p.auc) != "not run"]
-    if not compared:
-        return ""
-    beat = [p for p in compared if beats_random(p.auc) == "yes"]
-    names = f": {_names(beat)}" if beat else ""
+def _overall_share(screen: Mapping | None) -> float | None:
+    """The share of random gene sets predictive on their own, weighted by the panels each pool serves; None if unknown."""
+    if not screen:
+        return None
+    share = screen.get("random_predictive_share_overall")
+    return None if share is None or math.isnan(float(share)) else float(share)
+
+
+def _share_sentence(screen: Mapping | None, most: int = 8) -> str:
+    """What share of random gene sets of each size bin is predictive on its own, under the panels' rule."""
+    share = _overall_share(screen)
+    if share is None:
+        return "How many random gene sets predict on their own is not known here (results/metrics/verdict.json is missing)."
+    pools = [p for p in screen.get("random_pools", []) if p.get("panels")]
+    per = ", ".join(
+        f"{p['size']} genes{'' if p['universe'] == 'cohort' else ' of ' + esc(p['universe'])}: "
+        f"{p['n_predictive']} of {p['n_random']}"
+        for p in pools[:most]
+    )
+    more = f" and {len(pools) - most} more bins" if len(pools) > most else ""
     return (
-        f" Against random gene sets of their own size, {len(beat)} of {len(compared)} panel{'s' if len(compared) != 1 else ''} "
-        f"compared do{'es' if len(beat) == 1 else ''} better (random-panel q &lt; {ALPHA}){names}."
+        f"Random gene sets of the same sizes, put through the same test, are predictive on their own in "
+        f"<b>{share:.0%}</b> of cases ({per}{more})."
     )
 
 
-def warnings_html(n_panels: int, permutations: int, random_panels: int) -> str:
+def read_screen(inputs: Mapping) -> dict | None:
+    """verdict.json of the compare step (the screen as a whole), when the inputs name it."""
+    path = inputs.get("verdict")
+    if not path or not Path(str(path)).is_file():
+        return None
+    return json.loads(Path(str(path)).read_text(encoding="utf-8"))
+
+
+def plan_note(screen: Mapping | None) -> str:
+    """Which N of random gene sets per size bin was used, how it was chosen, and whether the budget bound it."""
+    plan = (screen or {}).get("random_plan") or {}
+    text = plan.get("describe")
+    if not text or not plan.get("n"):
+        return ""
+    return f'<p class="muted">Random panels: {esc(text)}.</p>'
+
+
+def warnings_html(n_panels: int, permutations: int, random_panels: int, random_family: int | None = None) -> str:
     """The multiplicity warnings of :func:`compare.multiplicity_warnings`, as a highlighted list."""
-    found = multiplicity_warnings(n_panels, permutations, random_panels)
+    found = multiplicity_warnings(n_panels, permutations, random_panels, random_family)
     if not found:
         return ""
     items = "".join(f"<li>{esc(w)}.</li>" for w in found)
@@ -320,30 +431,37 @@ def warnings_html(n_panels: int, permutations: int, random_panels: int) -> str:
 
 
 def boxes_shown(panels: Sequence[Panel]) -> list[Panel]:
-    """The panels whose verdict box opens the report: all of few, else (unconfirmed) signal and the best few."""
+    """The panels whose verdict box opens the report: all of few, else set-specific, predictive, unconfirmed and the best few."""
     if len(panels) <= FEW_PANELS:
         return list(panels)
     chosen = {p.key for p in panels[:TOP_BOXES]}
-    chosen |= {p.key for p in panels if p.level in ("signal", "unconfirmed")}
+    chosen |= {p.key for p in panels if p.level in ("set-specific", "predictive", "unconfirmed")}
     return [p for p in panels if p.key in chosen][:MAX_BOXES]
 
 
 def verdict_section_body(
-    panels: Sequence[Panel], labels: Mapping, ranked_table: str, permutations: int, random_panels: int
+    panels: Sequence[Panel],
+    labels: Mapping,
+    ranked_table: str,
+    permutations: int,
+    random_panels: int,
+    screen: Mapping | None = None,
 ) -> str:
-    """The verdict section: headline, warnings, the ranked table of all panels, and the selected verdict boxes."""
-    warnings = warnings_html(len(panels), permutations, random_panels)
-    text, level = headline(panels, labels, warned=bool(warnings))
+    """The verdict section: headline (the screen first), warnings, the ranked table, and the selected verdict boxes."""
+    family = sum(1 for p in panels if beats_random(p.auc) != "not run")
+    warnings = warnings_html(len(panels), permutations, random_panels, family)
+    text, level = headline(panels, labels, warned=bool(warnings), screen=screen)
     shown = boxes_shown(panels)
     boxes = "".join(verdict_box(p, labels, len(panels), random_panels) for p in shown)
     note = ""
     if len(shown) < len(panels):
         note = (
-            f'<p class="muted">Verdicts of {len(shown)} of the {len(panels)} panels are shown here (those with signal or unconfirmed '
-            f"signal and the best {TOP_BOXES}); every panel's verdict is in its details (section 7).</p>"
+            f'<p class="muted">Verdicts of {len(shown)} of the {len(panels)} panels are shown here (set-specific, predictive '
+            f"and unconfirmed panels and the best {TOP_BOXES}); every panel's verdict is in its details (section 7).</p>"
         )
     return (
         f'<div class="headline level-{level}">{text}</div>'
+        + plan_note(screen)
         + warnings
         + ranked_table
         + (f"<h3>Verdict per panel</h3>{note}{boxes}" if boxes else "")

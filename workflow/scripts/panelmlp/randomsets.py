@@ -1,0 +1,189 @@
+"""How many random gene sets, of which sizes: size bins and ``evaluate.random_panels: auto``.
+
+The random-panel test (competitive: is a set better than random genes of its
+size?) compares a panel's mean CV score with a pool of random gene sets. Pools
+are shared:
+
+- **Size bins.** Panels of nearby sizes share one pool, drawn at the bin's
+  size (:func:`pool_size`): bins are ``evaluate.random_bin_width`` wide on a
+  log scale (0.1: each bin spans about 10%), so the cost grows with the number
+  of bins, not of panels. Up to 14 genes every size is its own bin at width
+  0.1; a 15-gene panel meets 14-gene random sets.
+- **One draw per bin.** A pool is drawn from a generator seeded by the model
+  seed and the pool size alone (``fit.random_gene_sets``), so every fit job
+  (each part of a collection) that needs a bin draws, and trains, the same
+  sets, and compare counts each draw once.
+
+``evaluate.random_panels: auto`` (:func:`plan_random_panels`) picks the number
+N of random sets per bin so that the smallest q-value an empirical add-one
+p-value can reach, ``m / (N + 1)`` for a family of m panels, is below
+:data:`ALPHA`: ``N = floor(m / ALPHA)`` (1,200 for 60 panels), unless the budget
+``evaluate.random_budget`` (random models: N x bins x CV splits) allows fewer;
+then N is what the budget affords and the plan says that the budget bound it.
+The plan is made when the workflow is parsed, from the listed sizes of the
+panels and gene sets (the sizes found in the cohort are known only inside the
+fit jobs, and can only be smaller), so m is an upper bound of the family and
+the bins an estimate.
+
+This module is light (no numpy; the GMT reader only for collections): the Snakefile imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+ALPHA = 0.05
+"""The q-value the random-panel test must be able to reach (``compare.ALPHA``)."""
+
+DEFAULT_BIN_WIDTH = 0.1
+"""``evaluate.random_bin_width``: relative width of a size bin (0 = one pool per exact size)."""
+
+DEFAULT_BUDGET = 200_000
+"""``evaluate.random_budget``: most random-panel models ``evaluate.random_panels: auto`` may plan."""
+
+
+def pool_size(n_genes: int, width: float = DEFAULT_BIN_WIDTH) -> int:
+    """The size of the random pool a panel of ``n_genes`` genes is compared with.
+
+    Bins are geometric: ``k = round(ln n / ln(1 + width))`` and the pool's size is
+    ``round((1 + width) ** k)``, within about ``width / 2`` of ``n`` (plus the
+    rounding to whole genes). ``width`` 0 gives every size its own pool.
+    """
+    n = int(n_genes)
+    if width <= 0 or n <= 1:
+        return n
+    k = round(math.log(n) / math.log1p(width))
+    return max(1, round((1 + width) ** k))
+
+
+def pool_sizes(sizes: Iterable[int], width: float = DEFAULT_BIN_WIDTH) -> list[int]:
+    """The distinct pool sizes (bins) of panels of ``sizes`` genes, ascending."""
+    return sorted({pool_size(n, width) for n in sizes})
+
+
+def needed_random_panels(family: int, alpha: float = ALPHA) -> int:
+    """The fewest random sets N per bin for which ``m / (N + 1) < alpha``, m = ``family``.
+
+    A lone panel's empirical random-panel q can then fall below ``alpha``
+    (the call needs q < alpha, so reaching q = alpha exactly is not enough).
+    """
+    return math.floor(family / alpha + 1e-9) if family > 0 else 0
+
+
+@dataclass
+class RandomPlan:
+    """What ``evaluate.random_panels`` resolved to: N per bin and why."""
+
+    n: int
+    """Random gene sets per size bin (0: no random-panel test)."""
+    auto: bool
+    """Whether N was chosen by ``auto``."""
+    family: int
+    """Panels that may get a random-panel p-value (an upper bound at parse time)."""
+    bins: int
+    """Size bins (pools) expected."""
+    cv_splits: int
+    needed: int
+    """The fewest N for which ``family / (N + 1) < ALPHA``."""
+    budget: int
+    """``evaluate.random_budget``, in random models."""
+    budget_bound: bool
+    """Whether the budget kept N below ``needed``."""
+    bin_width: float
+    smallest_q: float
+    """``family / (N + 1)``: the smallest q an empirical random-panel p can reach (NaN without the test)."""
+
+    def as_dict(self) -> dict:
+        """The plan as JSON-ready values (NaN as None)."""
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}
+
+    def describe(self) -> str:
+        """One line for the log and the report."""
+        if self.n == 0:
+            return "no random-panel test (evaluate.random_panels: 0)"
+        how = "chosen by auto" if self.auto else "as configured"
+        text = (
+            f"{self.n} random gene sets per size bin ({how}; {self.bins} bins of width {self.bin_width:g}, "
+            f"{self.cv_splits} CV splits, {self.n * self.bins * self.cv_splits} random models), "
+            f"so the smallest empirical random-panel q for {self.family} panels is {self.smallest_q:.3g}"
+        )
+        if self.auto and self.budget_bound:
+            text += (
+                f"; the budget evaluate.random_budget={self.budget} bound it below the {self.needed} needed "
+                "for q <= 0.05, so panels beyond every random set get a fitted tail p (random_p_method: fitted)"
+            )
+        return text
+
+
+def plan_random_panels(
+    setting: int | str,
+    sizes: Iterable[int],
+    cv_splits: int,
+    budget: int = DEFAULT_BUDGET,
+    width: float = DEFAULT_BIN_WIDTH,
+) -> RandomPlan:
+    """Resolve ``evaluate.random_panels`` (a number, or ``auto``) for panels of ``sizes`` genes.
+
+    ``sizes``: one entry per panel that gets a random-panel p-value (named
+    panels other than ``all``, gene sets not too small to be kept). With
+    ``auto``, ``N = min(needed, budget // (bins * cv_splits))``.
+    """
+    sizes = [int(s) for s in sizes if int(s) > 0]
+    family = len(sizes)
+    bins = len(pool_sizes(sizes, width))
+    needed = needed_random_panels(family)
+    auto = setting == "auto"
+    if auto:
+        per_draw = max(bins * max(cv_splits, 1), 1)
+        affordable = int(budget) // per_draw
+        n = min(needed, affordable)
+        bound = affordable < needed
+    else:
+        n = int(setting)
+        bound = False
+    smallest = family / (n + 1) if n > 0 and family else math.nan
+    return RandomPlan(n, auto, family, bins, int(cv_splits), needed, int(budget), bound, float(width), smallest)
+
+
+def listed_sizes(units: Iterable[Mapping], panel_size: Callable[[object], int | None]) -> list[int]:
+    """One listed size per panel of the run that may meet random genes (parse time: the cohort is not read yet).
+
+    ``units``: the fit jobs' units (``params.unit``). Named panels: their
+    listed genes (``panel_size(spec)``; None for ``all``, which is every gene
+    and has no random counterpart). Collection sets: their distinct listed
+    genes, when at least the part's ``min_size`` (a set listing fewer is
+    skipped whatever the cohort holds).
+    """
+    from .gmt import read_gmt  # pandas: only when the run has collections
+
+    sizes: list[int] = []
+    read: dict[str, dict[str, int]] = {}
+    for unit in units:
+        if unit.get("collection"):
+            gmt = str(unit["gmt"])
+            if gmt not in read:
+                read[gmt] = {s.name: len(s.genes) for s in read_gmt(gmt)}
+            floor = int(unit.get("min_size", 1))
+            sizes += [read[gmt][n] for n in unit["sets"] if n in read[gmt] and read[gmt][n] >= floor]
+        else:
+            for spec in unit["panels"].values():
+                size = panel_size(spec)
+                if size:
+                    sizes.append(int(size))
+    return sizes
+
+
+def plan_for_run(
+    evaluate: Mapping, split: Mapping, units: Iterable[Mapping], panel_size: Callable[[object], int | None]
+) -> RandomPlan:
+    """The run's :class:`RandomPlan` from the config's ``evaluate`` and ``split`` sections and the fit units."""
+    cv_splits = int(split.get("cv_folds", 5)) * int(split.get("cv_repeats", 2))
+    return plan_random_panels(
+        evaluate.get("random_panels", 0),
+        listed_sizes(units, panel_size),
+        cv_splits,
+        int(evaluate.get("random_budget", DEFAULT_BUDGET)),
+        float(evaluate.get("random_bin_width", DEFAULT_BIN_WIDTH)),
+    )
