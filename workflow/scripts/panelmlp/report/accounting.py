@@ -50,6 +50,26 @@ def _file(entry: Mapping, genes: object = None) -> list[str]:
         parts.append(
             f"<p>Repaired lines (1-based line numbers in the file): {esc(', '.join(str(x) for x in repaired))}.</p>"
         )
+    parts += _export_notes(entry)
+    return parts
+
+
+def _export_notes(entry: Mapping) -> list[str]:
+    """What the reader did about a spreadsheet export: empty trailing columns dropped, names differing by spaces."""
+    parts = []
+    empty = int(entry.get("empty_columns_dropped", 0) or 0)
+    if empty:
+        parts.append(
+            f"<p>{empty} empty unnamed column{'s' if empty != 1 else ''} at the end of every line "
+            "(a spreadsheet export's trailing separators) dropped.</p>"
+        )
+    similar = entry.get("similar_column_names") or []
+    if similar:
+        groups = "; ".join(" and ".join(repr(str(n)) for n in group) for group in similar)
+        parts.append(
+            f'<p class="note">Column names that differ only by spaces, kept as separate columns: {esc(groups)}. '
+            "A panel or sample_id names exactly one of them; remove the spaces in the file if they are the same column.</p>"
+        )
     return parts
 
 
