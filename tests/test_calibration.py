@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from panelmlp import compare
+from panelmlp import calibration, compare
 from panelmlp.errors import PanelMlpError
 from panelmlp.metrics import (
     METRICS,
@@ -288,3 +288,161 @@ def test_report_shows_reliability_and_decision_threshold(tmp_path: Path):
     figs = unpack_block(block.group(1))
     lines = [t for t in figs["calibration"]["data"] if t["type"] == "scatter"]
     assert lines and all(0 <= v <= 1 for t in lines for v in t["y"])
+
+
+# ---------------------------------------------------------------- pooled out-of-fold calibration (summary.tsv)
+
+
+def _cv_predictions(
+    rng: np.random.Generator, n: int, folds: int, repeats: int, spread: float = 3.0, panel: str = "p"
+) -> tuple[pd.DataFrame, list[float]]:
+    """predictions.parquet rows of perfectly calibrated MLP probabilities (logit ~ N(0, spread)) over repeated
+    k-fold CV, and the per-split calibration slopes."""
+    z = rng.normal(0, spread, n)
+    p = expit(z)
+    y = rng.random(n) < p
+    parts, slopes = [], []
+    for r in range(repeats):
+        fold = rng.permutation(np.arange(n) % folds)
+        for f in range(folds):
+            rows = fold == f
+            slopes.append(calibration_fit(y[rows], p[rows])[0])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "collection": "",
+                        "panel": panel,
+                        "model": "mlp",
+                        "split_id": f"cv_r{r + 1}_f{f + 1}",
+                        "kind": "cv",
+                        "sample_id": [f"s{i}" for i in np.flatnonzero(rows)],
+                        "true_label": np.where(y[rows], "case", "ctrl"),
+                        "predicted_label": np.where(p[rows] >= 0.5, "case", "ctrl"),
+                        "probability": p[rows],
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True), slopes
+
+
+def test_pooled_slope_is_near_one_where_the_fold_mean_is_biased():
+    """Calibrated predictions, test folds of 30: the per-split mean overshoots 1, each repeat's pooled fit does not."""
+    rng = np.random.default_rng(7)
+    fold_means, pooled, covered = [], [], []
+    for _ in range(20):  # 20 cohorts of 300 samples, 10-fold CV repeated twice
+        predictions, slopes = _cv_predictions(rng, 300, 10, 2)
+        fold_means.append(np.nanmean(slopes))
+        got = calibration.summarise_pooled(calibration.pooled_calibration(predictions)).set_index("metric")
+        slope = got.loc["calibration_slope"]
+        pooled.append(slope["cv_mean"])
+        covered.append(slope["ci_low"] <= 1 <= slope["ci_high"])
+        assert slope["n_splits"] == 2  # n_splits counts the repeats
+    assert np.mean(fold_means) > 1.25  # measured 1.38
+    assert abs(np.mean(pooled) - 1) < 0.1  # measured 1.07 (the fit's own small-sample bias; its se is 0.13)
+    assert np.mean(covered) >= 0.8  # measured 0.95
+    one, _ = _cv_predictions(np.random.default_rng(3), 1000, 10, 1)
+    got = calibration.summarise_pooled(calibration.pooled_calibration(one)).set_index("metric")
+    slope = got.loc["calibration_slope"]
+    # measured 0.90 [0.79, 1.01]
+    assert slope["ci_low"] < 1 < slope["ci_high"] and slope["ci_high"] - slope["ci_low"] < 0.35
+    assert abs(got.loc["calibration_intercept", "cv_mean"]) < 0.3
+    assert math.isnan(got.loc["calibration_slope", "cv_sd"])  # one repeat: no spread across repeats
+
+
+def test_pooled_fit_matches_calibration_fit_and_its_wald_errors():
+    rng = np.random.default_rng(2)
+    predictions, _ = _cv_predictions(rng, 200, 5, 2, spread=1.5)
+    pooled = calibration.pooled_calibration(predictions)
+    assert pooled["repeat"].tolist() == [1, 2] and (pooled["n_samples"] == 200).all()
+    rows = predictions[predictions["split_id"].str.startswith("cv_r2_")]
+    y, p = (rows["true_label"] == "case").to_numpy(), rows["probability"].to_numpy()
+    slope, intercept = calibration_fit(y, p)
+    assert pooled.loc[1, "calibration_slope"] == pytest.approx(slope, abs=1e-12)
+    assert pooled.loc[1, "calibration_intercept"] == pytest.approx(intercept, abs=1e-12)
+    # Wald errors: inverse of the numerical Hessian of the log-likelihood at the maximum
+    z = logit(p)
+    joint = LogisticRegression(C=1e12, tol=1e-12, max_iter=10000).fit(z[:, None], y)
+    a, b = float(joint.intercept_[0]), float(joint.coef_[0, 0])
+    w = expit(a + b * z) * (1 - expit(a + b * z))
+    info = np.array([[w.sum(), w @ z], [w @ z, w @ (z * z)]])
+    assert pooled.loc[1, "slope_se"] == pytest.approx(math.sqrt(np.linalg.inv(info)[1, 1]), rel=1e-5)
+    w0 = expit(intercept + z) * (1 - expit(intercept + z))
+    assert pooled.loc[1, "intercept_se"] == pytest.approx(1 / math.sqrt(w0.sum()), rel=1e-9)
+    summary = calibration.summarise_pooled(pooled).set_index("metric")
+    mean = pooled["calibration_slope"].mean()
+    se = math.sqrt((pooled["slope_se"] ** 2).mean())
+    assert summary.loc["calibration_slope", "cv_mean"] == pytest.approx(mean)
+    assert summary.loc["calibration_slope", "cv_sd"] == pytest.approx(pooled["calibration_slope"].std(ddof=1))
+    assert summary.loc["calibration_slope", "ci_high"] == pytest.approx(mean + 1.959964 * se, rel=1e-6)
+
+
+def test_pooled_calibration_of_baselines_more_classes_and_bad_tables():
+    rng = np.random.default_rng(4)
+    predictions, _ = _cv_predictions(rng, 120, 4, 1)
+    majority = predictions.assign(model="majority")
+    majority["probability"] = majority.groupby("split_id")["probability"].transform(lambda v: np.full(len(v), v.mean()))
+    pooled = calibration.pooled_calibration(pd.concat([predictions, majority])).set_index("model")
+    assert math.isnan(pooled.loc["majority", "calibration_slope"])  # constant within each split: no slope
+    assert math.isfinite(pooled.loc["majority", "calibration_intercept"])
+    # more classes: the mean of the one-vs-rest fits
+    proba = rng.dirichlet(np.ones(3) * 2, 150)
+    truth = np.array([rng.choice(3, p=row) for row in proba])
+    names = np.array(["a", "b", "c"])
+    multi = pd.DataFrame(
+        {
+            "panel": "m",
+            "model": "mlp",
+            "split_id": [f"cv_r1_f{i % 3 + 1}" for i in range(150)],
+            "kind": "cv",
+            "sample_id": [f"s{i}" for i in range(150)],
+            "true_label": names[truth],
+            "predicted_label": names[proba.argmax(axis=1)],
+            "probability": proba.max(axis=1),
+        }
+        | {f"prob_{c}": proba[:, i] for i, c in enumerate(names)}
+    )
+    got = calibration.pooled_calibration(multi).iloc[0]
+    fits = np.array([calibration_fit(truth == i, proba[:, i]) for i in range(3)])
+    assert got["collection"] == "" and got["calibration_slope"] == pytest.approx(fits[:, 0].mean(), abs=1e-12)
+    assert got["calibration_intercept"] == pytest.approx(fits[:, 1].mean(), abs=1e-12)
+    # holdout rows are left out; a regression target has none; a sample twice in one repeat is refused
+    assert len(calibration.pooled_calibration(predictions.assign(kind="holdout"))) == 0
+    assert len(calibration.pooled_calibration(pd.DataFrame({"kind": ["cv"], "true_value": [1.0]}))) == 0
+    with pytest.raises(PanelMlpError, match="predicted twice in one repeat"):
+        calibration.pooled_calibration(pd.concat([predictions, predictions.iloc[:1]]))
+
+
+def test_summary_and_report_use_the_pooled_calibration(tmp_path: Path):
+    inputs = make_run(tmp_path / "results", [Spec("mid", 3, 0.6), Spec("strong", 3, 1.5)], n_samples=120)
+    summary = compare.read_table(inputs["summary"])
+    pooled = calibration.summarise_pooled(
+        pd.concat([calibration.pooled_calibration(pd.read_parquet(p)) for p in inputs["predictions"]])
+    )
+    metrics = pd.concat([pd.read_csv(p, sep="\t") for p in inputs["metrics"]])
+    for metric in ("calibration_slope", "calibration_intercept"):
+        row = summary[(summary["panel"] == "mid") & (summary["model"] == "mlp") & (summary["metric"] == metric)]
+        want = pooled[(pooled["panel"] == "mid") & (pooled["model"] == "mlp") & (pooled["metric"] == metric)]
+        assert row["cv_mean"].iloc[0] == pytest.approx(want["cv_mean"].iloc[0], rel=1e-5)
+        assert row["ci_low"].iloc[0] == pytest.approx(want["ci_low"].iloc[0], rel=1e-5, abs=1e-6)
+        assert row["n_splits"].iloc[0] == 1  # one CV repeat
+        per_split = metrics[(metrics["panel"] == "mid") & (metrics["model"] == "mlp") & (metrics["kind"] == "cv")]
+        assert row["cv_mean"].iloc[0] != pytest.approx(per_split[metric].mean(), rel=1e-3)  # not the fold mean
+    majority = summary[(summary["model"] == "majority") & (summary["metric"] == "calibration_slope")]
+    assert majority["cv_mean"].isna().all() and (majority["n_splits"] == 0).all()
+    out = tmp_path / "report.html"
+    build_report(inputs, {"evaluate": {"permutations": 0, "random_panels": 0}}, str(out))
+    text = out.read_text(encoding="utf-8")
+    slope = summary[(summary["panel"] == "mid") & (summary["model"] == "mlp")].set_index("metric")
+    assert f"calibration slope {slope.loc['calibration_slope', 'cv_mean']:.3f}" in text
+    assert "pooled out-of-fold predictions" in text and "biased upward" in text
+    assert "The slope is undefined: every prediction equal, or the pooled predictions separate" in text  # strong
+
+
+def test_compare_needs_the_predictions_beside_the_metrics(tmp_path: Path):
+    inputs = make_run(tmp_path / "results", [Spec("p", 4, 1.0)])
+    Path(inputs["predictions"][0]).unlink()
+    panels = [str(Path(m).with_name("panels.tsv")) for m in inputs["metrics"]]
+    with pytest.raises(PanelMlpError, match=r"predictions\.parquet: missing.*--forcerun"):
+        compare.compare_step(
+            panels, inputs["metrics"], inputs["nulls"], str(tmp_path / "s.tsv"), str(tmp_path / "p.tsv")
+        )

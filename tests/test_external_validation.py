@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from panelmlp.report.external import external_section
+from panelmlp.report.external import cv_estimates, external_section
 from panelmlp.synthetic import write_cohort
 from panelmlp.validation import (
     BOOTSTRAP_RESAMPLES,
@@ -240,3 +242,55 @@ def test_the_report_is_rebuilt_with_the_external_validation(validated):
 def test_the_section_without_predictions_says_how_to_get_them():
     text = external_section({}, pd.DataFrame())
     assert '<section id="external">' in text and "snakemake predict --config predict_csv=new.csv" in text
+
+
+def _shared_name_run(root: Path, with_collection_column: bool = True) -> tuple[dict, pd.DataFrame]:
+    """A named panel X and a set X of collection C, with different CV estimates and external values."""
+    summary = pd.DataFrame(
+        {
+            "collection": ["", "C", ""],
+            "panel": ["X", "X", "X"],
+            "model": ["mlp", "mlp", "logreg"],
+            "metric": "roc_auc",
+            "cv_mean": [0.91, 0.62, 0.70],
+            "ci_low": [0.85, 0.55, 0.60],
+            "ci_high": [0.97, 0.69, 0.80],
+        }
+    )
+    tables = []
+    for folder, collection, value in (("X", "", 0.86), ("C", "C", 0.50)):
+        table = external_metrics("X", "classification", np.array([0, 1] * 10), np.full((20, 2), 0.5), "new", 10)
+        table = table.assign(collection=collection, value=value)[table["metric"] == "roc_auc"]
+        if not with_collection_column:
+            table = table.drop(columns="collection")
+        path = root / folder / "new.metrics.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, sep="\t", index=False)
+        tables.append(str(path))
+    found = root / "new.json"
+    found.write_text(json.dumps({"file": "new.csv", "samples": 20, "external_validation": {"column": "T"}}))
+    return {"external_summary": str(found), "external": tables}, summary
+
+
+@pytest.mark.parametrize("with_collection_column", [True, False])
+def test_a_named_panel_and_a_collection_set_of_one_name_keep_their_own_cv_estimate(tmp_path, with_collection_column):
+    inputs, summary = _shared_name_run(tmp_path, with_collection_column)
+    estimates = cv_estimates(summary)
+    assert estimates[("", "X", "roc_auc")]["cv_mean"] == 0.91 and estimates[("C", "X", "roc_auc")]["cv_mean"] == 0.62
+    text = external_section(inputs, summary)
+    rows = re.findall(r"<tr>(.*?)</tr>", text, re.S)
+    named = next(r for r in rows if "<td>X</td>" in r)
+    in_collection = next(r for r in rows if "<td>C/X</td>" in r)
+    assert "0.910 [0.850, 0.970]" in named and "-0.050" in named
+    assert "0.620 [0.550, 0.690]" in in_collection and "-0.120" in in_collection
+    assert "winner&#x27;s curse" in text or "winner's curse" in text
+
+
+def test_external_metrics_name_the_collection():
+    table = external_metrics(
+        "X", "classification", np.array([0, 1] * 5), np.full((10, 2), 0.5), "new", 5, collection="C"
+    )
+    assert table.columns.tolist() == METRIC_COLUMNS and set(table["collection"]) == {"C"}
+    assert set(
+        external_metrics("X", "classification", np.array([0, 1]), np.full((2, 2), 0.5), "new", 5)["collection"]
+    ) == {""}

@@ -450,6 +450,9 @@ def test_report_section_shows_top_genes_bars_and_overlap(tmp_path):
     assert '<section id="importance"><h2>7. Driver genes</h2>' in html
     assert "(7 shuffles per gene and split" in html
     assert "X drives 3 of the 3 predictive sets" in html
+    # the caveats: no correction across genes, correlated genes share or mask importance
+    assert "no correction across genes" in html and "about 2.5% of genes with no effect" in html
+    assert "Correlated genes share or mask importance" in html
     bars = figure_json(html, "importance-bars")
     assert [d["name"] for d in bars["data"]] == ["k/s1", "k/s2", "k/s3", "solo"]
     assert [d["visible"] for d in bars["data"]] == [True, False, False, False]

@@ -106,6 +106,8 @@ rule compare:
     input:
         panels=unit_outputs("panels.tsv"),
         metrics=unit_outputs("metrics.tsv"),
+        # read beside each metrics.tsv: calibration slope and intercept of the pooled out-of-fold predictions
+        predictions=unit_outputs("predictions.parquet"),
         nulls=unit_outputs("nulls.parquet"),
     output:
         summary=report(

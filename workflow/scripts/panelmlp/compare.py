@@ -17,8 +17,10 @@ The empirical p-values use the add-one estimator, so they cannot fall below
 ``m / (N + 1) < 0.05`` to reach q < 0.05. :func:`multiplicity_warnings` says
 when N is too small for that. Where a panel scores above every random set of
 its bin (its empirical p sits at the floor), the random-panel p is a tail p
-from a normal fitted to the pool on the logit scale (:func:`fitted_tail_p`);
-``random_p_method`` says which was used.
+fitted to the pool on the logit scale: the predictive t of a normal pool
+(:func:`fitted_tail_p`), with fewer degrees of freedom where a leave-one-out
+check at the pool's own top finds it heavier-tailed (:func:`tail_fit`), and
+never below :data:`FITTED_FLOOR`; ``random_p_method`` says which was used.
 
 Two questions, two calls (Goeman & Buhlmann 2007): the self-contained test
 (t-test, and the permutation test where it ran) asks whether a panel's genes
@@ -26,8 +28,14 @@ predict; the competitive test (random panels) asks whether they predict better
 than random genes of their size. ``call`` (:func:`panel_call`) is
 ``set-specific`` when both hold, ``predictive`` when only the first does, and
 ``none`` otherwise. :func:`screen_summary` gives the screen as a whole
-(``verdict.json``): how many panels are predictive, and what share of the
-random gene sets of each size bin is predictive on its own under the same rule.
+(``verdict.json``): how many panels are predictive, how the random gene sets
+of each size bin score (median, share above chance) and what share of them
+would have been called predictive under the same rule.
+
+"Set-specific" means "beats random gene sets of its size", not Goeman and
+Bühlmann's competitive null exactly: random genes are sampled independently
+of their correlation (Wu and Smyth 2012), and a random set may share genes
+with the panel (which makes the test conservative).
 """
 
 from __future__ import annotations
@@ -36,10 +44,12 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, stdtr, stdtrit
+from scipy.optimize import brentq
+from scipy.special import stdtr, stdtrit
 
 from .errors import PanelMlpError
 from .metrics import METRICS, REGRESSION_METRICS
@@ -85,6 +95,12 @@ CALLS = ("set-specific", "predictive", "none")
 
 FIT_MIN = 20
 """The fewest random sets in a pool from which a tail p is fitted beyond the empirical floor."""
+
+TAIL_TOP = 10
+"""At most this many of a pool's best random sets are checked against the fitted tail (:func:`tail_fit`)."""
+
+FITTED_FLOOR = 1e-6
+"""The smallest fitted random-panel p: a panel further out is "far beyond every random set", with no exact p claimed."""
 
 LOGIT_EPS = 1e-6
 """Scores are clipped this far inside their bounds before the logit (a pool may hold a ROC-AUC of 1)."""
@@ -272,13 +288,37 @@ def random_split_scores(nulls: pd.DataFrame, metric: str = "roc_auc") -> dict[Po
     return out
 
 
-def pool_of(pools: Mapping[PoolKey, np.ndarray], collection: str, size: object) -> np.ndarray | None:
-    """The pool a panel of ``collection`` is compared with at pool size ``size``: its collection's own, else the cohort's."""
+def pool_of(
+    pools: Mapping[PoolKey, np.ndarray], collection: str, size: object, universe: str | None = None
+) -> np.ndarray | None:
+    """The pool a panel of ``collection`` is compared with at pool size ``size``; None when it was not drawn.
+
+    ``universe`` is ``evaluate.random_universe``: ``collection`` (a collection's
+    sets meet random sets of the collection's own genes, named panels the
+    cohort's), ``cohort`` (every panel meets the cohort's), or None: inferred,
+    a collection draws its own when any pool of its universe exists. A
+    collection that draws its own never falls back to the cohort's pool of
+    that size (a different universe): when its own is missing (the size bin is
+    as large as its universe), the panel gets no random-panel p.
+    """
+    key = pool_key(pools, collection, size, universe)
+    return None if key is None else pools.get(key)
+
+
+def pool_key(
+    pools: Mapping[PoolKey, np.ndarray], collection: str, size: object, universe: str | None = None
+) -> PoolKey | None:
+    """The key of the pool :func:`pool_of` looks up (whether drawn or not); None without a size."""
     try:
         n = int(size)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
-    return pools.get((str(collection), n), pools.get(("", n)))
+    collection = str(collection)
+    if universe is None:
+        own = bool(collection) and any(u == collection for u, _ in pools)
+    else:
+        own = bool(collection) and universe == "collection"
+    return (collection, n) if own else ("", n)
 
 
 def _tail_scale(values: np.ndarray, metric: str) -> np.ndarray:
@@ -292,42 +332,143 @@ def _tail_scale(values: np.ndarray, metric: str) -> np.ndarray:
     return v
 
 
-def fitted_tail_p(observed: float, null: np.ndarray, metric: str = "roc_auc") -> float:
-    """One-sided tail p of ``observed`` under a normal fitted to a random pool's scores on an unbounded scale.
+def _tail_t(value: float, scaled: np.ndarray) -> float:
+    """The predictive t statistic of ``value`` against ``scaled`` (both on the tail scale); NaN when they do not vary.
+
+    With n pool scores of mean m and sd s (ddof 1), one more draw from the
+    same normal satisfies ``(x - m) / (s sqrt(1 + 1/n)) ~ t(n - 1)`` exactly:
+    the uncertainty of m and s widens the tail (a plug-in normal does not, and
+    is anti-conservative in small pools).
+    """
+    n = len(scaled)
+    sd = float(scaled.std(ddof=1))
+    if not sd > 0:
+        return math.nan
+    return (value - float(scaled.mean())) / (sd * math.sqrt(1 + 1 / n))
+
+
+def fitted_tail_p(observed: float, null: np.ndarray, metric: str = "roc_auc", df: float | None = None) -> float:
+    """One-sided tail p of ``observed`` under the predictive t of a random pool's scores on an unbounded scale.
 
     The pool's mean CV scores (ROC-AUC on the logit scale, R^2 as
-    ``-log(1 - R^2)``) get a normal with their mean and sd (ddof 1); the p-value
-    is ``1 - Phi((T(observed) - mean) / sd)``. It reaches below the empirical
-    floor ``1 / (N + 1)``, at the price of assuming the normal's tail. NaN with
-    fewer than :data:`FIT_MIN` finite scores or none of them different.
+    ``-log(1 - R^2)``): ``p = stdtr(df, -(T(observed) - mean) / (sd sqrt(1 + 1/n)))``
+    with ``df = n - 1`` (exact for a normal pool) unless given (a heavier tail,
+    :func:`tail_fit`). It reaches below the empirical floor ``1 / (N + 1)``,
+    at the price of assuming the tail's shape. NaN with fewer than
+    :data:`FIT_MIN` finite scores or none of them different.
     """
     null = np.asarray(null, dtype=np.float64)
     null = null[np.isfinite(null)]
     if len(null) < FIT_MIN or math.isnan(observed):
         return math.nan
+    t = _tail_t(float(_tail_scale(np.array([observed]), metric)[0]), _tail_scale(null, metric))
+    return math.nan if math.isnan(t) else float(stdtr(len(null) - 1 if df is None else df, -t))
+
+
+def tail_top(n: int) -> int:
+    """How many of a pool's best random sets :func:`tail_fit` checks: ``min(TAIL_TOP, N // 20)``, at least 1."""
+    return max(1, min(TAIL_TOP, n // 20))
+
+
+def _df_reaching(t: float, share: float, most: float) -> float:
+    """The largest df in [1, ``most``] whose t tail at ``t`` is at least ``share`` (1 if none is)."""
+    if stdtr(most, -t) >= share:
+        return most
+    if stdtr(1.0, -t) <= share:
+        return 1.0
+    return math.exp(brentq(lambda log_df: stdtr(math.exp(log_df), -t) - share, 0.0, math.log(most)))
+
+
+@dataclass(frozen=True)
+class TailFit:
+    """What the leave-one-out check at a pool's top found (:func:`tail_fit`); NaN fields when no tail is fitted."""
+
+    df: float
+    """Degrees of freedom of the t tail the fitted p uses: ``N - 1`` when the pool's top is no heavier than a normal's."""
+    ratio: float
+    """The largest ratio empirical / fitted p over the top sets under the plain predictive t (``N - 1`` df), floored at 1."""
+    top: int
+    """How many of the pool's best sets were checked."""
+
+
+def tail_fit(null: np.ndarray, metric: str = "roc_auc") -> TailFit:
+    """A leave-one-out check at the pool's own top, and the t tail heavy enough to cover it.
+
+    For each of the pool's k best random sets (:func:`tail_top`), its score's
+    predictive t statistic from the other N - 1 sets and its empirical upper
+    tail p, the share of the pool at or above it (rank / N). ``ratio`` is the
+    largest empirical / fitted p under the plain predictive t (a normal pool
+    gives about 1; real pools of random gene sets are heavier-tailed). ``df``
+    is the largest df whose t tail reaches every one of the k empirical p's
+    (the smallest df over the k, at most ``N - 1``): at the checked points the
+    fitted p is then never below the empirical one, and beyond them, where a
+    panel above every random set is extrapolated to, the tail stays as heavy
+    as the pool's top showed. A constant factor (the ratio) would not: a tail
+    heavier than the normal's departs from it further out still. The smallest
+    df, not the median, errs on the safe side; a normal pool pays for it with
+    larger p-values beyond its top.
+    """
+    null = np.asarray(null, dtype=np.float64)
+    null = null[np.isfinite(null)]
+    n = len(null)
+    if n < FIT_MIN:
+        return TailFit(math.nan, math.nan, 0)
     scaled = _tail_scale(null, metric)
-    sd = float(scaled.std(ddof=1))
-    if not sd > 0:
-        return math.nan
-    z = (float(_tail_scale(np.array([observed]), metric)[0]) - float(scaled.mean())) / sd
-    return float(ndtr(-z))
+    order = np.argsort(-scaled, kind="stable")
+    top = tail_top(n)
+    dfs, ratios = [], []
+    for i in order[:top]:
+        t = _tail_t(float(scaled[i]), np.delete(scaled, i))
+        if math.isnan(t):
+            return TailFit(math.nan, math.nan, top)
+        share = float(np.mean(scaled >= scaled[i]))
+        fitted = float(stdtr(n - 2, -t))
+        ratios.append(share / fitted if fitted > 0 else math.inf)
+        dfs.append(_df_reaching(t, share, n - 1))
+    return TailFit(float(min(dfs)), max(1.0, *ratios), top)
 
 
-def random_p_value(observed: float, null: np.ndarray, metric: str = "roc_auc") -> tuple[float, str]:
-    """The random-panel p-value and how it was got: ``empirical`` (add-one), or ``fitted`` where that sits at its floor.
+def random_p_value(
+    observed: float, null: np.ndarray, metric: str = "roc_auc", tail: TailFit | None = None
+) -> tuple[float, str]:
+    """The random-panel p-value and how it was got: ``empirical`` (add-one), or ``fitted`` beyond every random set.
 
     When no random set reaches ``observed`` and the pool holds at least
     :data:`FIT_MIN` sets, the empirical p would be ``1 / (N + 1)`` whatever the
-    margin; the tail p of :func:`fitted_tail_p` replaces it.
+    margin. The fitted p replaces it where smaller: the predictive t tail
+    (:func:`fitted_tail_p`) with the df of the pool's :func:`tail_fit`
+    (``tail``, computed here when not given), never below
+    :data:`FITTED_FLOOR` (far beyond every random set no exact probability is
+    claimed).
     """
     empirical = permutation_p_value(observed, null)
     finite = np.asarray(null, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if len(finite) >= FIT_MIN and not math.isnan(observed) and not np.any(finite >= observed):
-        fitted = fitted_tail_p(observed, finite, metric)
+        tail = tail_fit(finite, metric) if tail is None else tail
+        fitted = fitted_tail_p(observed, finite, metric, tail.df) if not math.isnan(tail.df) else math.nan
         if not math.isnan(fitted):
-            return fitted, "fitted"
+            fitted = max(FITTED_FLOOR, fitted)
+            if fitted < empirical:
+                return fitted, "fitted"
     return empirical, "empirical"
+
+
+def at_floor(p: object, method: object) -> bool:
+    """Whether a random-panel p is the fitted floor: the panel lies far beyond every random set (:data:`FITTED_FLOOR`)."""
+    try:
+        value = float(p)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return str(method) == "fitted" and value <= FITTED_FLOOR
+
+
+def random_p_text(p: object, method: object) -> str:
+    """A random-panel p for the report: three significant digits, or ``< 1e-06`` at the fitted floor."""
+    if at_floor(p, method):
+        return f"< {FITTED_FLOOR:.0e}"
+    value = float(p) if p is not None else math.nan  # type: ignore[arg-type]
+    return "–" if math.isnan(value) else f"{value:.3g}"
 
 
 def summarise(
@@ -335,6 +476,7 @@ def summarise(
     nulls: pd.DataFrame | None = None,
     sizes: dict | None = None,
     bin_width: float = DEFAULT_BIN_WIDTH,
+    random_universe: str | None = None,
 ) -> pd.DataFrame:
     """One row per (collection, panel, model, metric): CV mean, sd, 95% CI, holdout value, p- and q-values, call.
 
@@ -344,7 +486,8 @@ def summarise(
     same draws may come from several jobs; each is counted once). ``sizes``
     maps ``(collection, panel)`` to the panel's number of genes; a panel meets
     the random pool of its size bin (``randomsets.pool_size`` with
-    ``bin_width``, as the fit jobs drew them).
+    ``bin_width``, as the fit jobs drew them) and universe (:func:`pool_of`,
+    ``random_universe`` as ``evaluate.random_universe``, inferred when None).
     """
     if "collection" not in metrics:
         metrics = metrics.assign(collection="")
@@ -359,6 +502,8 @@ def summarise(
     )
     perms = permutation_nulls(nulls, main)
     randoms = random_pools(nulls, main)
+    tails: dict[int, TailFit] = {}  # per pool (by identity), its tail fit: computed once
+    missing: set[tuple[str, int]] = set()
     sizes = sizes or {}
     rows = []
     for (collection, panel, model), part in metrics.groupby(["collection", "panel", "model"], sort=False):
@@ -401,13 +546,25 @@ def summarise(
                     row["perm_p"] = permutation_p_value(mean, null)
                     row["n_permutations"] = len(null)
                 size = pool_size(int(n_genes), bin_width) if not math.isnan(n_genes) else None
-                null = pool_of(randoms, collection, size)
+                null = pool_of(randoms, collection, size, random_universe)
+                key = pool_key(randoms, collection, size, random_universe)
+                if null is None and key is not None and key[0]:
+                    missing.add(key)
                 if null is not None and len(null):
-                    row["random_p"], row["random_p_method"] = random_p_value(mean, null, main)
+                    tail = tails.setdefault(id(null), tail_fit(null, main))
+                    row["random_p"], row["random_p_method"] = random_p_value(mean, null, main, tail)
                     row["random_pct"] = percentile_in(mean, null)
                     row["n_random"] = len(null)
                     row["random_size"] = size
             rows.append(row)
+    for universe, size in sorted(missing):
+        log.warning(
+            "no random gene sets of %d genes were drawn from collection %s's genes (evaluate.random_universe: "
+            "collection; the bin is as large as its universe?), so its sets of that size bin get no random-panel p; "
+            "they are not compared with the cohort's pool, a different universe",
+            size,
+            universe,
+        )
     summary = pd.DataFrame(rows)
     for p_col, q_col in (("t_p", "t_q"), ("perm_p", "perm_q"), ("random_p", "random_q")):
         summary[q_col] = math.nan
@@ -439,7 +596,8 @@ def multiplicity_warnings(
         floor = 1 / (n + 1)
         fitted = (
             "; a panel above every random set of its bin gets a fitted tail p instead (random_p_method: fitted), "
-            "which assumes the pool's normal tail on the logit scale"
+            "a t tail on the logit scale as heavy as the pool's own top, no smaller than "
+            f"{FITTED_FLOOR:g}"
             if name == "random-panel" and n >= FIT_MIN
             else ""
         )
@@ -495,18 +653,24 @@ def random_predictive(scores: np.ndarray, ratio: float, chance: float, threshold
     return out
 
 
-def tail_check(null: np.ndarray, metric: str = "roc_auc") -> float:
-    """How far the fitted tail p strays from the empirical one over the pool's top tenth: the largest absolute difference.
+BROAD_MARGIN = {"roc_auc": 0.05, "r2": 0.02}
+"""From this margin of the random sets' median score over chance, the verdict speaks of a broad program."""
 
-    For each of the pool's scores v in its top 10%, the empirical share of the
-    pool at or above v against :func:`fitted_tail_p` of v. NaN when no tail is fitted.
+BROAD_ABOVE = 0.75
+"""From this share of random sets scoring above chance, the verdict speaks of a broad program."""
+
+
+def broad_program(median: float, share_above: float, metric: str = "roc_auc") -> bool:
+    """Whether random gene sets carry the signal broadly: their median score is :data:`BROAD_MARGIN` above chance,
+    or at least :data:`BROAD_ABOVE` of them score above chance.
+
+    Based on the random sets' mean CV scores, not on how many pass the per-set
+    test: with few CV splits that test has little power, and a program that
+    most genes share can lift the typical random set well above chance while
+    few random sets pass it on their own.
     """
-    null = np.sort(np.asarray(null, dtype=np.float64)[np.isfinite(null)])
-    if len(null) < FIT_MIN:
-        return math.nan
-    top = null[math.floor(0.9 * len(null)) :]
-    diffs = [abs(float(np.mean(null >= v)) - fitted_tail_p(float(v), null, metric)) for v in top]
-    return float(max(diffs)) if diffs else math.nan
+    margin = median - CHANCE[metric] if math.isfinite(median) else -math.inf
+    return bool(margin >= BROAD_MARGIN[metric] - 1e-12 or (math.isfinite(share_above) and share_above >= BROAD_ABOVE))
 
 
 def _label(collection: str, panel: str) -> str:
@@ -524,11 +688,19 @@ def screen_summary(
       sets were trained, how many are predictive on their own under the same
       rule as the panels (:func:`random_predictive`, at the screen's t-test
       threshold :func:`bh_threshold`; no permutation test, which random sets
-      do not get), the share, how many panels it serves and :func:`tail_check`;
+      do not get), the share, how many panels it serves, the median of the
+      random sets' mean CV scores (``median_score``) and the share of them
+      above chance (``share_above_chance``), and the pool's :func:`tail_fit`
+      (``tail_df``, ``tail_ratio``, ``tail_top``);
     - ``random_predictive_share``: that share per pool (``"14"``, or
       ``"hallmark:14"`` for a collection's own universe), and
       ``random_predictive_share_overall``, the shares weighted by the panels each
-      pool serves;
+      pool serves. It measures the per-set test's power as much as the signal's
+      breadth (with few CV splits a random set rarely passes on its own);
+    - ``random_median_score_overall`` and ``random_share_above_chance_overall``:
+      the pools' ``median_score`` and ``share_above_chance`` weighted the same
+      way, how broadly random genes carry the signal (:data:`BROAD_MARGIN`,
+      :data:`BROAD_ABOVE`);
     - ``families``: the size of each test's family (panels with a p-value);
     - ``thresholds`` and ``random_plan`` (how N was chosen).
     """
@@ -545,10 +717,12 @@ def screen_summary(
     shares: dict[str, float] = {}
     weighted, served_total = 0.0, 0
     compared = mains[mains["n_random"] > 0]
-    serving = [  # the pool each compared panel met: its collection's own where drawn, else the cohort's
-        (str(c), int(n)) if (str(c), int(n)) in split_scores else ("", int(n))
+    universe_setting = (random_plan or {}).get("universe")
+    serving = [  # the pool each compared panel met (pool_key: its collection's own universe, or the cohort's)
+        pool_key(split_scores, c, n, universe_setting)
         for c, n in zip(compared["collection"], compared["random_size"], strict=True)
     ]
+    medians, above = [0.0, 0], [0.0, 0]
     for (universe, size), scores in sorted(split_scores.items()):
         flags = random_predictive(scores, ratio, chance, threshold) if math.isfinite(threshold) else np.zeros(0, bool)
         share = float(flags.mean()) if len(flags) else math.nan
@@ -556,6 +730,10 @@ def screen_summary(
         key = f"{universe}:{size}" if universe else str(size)
         shares[key] = share
         means = np.nanmean(scores, axis=1) if scores.size else np.zeros(0)
+        means = means[np.isfinite(means)]
+        median = float(np.median(means)) if len(means) else math.nan
+        share_above = float(np.mean(means > chance)) if len(means) else math.nan
+        tail = tail_fit(means, main_metric)
         pools.append(
             {
                 "universe": universe or "cohort",
@@ -564,12 +742,19 @@ def screen_summary(
                 "n_predictive": int(flags.sum()),
                 "share": share,
                 "panels": served,
-                "tail_check": tail_check(means, main_metric),
+                "median_score": median,
+                "share_above_chance": share_above,
+                "tail_df": tail.df,
+                "tail_ratio": tail.ratio,
+                "tail_top": tail.top,
             }
         )
         if served and math.isfinite(share):
             weighted += share * served
             served_total += served
+        if served and math.isfinite(median):
+            medians = [medians[0] + median * served, medians[1] + served]
+            above = [above[0] + share_above * served, above[1] + served]
     methods = mains["random_p_method"].fillna("").astype(str)
     return {
         "metric": main_metric,
@@ -582,6 +767,13 @@ def screen_summary(
         "set_specific": specific,
         "random_predictive_share": shares,
         "random_predictive_share_overall": weighted / served_total if served_total else math.nan,
+        "random_median_score_overall": medians[0] / medians[1] if medians[1] else math.nan,
+        "random_share_above_chance_overall": above[0] / above[1] if above[1] else math.nan,
+        "broad": broad_program(
+            medians[0] / medians[1] if medians[1] else math.nan,
+            above[0] / above[1] if above[1] else math.nan,
+            main_metric,
+        ),
         "random_pools": pools,
         "random_p_method": {m: int((methods == m).sum()) for m in ("empirical", "fitted")},
         "families": {
@@ -602,6 +794,11 @@ def screen_summary(
                 "Benjamini-Hochberg procedure accepted (0.05 / m when it accepted none)"
             ),
             "test_over_train": ratio,
+            "fitted_floor": FITTED_FLOOR,
+            "broad": (
+                f"random sets' median mean CV score at least {BROAD_MARGIN[main_metric]:g} above chance, "
+                f"or at least {BROAD_ABOVE:.0%} of them above chance"
+            ),
         },
         "random_plan": dict(random_plan) if random_plan else None,
     }
@@ -664,7 +861,11 @@ def compare_step(
     nulls = pd.concat([pd.read_parquet(p) for p in null_paths], ignore_index=True)
     kept = panels[panels["status"] == "kept"]
     sizes = {(c, p): int(n) for c, p, n in zip(kept["collection"], kept["panel"], kept["n_found"], strict=True)}
-    summary = summarise(metrics, nulls, sizes, random_bin_width)
+    universe = (random_plan or {}).get("universe")
+    summary = summarise(metrics, nulls, sizes, random_bin_width, universe)
+    from .calibration import pooled_summary  # calibration rows: each CV repeat's pooled out-of-fold predictions
+
+    summary = pooled_summary(summary, metrics_paths)
     summary.to_csv(summary_out, sep="\t", index=False, float_format="%.6g")
     if random_plan:
         log.info("random panels: %s", random_plan.get("describe") or json.dumps(_json_ready(dict(random_plan))))

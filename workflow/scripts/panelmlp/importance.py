@@ -19,6 +19,15 @@ only that term and the later (narrow) layers are recomputed.
 Across splits, a gene's importance is the mean with the corrected resampled t
 interval of :func:`panelmlp.compare.corrected_ci`, as for the panel's scores.
 
+Caveats (stated in the report too). A gene "drives" a set (``n_driving`` of
+:func:`screen_table`) when its 95% interval lies above 0, gene by gene, with no
+correction across the genes scored: about 2.5% of genes with no effect
+qualify by chance (the interval's upper tail), some 5 in a 200-gene set.
+Correlated genes share or mask importance: permuting one leaves its
+correlated partners to carry the signal, so each of a correlated group can
+score near 0 although the group matters; a small importance does not mean
+the gene is unrelated to the target.
+
 Scope: every panel whose ``call`` in ``summary.tsv`` is not ``none``, and any
 panel listed in ``evaluate.importance``. A summary without the ``call``
 column (an older run) gets its calls from :func:`panelmlp.compare.panel_call`.

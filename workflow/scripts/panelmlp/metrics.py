@@ -1,8 +1,12 @@
 """Classification and regression metrics of one split's test predictions.
 
 Plain numpy implementations of scikit-learn's definitions (tests check every
-one against scikit-learn on the same predictions). scikit-learn's input
-validation costs about 60 ms per split, which is most of an evaluate job.
+one against scikit-learn on the same predictions), with one difference: the
+multi-class Brier score (:func:`brier_score`) is scikit-learn's
+``brier_score_loss`` (1.9: Brier's sum over classes, in [0, 2]) divided by
+the number of classes, so it stays in [0, 1]; with two classes the two agree.
+scikit-learn's input validation costs about 60 ms per split, which is most of
+an evaluate job.
 
 Thresholded metrics (accuracy, balanced accuracy, precision, recall, F1, MCC
 and the confusion counts) follow :func:`predicted_classes`: the positive class

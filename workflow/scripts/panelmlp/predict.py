@@ -648,7 +648,7 @@ def _score_external(models: PanelModels, frame: pd.DataFrame, external: Mapping,
         truth[~keep] = -1
         predicted = frame[[f"prob_{c}" for c in models.classes]].to_numpy(dtype=np.float64)
     label = f"{models.collection}/{models.panel}" if models.collection else models.panel
-    table = external_metrics(models.panel, models.kind, truth, predicted, cohort)
+    table = external_metrics(models.panel, models.kind, truth, predicted, cohort, collection=models.collection or "")
     log.info(
         "predict: panel %s: external validation on %d samples: %s",
         label,

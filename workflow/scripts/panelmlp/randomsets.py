@@ -23,7 +23,9 @@ then N is what the budget affords and the plan says that the budget bound it.
 The plan is made when the workflow is parsed, from the listed sizes of the
 panels and gene sets (the sizes found in the cohort are known only inside the
 fit jobs, and can only be smaller), so m is an upper bound of the family and
-the bins an estimate.
+the bins an estimate. Bins are counted per universe: with
+``evaluate.random_universe: collection`` each collection, and the cohort for
+the named panels, trains its own pool per size bin.
 
 This module is light (no numpy; the GMT reader only for collections): the Snakefile imports it.
 """
@@ -83,7 +85,7 @@ class RandomPlan:
     family: int
     """Panels that may get a random-panel p-value (an upper bound at parse time)."""
     bins: int
-    """Size bins (pools) expected."""
+    """Pools expected: size bins, counted per universe (each collection drawing its own trains its own)."""
     cv_splits: int
     needed: int
     """The fewest N for which ``family / (N + 1) < ALPHA``."""
@@ -94,6 +96,8 @@ class RandomPlan:
     bin_width: float
     smallest_q: float
     """``family / (N + 1)``: the smallest q an empirical random-panel p can reach (NaN without the test)."""
+    universe: str = "cohort"
+    """``evaluate.random_universe``: ``cohort``, or ``collection`` (each collection draws its own pools)."""
 
     def as_dict(self) -> dict:
         """The plan as JSON-ready values (NaN as None)."""
@@ -123,16 +127,26 @@ def plan_random_panels(
     cv_splits: int,
     budget: int = DEFAULT_BUDGET,
     width: float = DEFAULT_BIN_WIDTH,
+    universes: Iterable[str] | None = None,
+    universe: str = "cohort",
 ) -> RandomPlan:
     """Resolve ``evaluate.random_panels`` (a number, or ``auto``) for panels of ``sizes`` genes.
 
     ``sizes``: one entry per panel that gets a random-panel p-value (named
-    panels other than ``all``, gene sets not too small to be kept). With
-    ``auto``, ``N = min(needed, budget // (bins * cv_splits))``.
+    panels other than ``all``, gene sets not too small to be kept);
+    ``universes``: the universe each draws its random sets from ('' = the
+    cohort's genes, else its collection's, as with ``evaluate.random_universe:
+    collection``; all the cohort's when not given). Every universe trains its
+    own pool per size bin, so the bins are counted per universe. With ``auto``,
+    ``N = min(needed, budget // (bins * cv_splits))``. ``universe``:
+    ``evaluate.random_universe``, kept in the plan for the compare step.
     """
-    sizes = [int(s) for s in sizes if int(s) > 0]
+    sizes = [int(s) for s in sizes]
+    where = [str(u) for u in universes] if universes is not None else [""] * len(sizes)
+    pairs = [(u, s) for u, s in zip(where, sizes, strict=True) if s > 0]
+    sizes = [s for _, s in pairs]
     family = len(sizes)
-    bins = len(pool_sizes(sizes, width))
+    bins = sum(len(pool_sizes([s for v, s in pairs if v == u], width)) for u in {u for u, _ in pairs})
     needed = needed_random_panels(family)
     auto = setting == "auto"
     if auto:
@@ -144,11 +158,24 @@ def plan_random_panels(
         n = int(setting)
         bound = False
     smallest = family / (n + 1) if n > 0 and family else math.nan
-    return RandomPlan(n, auto, family, bins, int(cv_splits), needed, int(budget), bound, float(width), smallest)
+    return RandomPlan(
+        n, auto, family, bins, int(cv_splits), needed, int(budget), bound, float(width), smallest, str(universe)
+    )
 
 
 def listed_sizes(units: Iterable[Mapping], panel_size: Callable[[object], int | None]) -> list[int]:
-    """One listed size per panel of the run that may meet random genes (parse time: the cohort is not read yet).
+    """One listed size per panel of the run that may meet random genes (:func:`listed_panels`, sizes only)."""
+    return [size for _, size in listed_panels(units, panel_size)]
+
+
+def listed_panels(
+    units: Iterable[Mapping], panel_size: Callable[[object], int | None], universe: str = "cohort"
+) -> list[tuple[str, int]]:
+    """One ``(universe, listed size)`` per panel of the run that may meet random genes (parse time: the cohort is not read yet).
+
+    The universe is '' (the cohort's genes) for named panels, and for a
+    collection's sets unless ``universe`` (``evaluate.random_universe``) is
+    ``collection``: then the collection's name (its sets draw from its genes).
 
     ``units``: the fit jobs' units (``params.unit``). Named panels: their
     listed genes (``panel_size(spec)``; None for ``all``, which is every gene
@@ -158,7 +185,7 @@ def listed_sizes(units: Iterable[Mapping], panel_size: Callable[[object], int | 
     """
     from .gmt import read_gmt  # pandas: only when the run has collections
 
-    sizes: list[int] = []
+    sizes: list[tuple[str, int]] = []
     read: dict[str, dict[str, int]] = {}
     for unit in units:
         if unit.get("collection"):
@@ -166,12 +193,13 @@ def listed_sizes(units: Iterable[Mapping], panel_size: Callable[[object], int | 
             if gmt not in read:
                 read[gmt] = {s.name: len(s.genes) for s in read_gmt(gmt)}
             floor = int(unit.get("min_size", 1))
-            sizes += [read[gmt][n] for n in unit["sets"] if n in read[gmt] and read[gmt][n] >= floor]
+            own = str(unit["collection"]) if universe == "collection" else ""
+            sizes += [(own, read[gmt][n]) for n in unit["sets"] if n in read[gmt] and read[gmt][n] >= floor]
         else:
             for spec in unit["panels"].values():
                 size = panel_size(spec)
                 if size:
-                    sizes.append(int(size))
+                    sizes.append(("", int(size)))
     return sizes
 
 
@@ -180,10 +208,14 @@ def plan_for_run(
 ) -> RandomPlan:
     """The run's :class:`RandomPlan` from the config's ``evaluate`` and ``split`` sections and the fit units."""
     cv_splits = int(split.get("cv_folds", 5)) * int(split.get("cv_repeats", 2))
+    universe = str(evaluate.get("random_universe", "cohort"))
+    listed = listed_panels(units, panel_size, universe)
     return plan_random_panels(
         evaluate.get("random_panels", 0),
-        listed_sizes(units, panel_size),
+        [size for _, size in listed],
         cv_splits,
         int(evaluate.get("random_budget", DEFAULT_BUDGET)),
         float(evaluate.get("random_bin_width", DEFAULT_BIN_WIDTH)),
+        universes=[u for u, _ in listed],
+        universe=universe,
     )

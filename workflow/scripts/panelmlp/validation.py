@@ -42,8 +42,9 @@ BOOTSTRAP_SEED = 20240607
 LEVEL = 0.95
 CLASSIFICATION_EXTERNAL = ("roc_auc", "pr_auc", "accuracy", "brier")
 REGRESSION_EXTERNAL = ("r2", "rmse", "mae")
-METRIC_COLUMNS = ["panel", "metric", "value", "ci_low", "ci_high", "n", "resamples", "cohort"]
-"""Columns of ``results/predictions/{panel}/{name}.metrics.tsv``, one row per (panel, metric)."""
+METRIC_COLUMNS = ["collection", "panel", "metric", "value", "ci_low", "ci_high", "n", "resamples", "cohort"]
+"""Columns of ``results/predictions/{panel}/{name}.metrics.tsv``, one row per (panel, metric); ``collection``
+is empty for a named panel (a named panel and a collection's set may share a name)."""
 
 
 def class_codes(values: Sequence[object], patterns: Mapping[str, str | None], classes: Sequence[str]) -> np.ndarray:
@@ -145,6 +146,7 @@ def external_metrics(
     cohort: str,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    collection: str = "",
 ) -> pd.DataFrame:
     """One panel's external metrics with bootstrap intervals (:data:`METRIC_COLUMNS`).
 
@@ -167,6 +169,7 @@ def external_metrics(
         low, high, used = intervals.get(metric, (math.nan, math.nan, 0))
         records.append(
             {
+                "collection": collection,
                 "panel": panel,
                 "metric": metric,
                 "value": found[metric],

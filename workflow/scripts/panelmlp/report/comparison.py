@@ -254,8 +254,11 @@ def threshold_note(score: Score) -> str:
         "or as the most probable class (argmax, more classes); no threshold is tuned. ROC-AUC, PR-AUC, the Brier score "
         "and the calibration slope and intercept use the probabilities themselves. The Brier score is the mean squared "
         "difference between predicted probability and outcome (0 is perfect; with more than two classes averaged over "
-        "the classes); a calibration slope of 1 and intercept of 0 are ideal (logistic recalibration per split: the "
-        "slope from the joint fit, the intercept with the slope fixed at 1)."
+        "the classes); a calibration slope of 1 and intercept of 0 are ideal (logistic recalibration: the slope from "
+        "the joint fit, the intercept with the slope fixed at 1). The summary's slope and intercept are fitted once per "
+        "CV repeat on its pooled out-of-fold predictions (every sample predicted once) and averaged over repeats, with a "
+        "Wald 95% interval and 'CV splits' counting the repeats; the per-split fits in metrics.tsv are biased upward "
+        "on small test folds."
     )
 
 

@@ -63,8 +63,9 @@ GUIDE = {
         "diagonal are well calibrated: of samples given 0.7, seven in ten are of the class. Points below it mean the model "
         "is over-confident there, above it under-confident; a bin of few samples is noisy. The calibration slope (1 is ideal; "
         "below 1, predictions too extreme) and intercept (0 is ideal; above 0, risks predicted too low on average) come from "
-        "logistic recalibration per split (with more than two classes, the mean of the one-vs-rest values); "
-        "a good ROC-AUC does not imply good calibration."
+        "logistic recalibration of each CV repeat's pooled test predictions (every sample predicted once), averaged over "
+        "repeats (with more than two classes, the mean of the one-vs-rest values); metrics.tsv keeps the per-split fits, whose "
+        "mean is biased upward on small test folds. A good ROC-AUC does not imply good calibration."
     ),
     "permutation": (
         "Bars: the mean CV ROC-AUC of the replicates trained on shuffled labels, i.e. what this pipeline scores when there is "
@@ -277,27 +278,22 @@ def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure],
 
 
 def calibration_note(panel: Panel) -> str:
-    """The MLP's mean CV Brier score, calibration slope and intercept with their 95% CIs, and splits left out."""
-    parts = []
-    for metric, name in (
-        ("brier", "Brier score"),
-        ("calibration_slope", "calibration slope"),
-        ("calibration_intercept", "calibration intercept"),
-    ):
-        row = panel.row("mlp", metric)
-        parts.append(f"{name} {fmt_ci(row)}")
-    text = "MLP, mean over CV splits with 95% CI: " + "; ".join(parts) + "."
+    """The MLP's Brier score (mean over CV splits) and its calibration slope and intercept (each CV repeat's pooled
+    out-of-fold predictions, :mod:`panelmlp.calibration`), with their 95% intervals, and repeats without a fit."""
     brier, slope = panel.row("mlp", "brier"), panel.row("mlp", "calibration_slope")
-    n_all, n_slope = brier["n_splits"], slope["n_splits"]
-    if n_all == n_all and n_slope == n_slope and int(n_slope) < int(n_all):
-        why = "every prediction equal, or the predictions separate the classes completely: no finite fit"
-        if int(n_slope) == 0:
-            text += f" The slope is undefined in every split ({why})."
-        else:
-            text += (
-                f" The slope is undefined in {int(n_all) - int(n_slope)} of {int(n_all)} splits ({why}) "
-                "and is the mean of the others."
-            )
+    intercept = panel.row("mlp", "calibration_intercept")
+    text = (
+        f"MLP: Brier score {fmt_ci(brier)} (mean over CV splits, 95% CI); calibration slope {fmt_ci(slope)} and "
+        f"calibration intercept {fmt_ci(intercept)}, each fitted once per CV repeat on the repeat's pooled out-of-fold "
+        "predictions (every sample predicted once) and averaged over repeats, with a 95% Wald interval. The per-split "
+        "values in metrics.tsv are not averaged here: on small test folds their mean is biased upward."
+    )
+    n_fit = slope["n_splits"]
+    if n_fit == n_fit and int(n_fit) == 0:
+        text += (
+            " The slope is undefined: every prediction equal, or the pooled predictions separate the classes completely "
+            "(no finite fit)."
+        )
     return text
 
 

@@ -5,8 +5,10 @@ per panel, the external value of each metric with its bootstrap 95% interval
 (``results/predictions/{panel}/{name}.metrics.tsv``, from
 :mod:`panelmlp.validation`), the number of samples scored, and the
 difference from the panel's cross-validated estimate (summary.tsv, the MLP's
-CV mean). New samples that were in the training cohort are named and left
-out of these numbers.
+CV mean, matched on collection and panel: a named panel and a collection's
+set may share a name). New samples that were in the training cohort are
+named and left out of these numbers. The CV estimate of a panel picked
+because it was called predictive is optimistic (the winner's curse).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ WHY = (
     "A new cohort that took no part in training or selection is the only remedy for a chance association that the "
     "whole training cohort shares (a batch, a site, a sampling accident): no split of that cohort, no permutation "
     "and no random gene set can reveal it. A panel whose external value falls well below its CV estimate did not "
-    "carry over."
+    "carry over. The CV estimate of a panel picked because it was called predictive, among many screened, is "
+    "optimistic (the winner's curse: chosen for scoring high, it likely scored high partly by luck), so expect its "
+    "external value to fall somewhat below it even when the signal is real."
 )
 NAMES = {
     "roc_auc": "ROC-AUC",
@@ -44,19 +48,41 @@ def read_external(inputs: Mapping[str, str | Sequence[str]]) -> tuple[dict | Non
     summary = json.loads(Path(summaries[0]).read_text(encoding="utf-8")) if summaries else None
     frames = []
     for path in as_list(inputs.get("external", [])):
-        frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], dtype={"panel": str})
+        frame = pd.read_csv(
+            path, sep="\t", keep_default_na=False, na_values=[""], dtype={"panel": str, "collection": str}
+        )
+        if "collection" in frame:  # '' for a named panel; absent from tables of older runs
+            frame["collection"] = frame["collection"].fillna("")
         if len(frame):
             frame.insert(0, "table", path)
             frames.append(frame)
     return summary, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
 
 
-def cv_estimates(summary: pd.DataFrame) -> dict[tuple[str, str], Mapping]:
-    """The MLP's CV rows of summary.tsv by (panel, metric): cv_mean, ci_low, ci_high."""
+def _text(value: object) -> str:
+    """A name column's value as text, '' for a missing one."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def cv_estimates(summary: pd.DataFrame) -> dict[tuple[str, str, str], Mapping]:
+    """The MLP's CV rows of summary.tsv by (collection, panel, metric): cv_mean, ci_low, ci_high.
+
+    Keyed by collection too: a named panel (collection '') and a set of a
+    collection may share a name, and must not take each other's estimate.
+    """
     if summary is None or not len(summary) or "model" not in summary:
         return {}
     rows = summary[summary["model"] == "mlp"]
-    return {(str(r["panel"]), str(r["metric"])): r for r in rows.to_dict("records")}
+    return {(_text(r.get("collection")), str(r["panel"]), str(r["metric"])): r for r in rows.to_dict("records")}
+
+
+def external_collection(row: Mapping, collections: set[str]) -> str:
+    """The collection of an external metrics row: its own column, or (tables written before it had one) the
+    folder of its table, ``results/predictions/{panel or collection}/``, when that folder is a collection."""
+    if isinstance(row.get("collection"), str):
+        return row["collection"]
+    folder = Path(str(row.get("table", ""))).parent.name
+    return folder if folder in collections else ""
 
 
 def _ci(value: object, low: object, high: object) -> str:
@@ -108,12 +134,14 @@ def external_section(inputs: Mapping[str, str | Sequence[str]], summary: pd.Data
         parts.append(f"<p>{esc(WHY)}</p>")
         return section("external", "\n".join(parts))
     cv = cv_estimates(summary)
+    collections = {c for c, _, _ in cv if c}
     rows = []
     for r in metrics.to_dict("records"):
-        estimate = cv.get((str(r["panel"]), str(r["metric"])), {})
+        collection = external_collection(r, collections)
+        estimate = cv.get((collection, str(r["panel"]), str(r["metric"])), {})
         rows.append(
             [
-                r["panel"],
+                f"{collection}/{r['panel']}" if collection else r["panel"],
                 NAMES.get(str(r["metric"]), r["metric"]),
                 int(r["n"]),
                 Html(_ci(r["value"], r["ci_low"], r["ci_high"])),

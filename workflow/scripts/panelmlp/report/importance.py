@@ -154,7 +154,11 @@ def importance_section(
         f"score when that gene's values are shuffled among a split's test rows ({repeats} shuffles per gene and split, "
         "the trained model unchanged), averaged over the CV splits with a 95% corrected resampled t interval. "
         "Computed for every panel whose call is not <i>none</i> and every panel <code>evaluate.importance</code> "
-        "names (results/metrics/genes.tsv, genes_screen.tsv)."
+        "names (results/metrics/genes.tsv, genes_screen.tsv). Two caveats. A gene <i>drives</i> a set when its "
+        "interval lies above 0, judged gene by gene with no correction across genes: about 2.5% of genes with no "
+        "effect qualify by chance (some 5 of a 200-gene set). Correlated genes share or mask importance: shuffling one "
+        "leaves its partners to carry the same signal, so each of a correlated group can look unimportant; a small "
+        "importance does not mean a gene is unrelated to the target."
     )
     if genes is None or screen is None:
         return section("importance", caption(intro) + "<p>Driver genes were not computed for this report.</p>")

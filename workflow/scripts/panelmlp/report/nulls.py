@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..compare import ALPHA, beats_random
+from ..compare import ALPHA, at_floor, beats_random, pool_key, random_p_text
 from .figures import HOLDOUT_COLOUR, MODEL_COLOURS, Figure, figure, hline, number, vline
 from .inputs import Panel
 from .page import Figures, caption, esc, fmt, fmt_p, section
@@ -99,7 +99,7 @@ def pools_figure(
     """Each size bin's pool of random gene sets (a box of their mean CV ROC-AUC) with the panels it serves as dots.
 
     ``pools`` is keyed by ``(universe, size)`` (``compare.random_pools``);
-    ``panels`` has ``label``, ``size`` (the pool's key), ``auc``, ``random_p``
+    ``panels`` has ``label``, ``size`` (the pool's key), ``auc``, ``random_p`` (as text, :func:`compare.random_p_text`)
     and ``beats`` (``yes``/``no``); dots are spread sideways so many panels of
     one bin stay visible.
     """
@@ -141,8 +141,8 @@ def pools_figure(
                 "name": name,
                 "marker": {"color": colour, "size": 7, "opacity": 0.8},
                 "text": [esc(v) for v in rows["label"]],
-                "customdata": rows["random_p"].to_numpy(np.float64),
-                "hovertemplate": f"%{{text}}: {score.name} %{{y:.3f}}, random-panel p %{{customdata:.3g}}<extra></extra>",
+                "customdata": [esc(v) for v in rows["random_p"]],
+                "hovertemplate": f"%{{text}}: {score.name} %{{y:.3f}}, random-panel p %{{customdata}}<extra></extra>",
             }
         )
     layout = {
@@ -213,8 +213,12 @@ def random_figure(panel: Panel, pool: np.ndarray | None) -> Figure | None:
     auc = panel.auc
     if pool is None or not len(pool) or not int(auc["n_random"] or 0):
         return None
-    fitted = " (fitted tail)" if auc.get("random_p_method") == "fitted" else ""
-    note = f"p = {fmt_p(auc['random_p'])}{fitted}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
+    method = auc.get("random_p_method")
+    if at_floor(auc["random_p"], method):
+        shown = f"p {random_p_text(auc['random_p'], method)}, far beyond every random set"
+    else:
+        shown = f"p = {fmt_p(auc['random_p'])}" + (" (fitted tail)" if method == "fitted" else "")
+    note = f"{esc(shown)}, q = {fmt_p(auc['random_q'])}<br>{fmt(auc['random_pct'], 0)}th percentile"
     size = auc.get("random_size")
     size = int(size) if size is not None and math.isfinite(float(size)) else panel.n_genes
     title = f"mean CV {panel.score.name} of random {size}-gene sets"
@@ -241,12 +245,11 @@ def _permutation_part(panels: Sequence[Panel]) -> str:
 
 
 def _pool_key(panel: Panel, pools: Mapping[tuple[str, int], np.ndarray]) -> tuple[str, int] | None:
-    """The key of the pool a panel was compared with: its collection's own where drawn, else the cohort's."""
+    """The key of the pool a panel was compared with (``compare.pool_key``: its collection's own universe, or the cohort's)."""
     size = panel.auc.get("random_size")
     if size is None or not math.isfinite(float(size)):
         return None
-    own = (panel.collection, int(size))
-    return own if own in pools else ("", int(size))
+    return pool_key(pools, panel.collection, int(size))
 
 
 def _random_part(panels: Sequence[Panel], pools: Mapping[tuple[str, int], np.ndarray], slots: Figures) -> str:
@@ -262,7 +265,7 @@ def _random_part(panels: Sequence[Panel], pools: Mapping[tuple[str, int], np.nda
             "label": [p.label for p in compared],
             "size": [_pool_key(p, pools) for p in compared],
             "auc": [float(p.auc["cv_mean"]) for p in compared],
-            "random_p": [float(p.auc["random_p"]) for p in compared],
+            "random_p": [random_p_text(p.auc["random_p"], p.auc.get("random_p_method")) for p in compared],
             "beats": [beats_random(p.auc) for p in compared],
         }
     )
@@ -275,8 +278,8 @@ def _random_part(panels: Sequence[Panel], pools: Mapping[tuple[str, int], np.nda
             f"Boxes: the mean CV {compared[0].score.name} of random gene sets of each size bin (panels of nearby sizes share a "
             f"pool drawn at the bin's size; {esc(sizes)}), trained exactly like the panels; whiskers span the whole pool. "
             f"Dots: the panels, blue when they beat the random sets of their bin at q &lt; {ALPHA}. <b>{beat} of {len(compared)}</b> "
-            "panels do. A panel can be predictive (beat chance and shuffled labels) and still not beat random genes: then any "
-            "genes of that number would do about as well, and the panel does not single out that set."
+            "panels do. A panel can be predictive (beat chance and shuffled labels) without being shown to beat random genes: "
+            "then this test does not single out that set (which is not evidence that any genes of that number would do as well)."
         )
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ..compare import random_p_text
 from .inputs import Panel
 from .page import esc, fmt, fmt_p
 from .score import CLASSIFICATION, Score
@@ -65,7 +66,8 @@ def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bo
     if permutations:
         cells += [_num(fmt_p(auc["perm_p"]), auc["perm_p"]), _num(fmt_p(auc["perm_q"]), auc["perm_q"])]
     if random:
-        cells += [_num(fmt_p(auc["random_p"]), auc["random_p"]), _num(fmt_p(auc["random_q"]), auc["random_q"])]
+        rand = random_p_text(auc["random_p"], auc.get("random_p_method"))
+        cells += [_num(esc(rand), auc["random_p"]), _num(fmt_p(auc["random_q"]), auc["random_q"])]
         cells.append(_num(fmt(auc["random_pct"], 0), auc["random_pct"]))
     cells.append(f'<td class="num" data-v="{LEVEL_ORDER[p.level]}">{tag(p.level)}</td>')
     attrs = ' class="best"' if best else ""

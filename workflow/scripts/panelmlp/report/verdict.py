@@ -5,10 +5,14 @@ Two questions, two calls (:func:`compare.signal_level`): a panel is
 q-values over all panels stay under :data:`compare.ALPHA`, and *set-specific*
 when it also beats random gene sets of its size (random-panel q < ALPHA). The
 headline leads with how many panels are predictive and what share of random
-gene sets predicts on its own (verdict.json), then names the set-specific
-ones. In real expression a target often follows a broad program that many genes
-share (Venet et al. 2011): then many sets predict and none is special, and the
-verdict says so instead of calling a predictive set a signal of that set.
+gene sets would have been called predictive in this screen and how the
+typical random set scores (verdict.json), then names the set-specific ones. In
+real expression a target often follows a broad program that many genes share
+(Venet et al. 2011): then many sets predict and the random sets score above
+chance too, and the verdict says the signal is consistent with such a program
+instead of calling a predictive set a signal of that set. A test that does not
+reject is reported as such ("not shown to do better"), never as evidence that
+a panel does no better than random genes.
 """
 
 from __future__ import annotations
@@ -20,24 +24,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compare import ALPHA, beats_random, corrected_ci, multiplicity_warnings
+from ..compare import (
+    ALPHA,
+    at_floor,
+    beats_random,
+    broad_program,
+    corrected_ci,
+    multiplicity_warnings,
+    random_p_text,
+)
 from .inputs import Comparison, Facts, Panel, Rows
 from .page import esc, fmt, fmt_p
 
 EXTERNAL = (
-    "Only external validation on an independent cohort can rule out a chance association that this whole cohort shares."
+    "Only external validation on an independent cohort tests for a chance association that this whole cohort shares."
 )
 """Said whenever the verdict names a set: no test within one cohort can tell a cohort-wide chance association."""
-
-BROAD_SHARE = 0.2
-"""From this share of random gene sets predictive on their own, the verdict speaks of a broad program."""
 
 HEADLINES = {
     "set-specific": "Set-specific: the MLP on these genes separates the classes better than chance (q < 0.05 over the panels tested), "
     "and better than random gene sets of the same size (random-panel q < 0.05). " + EXTERNAL,
     "predictive": "Predictive, not set-specific: these genes separate the classes better than chance (q < 0.05 over the panels tested), "
-    "but not measurably better than random genes of the same number (or that comparison did not run), so it does not "
-    "single out this set: a broad program that many genes share may carry it. " + EXTERNAL,
+    "but the set is not shown to do better than random genes of the same number (random-panel q >= 0.05, or that comparison "
+    "did not run), so this screen does not single out this set: a broad program that many genes share may carry it. "
+    + EXTERNAL,
     "unconfirmed": f"Unconfirmed: the ROC-AUC interval lies above 0.5, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
     "none": "No evidence of signal: the MLP does not separate the classes measurably better than chance.",
     "below": "No evidence of signal: the MLP scores below chance, which is not usable signal either.",
@@ -49,8 +59,9 @@ REGRESSION_HEADLINES = {
     "set-specific": "Set-specific: the MLP on these genes predicts the target better than the training mean (q < 0.05 over the panels tested), "
     "and better than random gene sets of the same size (random-panel q < 0.05). " + EXTERNAL,
     "predictive": "Predictive, not set-specific: these genes predict the target better than the training mean (q < 0.05 over the panels tested), "
-    "but not measurably better than random genes of the same number (or that comparison did not run), so it does not "
-    "single out this set: a broad program that many genes share may carry it. " + EXTERNAL,
+    "but the set is not shown to do better than random genes of the same number (random-panel q >= 0.05, or that comparison "
+    "did not run), so this screen does not single out this set: a broad program that many genes share may carry it. "
+    + EXTERNAL,
     "unconfirmed": f"Unconfirmed: the R² interval lies above 0, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
     "none": "No evidence of signal: the MLP does not predict the target measurably better than the training mean.",
     "below": "No evidence of signal: the MLP predicts worse than the training mean (R² below 0), which is not usable signal either.",
@@ -227,8 +238,11 @@ def _holdout_item(panel: Panel) -> str:
     )
 
 
-def _null_items(panel: Panel, random_panels: int) -> list[str]:
-    """The permutation test and the random-gene-set comparison, or why they are absent."""
+def _null_items(panel: Panel, random_panels: int, n_compared: int | None = None) -> list[str]:
+    """The permutation test and the random-gene-set comparison, or why they are absent.
+
+    ``n_compared``: the random-panel family (panels with a random-panel p), when known.
+    """
     auc, name = panel.auc, panel.score.name
     n_perm, n_random = int(auc["n_permutations"] or 0), int(auc["n_random"] or 0)
     if n_perm:
@@ -239,17 +253,30 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
     else:
         perm = "No permutation test was run (config <code>evaluate.permutations: 0</code>)."
     if n_random:
-        verdict = "it beats random genes" if beats_random(auc) == "yes" else "it does not beat random genes"
+        over = f" over the {n_compared} panels compared" if n_compared else " over the panels compared"
+        verdict = (
+            f"it does better than random genes of its size (random-panel q &lt; {ALPHA}{over})"
+            if beats_random(auc) == "yes"
+            else f"it is not shown to do better than random genes of its size (random-panel q &ge; {ALPHA}{over}; "
+            "that is no evidence that it does not)"
+        )
         size = auc.get("random_size")
         size = int(size) if size is not None and not math.isnan(float(size)) else panel.n_genes
         where = f"{size} genes" + (f", the size bin of its {panel.n_genes}" if size != panel.n_genes else "")
-        how = (
-            "a tail p from a normal fitted to the random sets' scores on the logit scale, since it beats every one of them"
-            if auc.get("random_p_method") == "fitted"
-            else "the share of random sets scoring at least as well, add-one estimate"
-        )
+        method = auc.get("random_p_method")
+        if at_floor(auc["random_p"], method):
+            shown = f"p <b>{esc(random_p_text(auc['random_p'], method))}</b>, far beyond every random set"
+            how = "a t tail fitted to the random sets' scores, reported no smaller than this floor"
+        else:
+            shown = f"p = <b>{fmt_p(auc['random_p'])}</b>"
+            how = (
+                "a t tail fitted to the random sets' scores on the logit scale, as heavy as their own top, "
+                "since it beats every one of them"
+                if method == "fitted"
+                else "the share of random sets scoring at least as well, add-one estimate"
+            )
         rand = (
-            f"Against {n_random} random gene sets of {where}: p = <b>{fmt_p(auc['random_p'])}</b> ({how}; "
+            f"Against {n_random} random gene sets of {where}: {shown} ({how}; "
             f"q = {fmt_p(auc['random_q'])}); its mean {name} is at the {fmt(auc['random_pct'], 0)}th percentile of theirs, so {verdict}."
         )
     elif random_panels:
@@ -259,7 +286,7 @@ def _null_items(panel: Panel, random_panels: int) -> list[str]:
     return [perm, rand]
 
 
-def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int) -> str:
+def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int, n_compared: int | None = None) -> str:
     """The plain-language verdict on one panel's MLP against chance, both baselines and the nulls."""
     second = _mean_item(panel) if panel.score.kind == "regression" else _accuracy_item(panel, labels)
     items = [_auc_item(panel, n_panels), second, _logreg_item(panel)]
@@ -267,7 +294,7 @@ def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int
         items.append(_sklearn_item(panel))
     if panel.facts.holdout_n:
         items.append(_holdout_item(panel))
-    items += _null_items(panel, random_panels)
+    items += _null_items(panel, random_panels, n_compared)
     body = "".join(f"<li>{item}</li>" for item in items)
     return (
         f'<div class="verdict level-{panel.level}" id="verdict-{panel.anchor}" data-panel="{esc(panel.label)}">'
@@ -293,12 +320,14 @@ def headline(
 ) -> tuple[str, str]:
     """The sentences that open the report, leading with the screen as a whole, and their CSS level.
 
-    First how many panels are predictive (the self-contained test), then what
-    share of random gene sets of the same sizes is predictive on its own
-    (``screen``, from verdict.json), then which panels, if any, are
+    First how many panels are predictive (the self-contained test), then how
+    random gene sets of the same sizes score and what share of them would
+    have been called predictive in this screen (``screen``, from
+    verdict.json; a broad program is named from how they score,
+    :func:`compare.broad_program`), then which panels, if any, are
     set-specific (better than random genes of their size too). A merely
     predictive panel is never called a signal of that set, and whenever a set is
-    named the text says that only external validation rules out a chance
+    named the text says that only external validation tests for a chance
     association the whole cohort shares. ``warned``: multiplicity warnings
     apply, so a q-value may be unable to reach :data:`compare.ALPHA` whatever the data.
     """
@@ -331,8 +360,8 @@ def headline(
             )
         else:
             parts.append(
-                f"<b>None is set-specific</b>: no panel does better than random gene sets of its size "
-                f"(random-panel q &lt; {ALPHA}, {len(compared)} compared)."
+                f"<b>None is set-specific</b>: no panel is shown to do better than random gene sets of its size "
+                f"(random-panel q &ge; {ALPHA} for all {len(compared)} compared; that is no evidence that none does)."
             )
     else:
         parts.append(
@@ -340,20 +369,28 @@ def headline(
             "than random genes of its size is unknown and no panel can be called set-specific."
         )
     if specific:
-        parts.append("Only these sets' genes do better than random genes of their size. " + EXTERNAL)
+        broad = (
+            " Random gene sets of these sizes score above chance too, which is consistent with a broad program that "
+            "many genes share (Venet et al. 2011)."
+            if _broad(screen)
+            else ""
+        )
+        parts.append(
+            "The other panels are not shown to do better than random genes of their size, which is no evidence that "
+            f"they do not.{broad} " + EXTERNAL
+        )
         level = "set-specific"
     elif predictive:
         if compared:
-            share = _overall_share(screen)
             broad = (
-                f": {share:.0%} of random gene sets of these sizes predict on their own, so the target follows a broad "
-                "program that many genes share (Venet et al. 2011)"
-                if share is not None and share >= BROAD_SHARE
+                ": random gene sets of these sizes score above chance too, which is consistent with a broad program "
+                "that many genes share (Venet et al. 2011)"
+                if _broad(screen)
                 else ""
             )
             parts.append(
-                f"The signal is not specific to any set{broad}. A predictive panel shows that its genes predict the target, "
-                "not that this set is special. " + EXTERNAL
+                f"The signal is not shown to be specific to any set{broad}. A predictive panel shows that its genes predict "
+                "the target, not that this set is special. " + EXTERNAL
             )
         else:
             parts.append(
@@ -378,19 +415,37 @@ def headline(
     return " ".join(parts), level
 
 
-def _overall_share(screen: Mapping | None) -> float | None:
-    """The share of random gene sets predictive on their own, weighted by the panels each pool serves; None if unknown."""
+def _overall(screen: Mapping | None, key: str) -> float | None:
+    """A screen-wide number of verdict.json (weighted by the panels each pool serves); None if unknown."""
     if not screen:
         return None
-    share = screen.get("random_predictive_share_overall")
-    return None if share is None or math.isnan(float(share)) else float(share)
+    value = screen.get(key)
+    return None if value is None or math.isnan(float(value)) else float(value)
+
+
+def _broad(screen: Mapping | None) -> bool:
+    """Whether random gene sets score broadly above chance (``compare.broad_program`` of the screen-wide median and share)."""
+    median = _overall(screen, "random_median_score_overall")
+    above = _overall(screen, "random_share_above_chance_overall")
+    if median is None and above is None:
+        return False
+    metric = str((screen or {}).get("metric") or "roc_auc")
+    return broad_program(math.nan if median is None else median, math.nan if above is None else above, metric)
 
 
 def _share_sentence(screen: Mapping | None, most: int = 8) -> str:
-    """What share of random gene sets of each size bin is predictive on its own, under the panels' rule."""
-    share = _overall_share(screen)
+    """How random gene sets of the panels' size bins score, and how many would have been called predictive here.
+
+    The typical random set's score (median, share above chance) says how
+    broadly random genes carry the signal; the share that would have been
+    called predictive, one set at a time under the panels' rule, also depends
+    on that per-set test's power, so it stands next to n_predictive / m.
+    """
+    share = _overall(screen, "random_predictive_share_overall")
     if share is None:
-        return "How many random gene sets predict on their own is not known here (results/metrics/verdict.json is missing)."
+        return "How random gene sets of these sizes score is not known here (results/metrics/verdict.json is missing)."
+    metric = str(screen.get("metric") or "roc_auc")
+    name, chance = ("R²", 0.0) if metric == "r2" else ("ROC-AUC", 0.5)
     pools = [p for p in screen.get("random_pools", []) if p.get("panels")]
     per = ", ".join(
         f"{p['size']} genes{'' if p['universe'] == 'cohort' else ' of ' + esc(p['universe'])}: "
@@ -398,9 +453,17 @@ def _share_sentence(screen: Mapping | None, most: int = 8) -> str:
         for p in pools[:most]
     )
     more = f" and {len(pools) - most} more bins" if len(pools) > most else ""
+    median = _overall(screen, "random_median_score_overall")
+    above = _overall(screen, "random_share_above_chance_overall")
+    called = (
+        f"<b>{share:.0%}</b> of them would have been called predictive in this screen ({per}{more}), "
+        f"against {screen.get('n_predictive', '?')} of {screen.get('n_panels', '?')} panels."
+    )
+    if median is None or above is None:
+        return f"Random gene sets of the same sizes, put through the same test one at a time: {called}"
     return (
-        f"Random gene sets of the same sizes, put through the same test, are predictive on their own in "
-        f"<b>{share:.0%}</b> of cases ({per}{more})."
+        f"The median random gene set of the same sizes scores {name} <b>{median:.3g}</b>, and <b>{above:.0%}</b> of them "
+        f"score above {chance:g}; put through the same test one at a time, {called}"
     )
 
 
@@ -452,7 +515,7 @@ def verdict_section_body(
     warnings = warnings_html(len(panels), permutations, random_panels, family)
     text, level = headline(panels, labels, warned=bool(warnings), screen=screen)
     shown = boxes_shown(panels)
-    boxes = "".join(verdict_box(p, labels, len(panels), random_panels) for p in shown)
+    boxes = "".join(verdict_box(p, labels, len(panels), random_panels, family) for p in shown)
     note = ""
     if len(shown) < len(panels):
         note = (

@@ -1,0 +1,213 @@
+"""Calibration slope and intercept of the pooled out-of-fold predictions: summary.tsv's calibration rows.
+
+metrics.tsv keeps a slope and intercept per split, but their mean over CV
+splits is biased: a logistic fit on a small test fold overshoots (perfectly
+calibrated predictions on 30 test rows give a mean slope of 1.18 to 1.47,
+depending on how strong the signal is), and a fold whose predictions separate
+its classes has no finite slope and drops out, which selects the folds with
+the weaker fits. Each repeat of k-fold CV predicts every labelled sample once,
+so its test predictions pooled form one out-of-fold prediction per sample, as
+large as the cohort; :func:`pooled_calibration` fits slope and intercept once
+per (panel, model, repeat) on them (:func:`panelmlp.metrics.calibration_fit`,
+more classes: the mean of the one-vs-rest values), with the Wald standard
+error of the fit.
+
+:func:`pooled_summary` puts these into summary.tsv's ``calibration_slope`` and
+``calibration_intercept`` rows: ``cv_mean`` is the mean over CV repeats,
+``cv_sd`` the spread across repeats (fold assignment only; NaN with one
+repeat), ``n_splits`` the number of repeats with a finite fit, and the 95%
+interval ``cv_mean ± 1.96 se`` with ``se`` the repeats' root-mean-square Wald
+standard error. The repeats predict the same samples, so averaging them does
+not shrink the sampling error, and the spread across repeats alone would
+miss it; the Wald error treats the predictions as fixed, so it leaves out the
+variation of the trained models. The ``holdout`` column stays the holdout
+split's own value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from .errors import PanelMlpError
+from .metrics import calibration_fit, logit
+
+CALIBRATION = ("calibration_slope", "calibration_intercept")
+"""summary.tsv's metrics that come from the pooled out-of-fold predictions."""
+
+POOLED_COLUMNS = ["collection", "panel", "model", "repeat", *CALIBRATION, "slope_se", "intercept_se", "n_samples"]
+"""Columns of :func:`pooled_calibration`'s table."""
+
+_REPEAT = re.compile(r"^cv_r(\d+)_f\d+$")
+
+
+def wald_se(y: np.ndarray, p: np.ndarray, slope: float, intercept: float) -> tuple[float, float]:
+    """Wald standard errors of :func:`panelmlp.metrics.calibration_fit`'s slope and intercept.
+
+    The slope's from the inverse Fisher information of the joint fit ``a + b
+    logit(p)`` at its maximum (its ``a`` refitted here); the intercept's from
+    the offset fit, ``1 / sqrt(sum w)``. NaN where the estimate is.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    z = logit(p)
+    slope_se = intercept_se = math.nan
+    if math.isfinite(intercept):
+        mu = 1.0 / (1.0 + np.exp(-(intercept + z)))
+        info = float(np.sum(mu * (1.0 - mu)))
+        intercept_se = 1.0 / math.sqrt(info) if info > 0 else math.nan
+    if math.isfinite(slope):
+        # a of the joint fit: one-dimensional Newton with b fixed at the slope
+        a = 0.0
+        for _ in range(100):
+            mu = 1.0 / (1.0 + np.exp(-(a + slope * z)))
+            w = mu * (1.0 - mu)
+            step = float(np.sum(y - mu)) / max(float(w.sum()), 1e-300)
+            a += step
+            if abs(step) < 1e-12:
+                break
+        mu = 1.0 / (1.0 + np.exp(-(a + slope * z)))
+        w = mu * (1.0 - mu)
+        h00, h01, h11 = float(w.sum()), float(w @ z), float(w @ (z * z))
+        det = h00 * h11 - h01 * h01
+        slope_se = math.sqrt(h00 / det) if det > 0 else math.nan
+    return slope_se, intercept_se
+
+
+def _positive_class(frame: pd.DataFrame) -> str | None:
+    """The positive class of binary predictions, read from the decision rule (predicted when probability >= 0.5)."""
+    above = frame.loc[frame["probability"] >= 0.5, "predicted_label"].dropna().unique()
+    if len(above):
+        return str(above[0])
+    below = set(frame.loc[frame["probability"] < 0.5, "predicted_label"].dropna().unique())
+    others = sorted(set(frame["true_label"].dropna().unique()) - below)
+    return str(others[0]) if others else None
+
+
+def _fit(y: np.ndarray, p: np.ndarray, constant_within_splits: bool) -> tuple[float, float, float, float]:
+    """Slope, intercept and their Wald errors; no slope when every split's predictions are constant (majority)."""
+    slope, intercept = calibration_fit(y, p)
+    if constant_within_splits:
+        slope = math.nan  # the pooled spread is only the folds' class shares: no ranking to recalibrate
+    slope_se, intercept_se = wald_se(y, p, slope, intercept)
+    return slope, intercept, slope_se, intercept_se
+
+
+def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Slope and intercept of each (collection, panel, model, CV repeat)'s pooled test predictions, with Wald errors.
+
+    ``predictions`` is predictions.parquet (fit.py): the CV rows (split ids
+    ``cv_r{repeat}_f{fold}``) are pooled per repeat, where each sample must
+    appear once. Two classes: of the positive class (``probability``). More
+    classes: the mean over classes of the one-vs-rest values of the
+    ``prob_<class>`` columns (and of their standard errors). A regression
+    target has none: an empty table.
+    """
+    if "true_label" not in predictions or not len(predictions):
+        return pd.DataFrame(columns=POOLED_COLUMNS)
+    cv = predictions[predictions["kind"] == "cv"]
+    if "collection" not in cv:
+        cv = cv.assign(collection="")
+    repeat = cv["split_id"].astype(str).str.extract(_REPEAT, expand=False)
+    cv = cv.assign(repeat=pd.to_numeric(repeat), collection=cv["collection"].fillna("").astype(str))
+    cv = cv[cv["repeat"].notna()]
+    class_columns = [c for c in cv.columns if c.startswith("prob_")]
+    positive = None if class_columns else _positive_class(cv)
+    keys = ["collection", "panel", "model", "repeat"]
+    twice = cv.duplicated([*keys, "sample_id"])
+    if twice.any():
+        collection, panel, model, rep = cv[keys].to_numpy()[int(np.argmax(twice.to_numpy()))]
+        raise PanelMlpError(
+            f"predictions of {collection + '/' if collection else ''}{panel}, {model}, CV repeat {int(rep)}: "
+            "a sample is predicted twice in one repeat (predictions.parquet from two runs?); "
+            "rerun snakemake with --forcerun fit"
+        )
+    value_columns = class_columns or ["probability"]
+    # per group and column: whether every split's predictions are one value (the majority baseline)
+    constant = (cv.groupby([*keys, "split_id"], sort=False)[value_columns].nunique() <= 1).groupby(level=keys).all()
+    rows = []
+    for (collection, panel, model, rep), part in cv.groupby(keys, sort=False):
+        truth = part["true_label"].astype(str).to_numpy()
+        flat = constant.loc[(collection, panel, model, rep)]
+        if class_columns:
+            fits = [
+                _fit(truth == column[len("prob_") :], part[column].to_numpy(np.float64), bool(flat[column]))
+                for column in class_columns
+            ]
+            slope, intercept, slope_se, intercept_se = (float(v) for v in np.mean(fits, axis=0))
+        elif positive is not None:
+            p = part["probability"].to_numpy(np.float64)
+            slope, intercept, slope_se, intercept_se = _fit(truth == positive, p, bool(flat["probability"]))
+        else:
+            slope = intercept = slope_se = intercept_se = math.nan
+        rows.append([collection, panel, model, int(rep), slope, intercept, slope_se, intercept_se, len(part)])
+    return pd.DataFrame(rows, columns=POOLED_COLUMNS)
+
+
+def summarise_pooled(pooled: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per (collection, panel, model, metric): mean over repeats, sd across repeats, Wald interval, repeats with a fit."""
+    z = float(ndtri(0.5 + level / 2))
+    rows = []
+    for (collection, panel, model), part in pooled.groupby(["collection", "panel", "model"], sort=False):
+        for metric, se_column in zip(CALIBRATION, ("slope_se", "intercept_se"), strict=True):
+            ok = part[np.isfinite(part[metric].to_numpy(np.float64))]
+            values = ok[metric].to_numpy(np.float64)
+            mean = float(values.mean()) if len(values) else math.nan
+            sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            se = float(np.sqrt(np.nanmean(ok[se_column].to_numpy(np.float64) ** 2))) if len(values) else math.nan
+            rows.append(
+                {
+                    "collection": collection,
+                    "panel": panel,
+                    "model": model,
+                    "metric": metric,
+                    "cv_mean": mean,
+                    "cv_sd": sd,
+                    "ci_low": mean - z * se,
+                    "ci_high": mean + z * se,
+                    "n_splits": len(values),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["collection", "panel", "model", "metric", "cv_mean", "cv_sd", "ci_low", "ci_high", "n_splits"]
+    )
+
+
+def pooled_summary(summary: pd.DataFrame, metrics_paths: Sequence[str]) -> pd.DataFrame:
+    """summary.tsv with its calibration rows from the pooled out-of-fold predictions (:func:`summarise_pooled`).
+
+    Each unit's predictions.parquet lies beside its metrics.tsv (the fit job
+    writes both into the unit's folder). A regression run is returned as is.
+    """
+    if not (summary["metric"].isin(CALIBRATION)).any():
+        return summary
+    parts = []
+    for path in metrics_paths:
+        source = Path(path).with_name("predictions.parquet")
+        if not source.exists():
+            raise PanelMlpError(
+                f"{source}: missing (the fit job writes it beside {Path(path).name}); "
+                f"rerun `snakemake --forcerun {path}` to refit it"
+            )
+        parts.append(pooled_calibration(pd.read_parquet(source)))
+    parts = [p for p in parts if len(p)]
+    pooled = summarise_pooled(pd.concat(parts, ignore_index=True)) if parts else None
+    out = summary.copy()
+    rows = out["metric"].isin(CALIBRATION)
+    columns = ["cv_mean", "cv_sd", "ci_low", "ci_high", "n_splits"]
+    out.loc[rows, columns] = math.nan
+    out.loc[rows, "n_splits"] = 0
+    if pooled is not None and len(pooled):
+        keys = ["collection", "panel", "model", "metric"]
+        indexed = pooled.set_index(keys)
+        where = pd.MultiIndex.from_frame(out.loc[rows, keys].fillna({"collection": ""}).astype({"collection": str}))
+        found = indexed.reindex(where)
+        out.loc[rows, columns] = found[columns].to_numpy()
+        out.loc[rows, "n_splits"] = found["n_splits"].fillna(0).to_numpy()
+    out["n_splits"] = out["n_splits"].astype("int64")
+    return out
