@@ -17,6 +17,7 @@ from panelmlp.config import (
     coerce_config,
     config_error,
     config_problem,
+    duplicate_key_problem,
     layer_config,
     read_schema,
 )
@@ -29,6 +30,11 @@ CONFIG_SCHEMA = os.path.join(
 # (target.classes, genes, each panel, ...). Not when another workflow uses this one as a module.
 if not workflow.modifier.skip_configfile:
     cli = workflow.config_settings
+    for path in cli.configfiles:
+        config_message = duplicate_key_problem(path)
+        if config_message is not None:
+            print(f"panelmlp error: {config_message}", file=sys.stderr, flush=True)
+            sys.exit(1)
     layered = layer_config(
         {} if cli.replace_workflow_config else load_configfile(DEFAULT_CONFIG),
         [load_configfile(path) for path in cli.configfiles] + [cli.config],

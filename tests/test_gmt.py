@@ -146,7 +146,7 @@ def test_empty_set_name_is_an_error(tmp_path):
 def test_missing_and_empty_files(tmp_path):
     missing = tmp_path / "nope.gmt"
     assert _error(missing).startswith(f"gmt file {missing} not found; fix:")
-    assert _error(tmp_path).startswith(f"gmt file {tmp_path} not found")
+    assert _error(tmp_path).startswith(f"gmt file {tmp_path} is a folder; fix: give the path of the GMT file itself")
     for text in ("", "# only a comment\n\n   \n"):
         path = _write(tmp_path, text)
         assert _error(path).startswith(f"{path}: no gene sets")

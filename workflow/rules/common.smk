@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from panelmlp.config import panel_name_clash
 from panelmlp.errors import PanelMlpError
 from panelmlp.gmt import read_gmt
-from panelmlp.panels import read_panel_file
+from panelmlp.panels import panel_genes
 
 GROUP_MAX_GENES = 500
 """Named panels of at most this many genes (lists and files) are fitted together in one job."""
@@ -100,7 +100,10 @@ def resolve_input_paths():
 
 
 def check_inputs():
-    """Stop before any job when an input file is missing (only the download target is fetched)."""
+    """Stop before any job when an input file is missing (only the download target is fetched).
+
+    Also when input.samples is set without input.expression (the sheet would be ignored).
+    """
     if two_files():
         for key in ("expression", "samples"):
             path = config["input"].get(key)
@@ -114,6 +117,12 @@ def check_inputs():
                 stop(
                     f"config input.{key}: {path} is a folder; point it at the table file"
                 )
+    elif config["input"].get("samples"):
+        stop(
+            f"config input.samples: {config['input']['samples']!r} is set but input.expression is not, so it "
+            "would be ignored and raw_csv read; set input.expression to the expression matrix it goes with, "
+            "or remove input.samples for one table (raw_csv)"
+        )
     elif not os.path.exists(config["raw_csv"]) and not download_wanted():
         not_found(config["raw_csv"], "raw_csv")
     elif os.path.isdir(config["raw_csv"]):
@@ -160,16 +169,20 @@ def collection_units(name, spec, per_job):
     return units
 
 
-def listed_genes(spec):
-    """How many genes a named panel lists (a list or a file), or None for ``all`` or an unreadable file."""
+def listed_genes(spec, name=None):
+    """How many genes a named panel lists (a list or a file), or None for ``all``.
+
+    A panel file that is missing, a folder, not UTF-8, lists no gene or a gene
+    twice stops the run here, naming the panel ``name`` (plan_units() reads every file first).
+    """
     if isinstance(spec, list):
         return len(spec)
     if spec == "all":
         return None
     try:
-        return len(read_panel_file(spec))
-    except PanelMlpError:
-        return None  # its own fit job says what is wrong with it
+        return len(panel_genes(name or spec, spec))
+    except PanelMlpError as exc:
+        stop(f"config panels.{name or spec}: {exc}")
 
 
 def named_unit(name, panels):
@@ -202,7 +215,7 @@ def plan_units():
         if isinstance(spec, str) and spec != "all":
             spec = panel_path(spec)
         folders.append(name)
-        size = listed_genes(spec)
+        size = listed_genes(spec, name)
         if size is not None and size <= GROUP_MAX_GENES:
             grouped[name] = spec
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +52,89 @@ def config_error(config: Mapping, schema_path: str | Path) -> str | None:
     if error is None:
         return None
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"config {key}: {error.message}; see config/README.md"
+    message = error.message
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        message += _unknown_key_hint(error.instance, error.schema, schema if not error.absolute_path else None)
+    if error.validator in ("oneOf", "anyOf") and isinstance(error.validator_value, list):
+        forms = [_form(branch) for branch in error.validator_value]
+        message = f"{error.instance!r} is none of the accepted forms: {', '.join(forms[:-1])} or {forms[-1]}"
+    return f"config {key}: {message}; see config/README.md"
+
+
+def _unknown_key_hint(instance: Mapping, schema: Mapping, top: Mapping | None) -> str:
+    """Where the unknown keys of ``instance`` were probably meant: a close known key, or a section that has it.
+
+    ``top``: the whole schema when ``instance`` is the top level (then a key of
+    a section, ``epochs``, points at ``model.epochs``).
+    """
+    known = list(schema.get("properties", {}))
+    hints = []
+    for key in (str(k) for k in instance if k not in known):
+        close = difflib.get_close_matches(key, known, n=1)
+        sections = (
+            [name for name, sub in top.get("properties", {}).items() if key in (sub.get("properties") or {})]
+            if top is not None
+            else []
+        )
+        if sections:
+            hints.append(f"{key}: it belongs in a section, {sections[0]}: {{{key}: ...}}")
+        elif close:
+            hints.append(f"{key}: did you mean {close[0]!r}?")
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _form(branch: Mapping) -> str:
+    """One accepted form of a oneOf/anyOf value in words (``{regex: ...}``, ``a list``, ``auto``)."""
+    if "enum" in branch:
+        return " or ".join(str(v) for v in branch["enum"])
+    kind = branch.get("type")
+    if kind == "object" and branch.get("required"):
+        return "{" + ", ".join(f"{name}: ..." for name in branch["required"]) + "}"
+    words = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "text",
+        "null": "null",
+        "integer": "a whole number",
+        "number": "a number",
+        "boolean": "true or false",
+    }
+    text = words.get(kind, str(kind)) if isinstance(kind, str) else " or ".join(words.get(k, k) for k in kind)
+    if "minimum" in branch:
+        text += f" >= {branch['minimum']}"
+    return text
+
+
+def duplicate_key_problem(path: str | Path) -> str | None:
+    """One line when a config file gives a key twice in one mapping, or None.
+
+    YAML keeps the last of two equal keys without a word, so a second
+    ``model:`` section would silently drop the first; this names both lines.
+    A file that is not YAML is left to Snakemake, which has refused it already.
+    """
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    todo = [(root, "")]
+    while todo:
+        node, where = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value)
+                line = key.start_mark.line + 1
+                if name in seen:
+                    full = f"{where}.{name}" if where else name
+                    return (
+                        f"config file {path} line {line}: key {full!r} is given twice (first on line {seen[name]}); "
+                        "YAML would keep only the last, so merge the two into one"
+                    )
+                seen[name] = line
+                todo.append((value, f"{where}.{name}" if where else name))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((item, where) for item in node.value)
+    return None
 
 
 def read_schema(schema_path: str | Path) -> dict:
@@ -125,11 +208,13 @@ def config_problem(config: Mapping) -> str | None:
     Run on the merged, coerced config before the schema check, so it looks
     only at values of the expected type and leaves the rest to
     :func:`config_error`. Faults: a panel named with characters a folder name
-    cannot safely have, a panel that lists no genes, no panel left (every
+    cannot safely have, a panel that lists no genes or a gene twice, no panel left (every
     panel null), a model without hidden layers (in ``model.hidden`` or a grid
-    point), fewer than two classes, and a positive class that is not a class.
+    point), fewer than two classes, a positive class that is not a class, and a
+    regex (``genes.regex``, a class of ``target.classes``) that does not
+    compile.
     """
-    for check in (_panels_problem, _hidden_problem, _target_problem):
+    for check in (_panels_problem, _hidden_problem, _target_problem, _regex_problem):
         message = check(config)
         if message is not None:
             return f"{message}; see config/README.md"
@@ -149,6 +234,16 @@ def _panels_problem(config: Mapping) -> str | None:
                 f"config panels.{name}: the panel lists no genes; list at least one gene "
                 f"({name}: [GFAP, SOX2]), or give a one-gene-per-line file, all, or null to leave it out"
             )
+        if isinstance(spec, list):
+            joined = next((g for g in spec if isinstance(g, str) and re.search(r"[,;\t]", g)), None)
+            if joined is not None:
+                return (
+                    f"config panels.{name}: {joined!r} holds several names; give each gene as its own list item "
+                    "([GFAP, SOX2], not ['GFAP, SOX2'])"
+                )
+            repeated = sorted({str(g) for g in spec if spec.count(g) > 1})
+            if repeated:
+                return f"config panels.{name}: genes listed twice: {repeated}; list each gene once"
     if all(spec is None for spec in panels.values()):
         left_out = ", ".join(str(name) for name in panels) or "none configured"
         return (
@@ -215,6 +310,29 @@ def _target_problem(config: Mapping) -> str | None:
             f"config target.positive: {positive!r} is not one of target.classes {names}; name one of them, "
             "or leave it out (with two classes the second one is positive)"
         )
+    return None
+
+
+def _regex_problem(config: Mapping) -> str | None:
+    """The first of ``genes.regex`` and the class patterns of ``target.classes`` that is not a valid regex."""
+    patterns: list[tuple[str, object]] = []
+    genes = config.get("genes")
+    if isinstance(genes, Mapping) and "regex" in genes:
+        patterns.append(("genes.regex", genes["regex"]))
+    target = config.get("target")
+    classes = target.get("classes") if isinstance(target, Mapping) else None
+    if isinstance(classes, Mapping) and target.get("kind", "classification") == "classification":
+        patterns += [(f"target.classes.{name}", pattern) for name, pattern in classes.items()]
+    for key, pattern in patterns:
+        if not isinstance(pattern, str):
+            continue  # the schema check names a value of the wrong type
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return (
+                f"config {key}: {pattern!r} is not a valid regular expression ({exc}); fix it, or escape "
+                "characters such as ( [ + * ? with a backslash to match them literally"
+            )
     return None
 
 

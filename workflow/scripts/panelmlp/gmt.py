@@ -164,6 +164,8 @@ def read_gmt(path: str | Path) -> list[GeneSet]:
     * a missing file, or a file with no sets.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PanelMlpError(f"gmt file {path} is a folder; fix: give the path of the GMT file itself")
     if not path.is_file():
         raise PanelMlpError(f"gmt file {path} not found; fix: give a path relative to the working directory")
     text = _read_text(path)

@@ -14,6 +14,7 @@ or in quarantine with a reason, and the counts prove it.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import logging
 import re
@@ -65,18 +66,35 @@ def resolve_gene_columns(header: Sequence[str], genes: object, sample_id: str) -
             )
         chosen = columns[: columns.index(name)]
     elif isinstance(genes, dict) and "regex" in genes:
-        pattern = re.compile(genes["regex"])
+        try:
+            pattern = re.compile(genes["regex"])
+        except re.error as exc:
+            raise PanelMlpError(
+                f"config genes.regex: {genes['regex']!r} is not a valid regular expression ({exc})"
+            ) from None
         chosen = [c for c in columns if pattern.fullmatch(c)]
     elif isinstance(genes, list):
         missing = [g for g in genes if g not in columns]
         if missing:
-            raise PanelMlpError(f"config genes: columns {missing} are not in the CSV header")
+            hints = "; ".join(
+                f"{g!r} (closest: {', '.join(difflib.get_close_matches(str(g), columns, n=3)) or 'none'})"
+                for g in missing[:5]
+            )
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise PanelMlpError(
+                f"config genes: {len(missing)} listed column(s) not in the CSV header: {hints}{more}; "
+                "fix the names, or select the columns with {before_column: NAME} or {regex: PATTERN}"
+            )
         chosen = list(genes)
     else:
         raise PanelMlpError("config genes: give {before_column: NAME}, {regex: PATTERN} or a list")
     chosen = [c for c in chosen if c != sample_id]
     if not chosen:
-        raise PanelMlpError(f"config genes {genes!r} selects no expression column of the CSV")
+        shown = ", ".join(repr(c) for c in columns[:5]) + (" ..." if len(columns) > 5 else "")
+        raise PanelMlpError(
+            f"config genes: {genes!r} selects no expression column of the CSV (its header starts {shown}); "
+            "name the columns that hold expression values"
+        )
     return chosen
 
 
@@ -278,6 +296,16 @@ class _Cohort:
                 f"{files}: no sample id is in both files (matrix: {expr_ids} ..., sample sheet: {sheet_ids} ...); "
                 "check input.orientation (samples_in_rows or genes_in_rows) and sample_id"
             )
+        text_column = _text_value_column(self.quarantine)
+        if text_column is not None and len(self.quarantine) == data_lines:
+            first = self.quarantine[0]
+            return (
+                f"{files}: none of the {data_lines} data lines gave a usable sample (first: {first['file']} line "
+                f"{first['line']}: {first['reason']}): column {text_column} is not a number on any line, so it holds "
+                "no expression values, yet config genes selects it; fix the input or the config: change genes "
+                "(e.g. {before_column: NAME} naming the first clinical column, or a list) or move that column right "
+                "of the expression columns"
+            )
         first = self.quarantine[0] if self.quarantine else None
         where = "" if first is None or first["line"] is None else f" line {first['line']}"
         why = f" (first: {first['file']}{where}: {first['reason']})" if first else ""
@@ -285,6 +313,21 @@ class _Cohort:
             f"{files}: none of the {data_lines} data lines gave a usable sample{why}; "
             "fix the input (see the reasons in the log) and rerun"
         )
+
+
+def _text_value_column(quarantine: Sequence[Mapping[str, object]]) -> str | None:
+    """The one value column whose text set every quarantined line aside (a clinical column taken for a gene), or None.
+
+    Not when the reason suggests a decimal comma: that has its own fix (input.decimal).
+    """
+    columns = set()
+    for entry in quarantine:
+        reason = str(entry.get("reason", ""))
+        match = re.fullmatch(r"column (.+?): .* is not a number", reason)
+        if match is None:
+            return None
+        columns.add(match.group(1))
+    return columns.pop() if len(columns) == 1 else None
 
 
 def _one_table(spec: InputSpec, genes: object, sample_id: str, workdir: str | Path | None) -> _Cohort:

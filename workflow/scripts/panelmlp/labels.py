@@ -74,9 +74,14 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
     if min(counts.values()) == 0:
         listing = ", ".join(f"{name}: {n}" for name, n in counts.items())
         empty = [name for name, n in counts.items() if n == 0]
+        seen = list(dict.fromkeys(str(v) for v in present))
+        shown = ", ".join(repr(v) for v in seen[:4]) + (" ..." if len(seen) > 4 else "") if seen else "all missing"
+        numeric = bool(seen) and pd.to_numeric(present, errors="coerce").notna().all()
+        hint = " (the column holds numbers: for a numeric target set target.kind: regression)" if numeric else ""
         raise PanelMlpError(
             f"config target.classes: class(es) {empty} match no sample of column {values.name or 'target'} ({listing}); "
-            "fix the regexes, or leave that class out of target.classes (the classes you give replace the default ones)"
+            f"its values: {shown}{hint}; fix the regexes, or leave that class out of target.classes "
+            "(the classes you give replace the default ones)"
         )
     order = names
     if len(names) == 2 and positive is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,13 +11,34 @@ from .errors import PanelMlpError
 
 
 def read_panel_file(path: str | Path) -> list[str]:
-    """Genes of a one-gene-per-line file; blank lines and ``#`` comments ignored."""
+    """Genes of a one-gene-per-line file; blank lines and ``#`` comments ignored.
+
+    UTF-8, with or without a byte-order mark, any line ends. A missing file, a
+    folder, a byte that is not UTF-8, a line with several names and a file
+    without genes raise :class:`PanelMlpError` naming the file.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise PanelMlpError(f"panel file {path} is a folder; give the path of a one-gene-per-line file")
     if not path.is_file():
-        raise PanelMlpError(f"panel file {path} not found; give a path relative to the working directory")
+        listed = re.search(r"[,;]", path.name) is not None
+        hint = " (to list genes instead, write a YAML list: [GFAP, SOX2])" if listed else ""
+        raise PanelMlpError(f"panel file {path} not found; give a path relative to the working directory{hint}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise PanelMlpError(
+            f"panel file {path} line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8; save the file as UTF-8"
+        ) from None
     genes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         gene = line.split("#", 1)[0].strip()
+        if re.search(r"[,;\t]", gene):
+            raise PanelMlpError(
+                f"panel file {path} line {number}: {gene!r} holds several names (separated by a comma, semicolon "
+                "or tab); write one gene per line"
+            )
         if gene:
             genes.append(gene)
     if not genes:

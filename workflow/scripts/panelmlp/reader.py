@@ -417,8 +417,12 @@ class Survey:
     quoted: bool = False
 
 
-def _header_fields(text: str, sep: str) -> list[str]:
-    return next(csv.reader([text], delimiter=sep))
+def _header_fields(text: str, sep: str, path: str | Path = "the input") -> list[str]:
+    """The header's column names (standard CSV quoting); a header the csv module refuses stops in one line."""
+    try:
+        return next(csv.reader([text], delimiter=sep))
+    except csv.Error as exc:
+        raise PanelMlpError(f"{path} line 1: the header cannot be read as {sep!r}-separated text ({exc})") from None
 
 
 def survey(
@@ -451,6 +455,11 @@ def survey(
     header_text = first[1]
     bom = header_text.startswith("\ufeff")
     header_text = header_text.lstrip("\ufeff")
+    if "\r" in header_text.rstrip("\r"):
+        raise PanelMlpError(
+            f"{path} line 1: lines end in a lone carriage return (CR, the line ends of classic Mac OS "
+            "software), which are not read; save the file with LF or CRLF line ends (e.g. as 'CSV UTF-8')"
+        )
     head: list[tuple[int, str]] = []
     for item in lines:
         head.append(item)
@@ -458,7 +467,7 @@ def survey(
             break
     if sep is None:
         sep = detect_separator(header_text, [t for _, t in head if t], path)
-    header = _header_fields(header_text, sep)
+    header = _header_fields(header_text, sep, path)
     n_columns = len(header)
     n_sep = n_columns - 1
     copying = compression is not None or not utf8
@@ -592,8 +601,35 @@ class TableRead:
         return ""
 
 
+def _check_id_column(path: str | Path, id_name: str, id_kind: str, ids: Sequence[object]) -> None:
+    """Stop when the id column repeats most of its ids: it is not an id column (the wrong ``sample_id``).
+
+    A few repeated ids are quarantined line by line; when more than half of at
+    least four readable rows repeat an earlier id, quarantining them would
+    leave a cohort of a handful of samples, so the run stops instead.
+    """
+    present = [str(i) for i in ids if i is not None and i != ""]
+    distinct = len(set(present))
+    if len(present) < 4 or len(present) - distinct <= len(present) / 2:
+        return
+    common = Counter(present).most_common(1)[0]
+    fix = (
+        "set config sample_id to the column that holds a unique id per sample"
+        if id_kind == "sample id"
+        else "check input.orientation (the first column must hold one id per row)"
+    )
+    raise PanelMlpError(
+        f"{path}: column {id_name} holds only {distinct} distinct {id_kind}(s) in {len(present)} rows "
+        f"({common[0]!r} {common[1]} times), so it is not a column with one id per row; {fix}, "
+        "or make the ids unique in the file"
+    )
+
+
 def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
-    """Type text columns the way pyarrow's CSV reader would."""
+    """Type text columns the way pyarrow's CSV reader would.
+
+    Empty lines are rows: a single column's missing value is written as one.
+    """
     table = pa.table(columns)
     if table.num_columns == 0:
         return table
@@ -601,6 +637,7 @@ def _parse_clinical(columns: dict[str, pa.Array]) -> pa.Table:
     pacsv.write_csv(table, buffer)
     return pacsv.read_csv(
         io.BytesIO(buffer.getvalue()),
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True
         ),
@@ -1015,6 +1052,7 @@ def _finish(
             reasons[i] = f"column {id_name}: {id_kind} {sid!r} repeats line {seen[sid]}"
         else:
             seen[sid] = lines[i]
+    _check_id_column(path, id_name, id_kind, [ids[i] for i in order if reasons[i] is None or "repeats" in reasons[i]])
     keep = [i for i in order if reasons[i] is None]
     dropped = [i for i in order if reasons[i] is not None]
     if dropped:

@@ -15,6 +15,7 @@ scikit-learn itself.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import numbers
@@ -337,7 +338,11 @@ def make_regression_splits(
 ) -> pd.DataFrame:
     """Holdout and repeated k-fold splits (not stratified) of samples with a numeric target; ``y`` is the value."""
     if len(values) < 4:
-        raise PanelMlpError(f"only {len(values)} samples have a numeric target; check config target.column")
+        raise PanelMlpError(
+            f"config target.column: only {len(values)} samples have a numeric value in column {values.name or 'target'!r} "
+            "(a regression target needs numbers); choose a numeric column, or set target.kind: classification "
+            "for a column of text classes"
+        )
     ids = values.index.to_numpy()
     train, test = train_test_indices(len(ids), test_size, random_state, None)
     parts = [_frame("holdout", "holdout", ids[train], ids[test])]
@@ -397,7 +402,11 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
     column = target["column"]
     schema = pq.read_schema(cohort)
     if column not in schema.names:
-        raise PanelMlpError(f"config target.column: {column!r} is not a column of {cohort}; choose a clinical column")
+        close = difflib.get_close_matches(column, schema.names, n=3)
+        hint = f" (closest: {', '.join(close)})" if close else ""
+        raise PanelMlpError(
+            f"config target.column: {column!r} is not a column of {cohort}{hint}; choose a clinical column"
+        )
     frame = pq.read_table(cohort, columns=[sample_id, column]).to_pandas()
     values = frame.set_index(sample_id)[column]
     if target.get("kind", "classification") == "regression":
