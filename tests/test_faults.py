@@ -306,3 +306,16 @@ def test_a_truncated_intermediate_stops_the_next_job_with_one_line(
     )  # fmt: skip
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     assert (work / gone).is_file() and (work / damaged).read_bytes() != data
+
+
+def test_a_tsv_with_a_field_longer_than_the_csv_modules_limit_is_not_damaged(tmp_path, monkeypatch):
+    """panels.tsv of `all` at 20,000 genes holds one field of about 160 KB: whole, not damaged."""
+    monkeypatch.chdir(tmp_path)
+    table = tmp_path / "results" / "panels" / "all" / "panels.tsv"
+    table.parent.mkdir(parents=True)
+    genes = " ".join(f"G{i:05d}" for i in range(20_000))
+    table.write_text(f"panel\tgenes\nall\t{genes}\n")
+    assert len(genes) > 131_072
+    assert damaged_file(Path("results/panels/all/panels.tsv")) is None
+    table.write_text(f"panel\tgenes\nall\t{genes}\nother\n")
+    assert damaged_file(Path("results/panels/all/panels.tsv")) == "line 3 has 1 fields, the header 2"

@@ -271,9 +271,15 @@ def _intermediate(path: Path) -> bool:
 
 
 def _tsv_problem(path: Path) -> str | None:
-    """A cut TSV: no final newline, or a row (quoted fields read as CSV) without the header's number of fields."""
+    """A cut TSV: no final newline, or a row (quoted fields read as CSV) without the header's number of fields.
+
+    A field may be as long as the file (panels.tsv lists all 20,000 genes of
+    ``all`` in one field), so the csv module's 128 KiB field limit is lifted,
+    as the reader lifts it.
+    """
     import csv
 
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with open(path, "rb") as handle:
         handle.seek(-1, os.SEEK_END)
         if handle.read(1) != b"\n":
