@@ -78,7 +78,7 @@ def not_found(path, key):
 
 
 def project_path(path):
-    """A relative input path as given when it exists here (the working directory), else in the project folder.
+    """A relative input, panel or GMT path as given when it exists here (the working directory), else in the project folder.
 
     So a run kept apart with `snakemake --directory runs/NAME` still finds the
     project's data/ and config/ files; a path found in neither stays as given.
@@ -131,21 +131,13 @@ def check_inputs():
         )
 
 
-def panel_path(spec):
-    """A panel or GMT file, relative to the working directory or else to the workflow."""
-    if os.path.exists(spec) or os.path.isabs(spec):
-        return spec
-    shipped = os.path.join(workflow.basedir, spec)
-    return shipped if os.path.exists(shipped) else spec
-
-
 def collection_units(name, spec, per_job):
     """A gene-set collection cut into parts of at most ``per_job`` sets, smallest sets first.
 
     Sets are ordered by listed size, so a part holds sets of similar size (little
     padding, few random-panel pools per part); the GMT file is read here, once.
     """
-    gmt = panel_path(spec["gmt"])
+    gmt = project_path(spec["gmt"])
     try:
         sets = read_gmt(gmt)
     except PanelMlpError as exc:
@@ -213,7 +205,7 @@ def plan_units():
             jobs.update(parts)
             continue
         if isinstance(spec, str) and spec != "all":
-            spec = panel_path(spec)
+            spec = project_path(spec)
         folders.append(name)
         size = listed_genes(spec, name)
         if size is not None and size <= GROUP_MAX_GENES:

@@ -52,7 +52,7 @@ from scipy.optimize import brentq
 from scipy.special import stdtr, stdtrit
 
 from .errors import PanelMlpError
-from .metrics import METRICS, REGRESSION_METRICS
+from .metrics import METRICS, REGRESSION_METRICS, logit
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size
 
 log = logging.getLogger("panelmlp")
@@ -327,8 +327,7 @@ def _tail_scale(values: np.ndarray, metric: str) -> np.ndarray:
     if metric == "r2":
         return -np.log(np.clip(1.0 - v, LOGIT_EPS, None))
     if METRIC_RANGE.get(metric, (0.0, 1.0)) == (0.0, 1.0):
-        v = np.clip(v, LOGIT_EPS, 1.0 - LOGIT_EPS)
-        return np.log(v) - np.log1p(-v)
+        return logit(v, LOGIT_EPS)
     return v
 
 
@@ -546,8 +545,8 @@ def summarise(
                     row["perm_p"] = permutation_p_value(mean, null)
                     row["n_permutations"] = len(null)
                 size = pool_size(int(n_genes), bin_width) if not math.isnan(n_genes) else None
-                null = pool_of(randoms, collection, size, random_universe)
                 key = pool_key(randoms, collection, size, random_universe)
+                null = None if key is None else randoms.get(key)
                 if null is None and key is not None and key[0]:
                     missing.add(key)
                 if null is not None and len(null):

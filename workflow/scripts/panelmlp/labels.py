@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -36,6 +36,31 @@ class Labels:
         return {c: int((self.labels == c).sum()) for c in self.classes}
 
 
+def class_matcher(classes: Mapping[str, str | None]) -> Callable[[object], str | None]:
+    """The class of a value: the first of ``classes`` (class: regex, case-insensitive) whose regex it matches, or None.
+
+    A class set to None is left out. The split step and the scoring of new
+    samples that carry the target (:mod:`panelmlp.validation`) label values
+    with this one rule.
+    """
+    patterns = []
+    for name, pattern in classes.items():
+        if pattern is None:
+            continue
+        try:
+            patterns.append((name, re.compile(pattern, re.IGNORECASE)))
+        except re.error as exc:
+            raise PanelMlpError(f"config target.classes.{name}: {pattern!r} is not a valid regex ({exc})") from None
+
+    def label(value: object) -> str | None:
+        for name, regex in patterns:
+            if regex.search(str(value)):
+                return name
+        return None
+
+    return label
+
+
 def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str | None = None) -> Labels:
     """Map free text to a class with case-insensitive regexes; first match wins.
 
@@ -54,18 +79,7 @@ def derive_labels(values: pd.Series, classes: Mapping[str, str], positive: str |
         raise PanelMlpError(f"config target.positive: {positive!r} is not one of target.classes {names}")
     if len(names) == 2 and positive is None:
         positive = names[1]
-    patterns = []
-    for name, pattern in classes.items():
-        try:
-            patterns.append((name, re.compile(pattern, re.IGNORECASE)))
-        except re.error as exc:
-            raise PanelMlpError(f"config target.classes.{name}: {pattern!r} is not a valid regex ({exc})") from None
-
-    def label(value: object) -> str | None:
-        for name, regex in patterns:
-            if regex.search(str(value)):
-                return name
-        return None
+    label = class_matcher(classes)
 
     present = values.dropna()
     mapped = present.map(label)

@@ -110,9 +110,9 @@ def predicted_classes(proba: np.ndarray) -> np.ndarray:
     return (proba[:, 1] >= 0.5).astype(int) if proba.shape[1] == 2 else proba.argmax(axis=1)
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    """``log(p / (1 - p))`` of probabilities clipped to [:data:`PROBABILITY_EPS`, 1 - eps]."""
-    p = np.clip(np.asarray(p, dtype=np.float64), PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+def logit(p: np.ndarray, eps: float = PROBABILITY_EPS) -> np.ndarray:
+    """``log(p / (1 - p))`` of probabilities clipped to [``eps``, 1 - ``eps``] (default :data:`PROBABILITY_EPS`)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
     return np.log(p) - np.log1p(-p)
 
 
@@ -246,6 +246,22 @@ def reliability_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, 
     }
 
 
+def ranking_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """ROC-AUC and PR-AUC (average precision) of probabilities ``[n, C]``; one-vs-rest macro means for C > 2.
+
+    Two classes: the scores are the probabilities of code 1. The caller makes
+    sure every class is present (else these are undefined).
+    """
+    y_true = np.asarray(y_true).astype(int)
+    if proba.shape[1] == 2:
+        return {"roc_auc": roc_auc(y_true, proba[:, 1]), "pr_auc": average_precision(y_true, proba[:, 1])}
+    classes = range(proba.shape[1])
+    return {
+        "roc_auc": float(np.mean([roc_auc(y_true == c, proba[:, c]) for c in classes])),
+        "pr_auc": float(np.mean([average_precision(y_true == c, proba[:, c]) for c in classes])),
+    }
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Metrics of class probabilities ``proba`` ``[n, C]`` against integer labels.
 
@@ -280,12 +296,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
     if not present.all():
         out["roc_auc"] = out["pr_auc"] = math.nan
-    elif binary:
-        out["roc_auc"] = roc_auc(y_true, proba[:, 1])
-        out["pr_auc"] = average_precision(y_true, proba[:, 1])
     else:
-        out["roc_auc"] = float(np.mean([roc_auc(y_true == c, proba[:, c]) for c in range(n_classes)]))
-        out["pr_auc"] = float(np.mean([average_precision(y_true == c, proba[:, c]) for c in range(n_classes)]))
+        out.update(ranking_metrics(y_true, proba))
     out.update(calibration_metrics(y_true, proba))
     if binary:
         out.update({"tp": int(tp[1]), "fp": int(confusion[0, 1]), "tn": int(tp[0]), "fn": int(confusion[1, 0])})

@@ -28,13 +28,13 @@ cohort can reveal.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .metrics import average_precision, brier_score, predicted_classes, regression_metrics, roc_auc
+from .labels import class_matcher
+from .metrics import brier_score, predicted_classes, ranking_metrics, regression_metrics
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240607
@@ -54,16 +54,15 @@ def class_codes(values: Sequence[object], patterns: Mapping[str, str | None], cl
     class). A value is tested against the regexes in config order, as the
     split step does (:func:`panelmlp.labels.derive_labels`).
     """
-    compiled = [(name, re.compile(p, re.IGNORECASE)) for name, p in patterns.items() if p is not None]
+    label = class_matcher(patterns)
     index = {c: i for i, c in enumerate(classes)}
     out = np.full(len(values), -1, dtype=np.int64)
     for i, value in enumerate(values):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        for name, regex in compiled:
-            if regex.search(str(value)):
-                out[i] = index.get(name, -1)
-                break
+        name = label(value)
+        if name is not None:
+            out[i] = index.get(name, -1)
     return out
 
 
@@ -83,12 +82,8 @@ def classification_external(y: np.ndarray, proba: np.ndarray) -> dict[str, float
     out = {"accuracy": float(np.mean(predicted_classes(proba) == y)) if len(y) else math.nan}
     if len(y) == 0 or not present.all():
         out["roc_auc"] = out["pr_auc"] = math.nan
-    elif n_classes == 2:
-        out["roc_auc"] = roc_auc(y, proba[:, 1])
-        out["pr_auc"] = average_precision(y, proba[:, 1])
     else:
-        out["roc_auc"] = float(np.mean([roc_auc((y == c).astype(int), proba[:, c]) for c in range(n_classes)]))
-        out["pr_auc"] = float(np.mean([average_precision((y == c).astype(int), proba[:, c]) for c in range(n_classes)]))
+        out.update(ranking_metrics(y, proba))
     out["brier"] = brier_score(y, proba)
     return {k: out[k] for k in CLASSIFICATION_EXTERNAL}
 
