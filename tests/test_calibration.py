@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from panelmlp import calibration, compare
+from panelmlp.epoch_metrics import regression_metrics as torch_regression_metrics
 from panelmlp.errors import PanelMlpError
 from panelmlp.metrics import (
     METRICS,
@@ -27,7 +28,6 @@ from panelmlp.report import build_report
 from panelmlp.report.figures import reliability_diagram
 from panelmlp.report.inputs import Rows
 from panelmlp.report.page import unpack_block
-from panelmlp.train import regression_metrics as torch_regression_metrics
 from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from panelmlp.epoch_metrics import HISTORY_METRICS, batched_metrics
 from panelmlp.model import (
     StackedMLP,
     build_mlp,
@@ -14,14 +15,12 @@ from panelmlp.model import (
     stack_state_dicts,
 )
 from panelmlp.train import (
-    HISTORY_METRICS,
     STREAM_INIT,
     STREAM_SHUFFLE,
     TEST_CACHE_FLOATS,
     ModelSet,
     TrainSpec,
     _epoch_orders,
-    batched_metrics,
     permuted_labels,
     stream_rng,
     train_models,

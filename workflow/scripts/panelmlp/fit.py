@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from .baselines import logreg_proba, majority_proba, mean_prediction, ridge_prediction, sklearn_mlp_proba
 from .checkpoint import save_checkpoint
+from .epoch_metrics import HISTORY_METRICS, REGRESSION_HISTORY
 from .errors import PanelMlpError
 from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
@@ -59,7 +60,7 @@ from .scaling import (
     uninformative,
     uninformative_by_gene,
 )
-from .train import HISTORY_METRICS, REGRESSION_HISTORY, ModelSet, TrainSpec, permuted_labels, train_models
+from .train import ModelSet, TrainSpec, permuted_labels, train_models
 from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
 
 log = logging.getLogger("panelmlp")

@@ -1,0 +1,62 @@
+"""The protocol every target kind follows, and what the kinds share.
+
+A target kind says how a clinical column becomes ``y``, what the network
+outputs and trains on, which metrics score it per epoch and at the end, what
+"no signal" is (its chance value), which baselines stand beside it, which
+columns its predictions carry and which figures the report draws. The fit,
+compare, predict and report steps ask the kind and never test its name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """What the rest of the workflow needs to know of one kind of target.
+
+    The behaviour (labels, losses, metrics, baselines) lives in the kind's
+    module; this record holds the names and numbers the tables and verdicts
+    read, so a table reader or the report can be told the kind and nothing else.
+    """
+
+    name: str
+    """``classification``, ``regression`` or ``survival``: the config's ``target.kind``."""
+    history: tuple[str, ...]
+    """Per-epoch quantities of a model, in the trainer's order: ``train_loss``, ``test_loss``, then the metrics."""
+    metrics: tuple[str, ...]
+    """Metric columns of metrics.tsv and summary.tsv, in order."""
+    main_metric: str
+    """The metric every verdict, test and ranking reads."""
+    chance: float
+    """The main metric's value without signal."""
+    higher_is_better: bool = True
+    """Whether a larger main metric is better (all three kinds: yes)."""
+    tuning_score: str = "roc_auc"
+    """The history quantity nested tuning ranks grid points by (``test_loss`` is minimised, the others maximised)."""
+    broad_margin: float = 0.05
+    """From this margin of random gene sets' median score over chance, a screen speaks of a broad program."""
+    baselines: tuple[str, ...] = ()
+    """Baselines always fitted beside the MLP (see :mod:`panelmlp.evaluate`)."""
+    optional_baselines: tuple[str, ...] = ()
+    """Baselines ``evaluate.baselines`` may add."""
+    chance_levels: dict[str, float] = field(default_factory=dict)
+    """Chance value of each metric that has one (figures draw it as a line)."""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Range an interval of a metric is clipped to, where it is not [0, 1]."""
+    prediction_text: tuple[str, ...] = ()
+    """Text columns of predictions.parquet besides the keys (collection, panel, model, split_id, kind, sample_id)."""
+
+    def metric_range(self, metric: str) -> tuple[float, float]:
+        """Where a metric's values can lie ([0, 1] unless the kind says otherwise)."""
+        return self.ranges.get(metric, (0.0, 1.0))
+
+    @property
+    def tuning_higher_is_better(self) -> bool:
+        """Nested tuning maximises its score, except a loss."""
+        return self.tuning_score != "test_loss"
+
+
+UNBOUNDED = (-math.inf, math.inf)
