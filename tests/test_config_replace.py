@@ -54,6 +54,8 @@ VALUES = {
     "genes": {"regex": "^G[0-9]+$"},
     "target.classes": {"left": "^left$", "right": "^right$"},
     "target.positive": "non-smoker",
+    "target.event": {"column": "VITAL_STATUS", "event": "deceased", "censored": "living"},
+    "target.time": {"event": "PATH_DIAG_TO_DEATH_DAYS", "censored": "PATH_DIAG_TO_LAST_CONTACT_DAYS"},
     "panels": {"mine": ["SIG1", "SIG2"]},
     "model.early_stopping": {"patience": 7, "validation_fraction": 0.25},
     "model.grid": {"lr": [0.01, 0.1], "hidden": [[8], [16, 8]]},
@@ -63,6 +65,7 @@ VALUES = {
 OTHER_VALUES = {
     "genes": {"before_column": "SEX"},
     "target.classes": {"never": "non-smoker", "current": "^current", "former": "reformed"},
+    "target.time": "OS_DAYS",
     "panels.*": {"gmt": "other.gmt", "min_coverage": 0.5},
     "model.early_stopping": {"patience": 3},
     "model.grid": {"weight_decay": [0.0, 0.01]},

@@ -15,6 +15,7 @@ import yaml
 REPLACE_KEYS: tuple[str, ...] = (
     "genes",
     "target.classes",
+    "target.time",
     "panels.*",
     "model.early_stopping",
     "model.grid",
@@ -140,6 +141,25 @@ def duplicate_key_problem(path: str | Path) -> str | None:
 def read_schema(schema_path: str | Path) -> dict:
     """The config schema as a dict."""
     return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+"""The config schema: the one place every default lives."""
+
+
+def schema_defaults(section: str, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """The schema's default of every key of a config section that has one (``split``, ``model``, ...).
+
+    Library functions called without Snakemake (tests, notebooks) fill what
+    they were not given from here, so no default is written down twice.
+    """
+    properties = read_schema(schema_path)["properties"][section].get("properties", {})
+    return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
+
+
+def with_defaults(section: str, values: Mapping | None) -> dict:
+    """``values`` of a config section over the schema's defaults of that section."""
+    return {**schema_defaults(section), **dict(values or {})}
 
 
 def replaces(path: Sequence[str]) -> bool:
@@ -291,8 +311,21 @@ def _hidden_problem(config: Mapping) -> str | None:
     return None
 
 
+SURVIVAL_EXAMPLE = (
+    "target: {kind: survival, event: {column: VITAL_STATUS, event: deceased, censored: living}, "
+    "time: {event: PATH_DIAG_TO_DEATH_DAYS, censored: PATH_DIAG_TO_LAST_CONTACT_DAYS}}"
+)
+"""A survival target written out, for messages (see config/examples/survival.yaml)."""
+
+
 def _target_problem(config: Mapping) -> str | None:
     target = config.get("target")
+    if isinstance(target, Mapping) and target.get("kind") == "survival":
+        missing = [key for key in ("event", "time") if not target.get(key)]
+        if missing:
+            keys = " and ".join(f"target.{key}" for key in missing)
+            return f"config {keys}: a survival target needs an event column and a time; e.g. {SURVIVAL_EXAMPLE}"
+        return None
     if not isinstance(target, Mapping) or target.get("kind", "classification") != "classification":
         return None
     classes = target.get("classes")
@@ -323,6 +356,9 @@ def _regex_problem(config: Mapping) -> str | None:
     classes = target.get("classes") if isinstance(target, Mapping) else None
     if isinstance(classes, Mapping) and target.get("kind", "classification") == "classification":
         patterns += [(f"target.classes.{name}", pattern) for name, pattern in classes.items()]
+    event = target.get("event") if isinstance(target, Mapping) and target.get("kind") == "survival" else None
+    if isinstance(event, Mapping):
+        patterns += [(f"target.event.{key}", event.get(key)) for key in ("event", "censored")]
     for key, pattern in patterns:
         if not isinstance(pattern, str):
             continue  # the schema check names a value of the wrong type

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import torch
 
-HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
-"""Per-epoch quantities of a classification model, in the order of the trainer's history axis."""
-
-REGRESSION_HISTORY = ("train_loss", "test_loss", "r2", "rmse", "mae", "pearson", "spearman")
-"""Per-epoch quantities of a regression model."""
+from .targets.classification import HISTORY_METRICS as HISTORY_METRICS
+from .targets.regression import REGRESSION_HISTORY as REGRESSION_HISTORY
 
 
 def batched_metrics(score: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -172,3 +169,107 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor)
     pearson = corr(o, t)
     spearman = corr(average_ranks(o, valid), average_ranks(t, valid))
     return torch.stack([r2, rmse, mae, pearson, spearman], dim=1).to(pred.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Survival targets (Cox loss, Harrell's C). The numpy references live in
+# :mod:`panelmlp.survival`; ``y`` here is ``[K, B, 2]``: (time in days, event 0/1).
+# ---------------------------------------------------------------------------
+
+SURVIVAL_TIED_TOL = 1e-8
+"""Risks closer than this count as tied in :func:`harrell_c_batched` (scikit-survival's ``tied_tol``)."""
+
+
+def cox_loss_and_grad(
+    out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row Cox losses ``[K, B]`` and the gradient of their per-model mean w.r.t. the outputs ``[K, B, 1]``.
+
+    Row i's loss is event_i (S_i - eta_i) with eta = ``out`` and S_i the log of
+    the sum of exp(eta_j) over the model's valid rows with t_j >= t_i (Breslow
+    ties); it is 0 for censored and invalid rows, so ``rows.sum(1) / n_valid``
+    is the negative partial log-likelihood averaged over ALL valid rows
+    (:func:`panelmlp.survival.cox_partial_likelihood`). The gradient is that of
+    this mean: (exp(eta_k) sum_{events i, t_i <= t_k} exp(-S_i) - event_k) / n_valid,
+    0 on invalid rows; a model without events has loss 0 and gradient 0.
+
+    Rows are sorted by time once per model and the risk-set sums taken as
+    (reverse) cumulative log-sum-exps, indexed at tie-group ends found by
+    ``searchsorted``: O(K B log B) time and O(K B) memory. Float64 inside; the
+    results have ``out``'s dtype.
+    """
+    f64 = torch.float64
+    v = valid > 0
+    eta = torch.where(v, out.squeeze(-1).to(f64), -torch.inf)
+    time = torch.where(v, y[..., 0].to(f64), torch.inf)
+    event = v & (y[..., 1] > 0.5)
+    t_sorted, order = torch.sort(time, dim=1, stable=True)
+    eta_s = eta.gather(1, order)
+    event_s = event.gather(1, order)
+    v_s = v.gather(1, order)
+    # log sum_{positions >= p} exp(eta): the risk set of every row at or after position p in time order.
+    tail = torch.logcumsumexp(eta_s.flip(1), dim=1).flip(1)
+    first = torch.searchsorted(t_sorted, t_sorted, side="left")
+    s = tail.gather(1, first)
+    rows_s = torch.where(event_s, s - eta_s, 0.0)
+    # log sum over events i at positions <= p of exp(-S_i); row k's factor reads it at the end of k's tie group.
+    head = torch.logcumsumexp(torch.where(event_s, -s, -torch.inf), dim=1)
+    last = torch.searchsorted(t_sorted, t_sorted, side="right") - 1
+    grad_s = torch.where(v_s, torch.exp(eta_s + head.gather(1, last)) - event_s.to(f64), 0.0)
+    grad_s = grad_s / n_valid.to(f64).clamp(min=1)[:, None]
+    rows = torch.empty_like(rows_s).scatter_(1, order, rows_s)
+    grad = torch.empty_like(grad_s).scatter_(1, order, grad_s)
+    return rows.to(out.dtype), grad.unsqueeze(-1).to(out.dtype)
+
+
+def harrell_c_batched(
+    risk: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, max_pairs: int = 1 << 22
+) -> torch.Tensor:
+    """Harrell's C of every model on its valid rows, ``[K]`` (NaN without a comparable pair).
+
+    The definition of :func:`panelmlp.survival.harrell_c` (scikit-survival's
+    ``concordance_index_censored``): i with an event is compared with every
+    valid j with t_j > t_i, or t_j == t_i and j censored; 1 when risk_i > risk_j,
+    1/2 within :data:`SURVIVAL_TIED_TOL`.
+
+    Rows are put in time order with events before censorings inside a tie, so
+    the rows comparable with event i are the valid ones from a position b_i on
+    (just after the last event of i's tie group). The pairs are then compared
+    as ``[k, T, T]`` boolean masks in float64 risks, over chunks of models so
+    that a chunk holds at most ``max_pairs`` pairs (T = 400: 26 models).
+    """
+    k, t = risk.shape
+    f64 = torch.float64
+    v = valid > 0
+    time = torch.where(v, y[..., 0].to(f64), torch.inf)
+    event = v & (y[..., 1] > 0.5)
+    events_first = torch.argsort(event.to(torch.int8), dim=1, descending=True, stable=True)
+    by_time = torch.sort(time.gather(1, events_first), dim=1, stable=True).indices
+    order = events_first.gather(1, by_time)
+    t_s = time.gather(1, order)
+    e_s = event.gather(1, order)
+    v_s = v.gather(1, order)
+    r_s = risk.to(f64).gather(1, order)
+    first = torch.searchsorted(t_s, t_s, side="left")
+    after = torch.searchsorted(t_s, t_s, side="right")
+    events_before = torch.nn.functional.pad(torch.cumsum(e_s.to(torch.int64), dim=1), (1, 0))
+    start = first + events_before.gather(1, after) - events_before.gather(1, first)
+    position = torch.arange(t, device=risk.device)
+    chunk = max(1, max_pairs // max(t * t, 1))
+    parts = []
+    for a in range(0, k, chunk):
+        b = min(a + chunk, k)
+        comparable = (position[None, None, :] >= start[a:b, :, None]) & v_s[a:b, None, :] & e_s[a:b, :, None]
+        diff = r_s[a:b, None, :] - r_s[a:b, :, None]
+        lower = (comparable & (diff < -SURVIVAL_TIED_TOL)).sum((1, 2)).to(f64)
+        tied = (comparable & (diff.abs() <= SURVIVAL_TIED_TOL)).sum((1, 2)).to(f64)
+        pairs = comparable.sum((1, 2)).to(f64)
+        parts.append(torch.where(pairs > 0, (lower + 0.5 * tied) / pairs.clamp(min=1), torch.nan))
+    if not parts:
+        return torch.empty(0, dtype=risk.dtype, device=risk.device)
+    return torch.cat(parts).to(risk.dtype)
+
+
+def survival_epoch_metrics(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The per-epoch metric columns of survival models, ``[K, 1]``: Harrell's C of the outputs ``[K, T, 1]``."""
+    return harrell_c_batched(out.squeeze(-1), y, valid)[:, None]

@@ -43,13 +43,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .baselines import logreg_proba, majority_proba, mean_prediction, ridge_prediction, sklearn_mlp_proba
 from .checkpoint import save_checkpoint
-from .epoch_metrics import HISTORY_METRICS, REGRESSION_HISTORY
+from .epoch_metrics import HISTORY_METRICS
 from .errors import PanelMlpError
+from .evaluate import Fold, Output, baselines_for
 from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
-from .metrics import classification_metrics, predicted_classes, regression_metrics
 from .panels import check_panel, panel_genes
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
 from .scaling import (
@@ -60,6 +59,8 @@ from .scaling import (
     uninformative,
     uninformative_by_gene,
 )
+from .targets import TargetKind, kind_of_labels, target_kind
+from .targets.base import Scoring
 from .train import ModelSet, TrainSpec, permuted_labels, train_models
 from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
 
@@ -88,8 +89,8 @@ PANEL_COLUMNS = [
 ]
 """Columns of panels.tsv."""
 
-PREDICTION_TEXT = ("collection", "panel", "model", "split_id", "kind", "sample_id", "true_label", "predicted_label")
-"""Text columns of predictions.parquet."""
+PREDICTION_KEYS = ("collection", "panel", "model", "split_id", "kind", "sample_id")
+"""The key columns of predictions.parquet (text); the target kind adds its own columns."""
 
 NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", *HISTORY_METRICS]
 """Columns of nulls.parquet: ``kind`` is ``permutation`` (per panel) or ``random`` (per size; panel empty)."""
@@ -283,13 +284,16 @@ def _labelled(splits: pd.DataFrame) -> tuple[list[str], list[str], list[str], np
     split_ids = list(dict.fromkeys(splits["split_id"]))
     samples = sorted(set(splits["sample_id"]))
     position = {s: i for i, s in enumerate(samples)}
-    y = np.zeros(len(samples), dtype=np.float64 if splits["y"].dtype.kind == "f" else np.int64)
+    survival = "event" in splits.columns  # y is (time, event) per sample
+    y = np.zeros(
+        (len(samples), 2) if survival else len(samples), dtype=np.float64 if splits["y"].dtype.kind == "f" else np.int64
+    )
     train = np.zeros((len(split_ids), len(samples)), dtype=bool)
     test = np.zeros_like(train)
     kinds = []
     for s, (_, rows) in enumerate(splits.groupby("split_id", sort=False)):
         idx = rows["sample_id"].map(position).to_numpy()
-        y[idx] = rows["y"].to_numpy()
+        y[idx] = np.c_[rows["y"].to_numpy(), rows["event"].to_numpy()] if survival else rows["y"].to_numpy()
         train[s, idx] = (rows["role"] == "train").to_numpy()
         test[s, idx] = (rows["role"] == "test").to_numpy()
         kinds.append(str(rows["kind"].iloc[0]))
@@ -321,14 +325,16 @@ def fit_unit(
     available = read_cohort_genes(cohort)
     panels, panel_table = resolve_unit(unit, available)
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
+    target = kind_of_labels(label_info)
     classes, positive = list(label_info["classes"]), label_info.get("positive")
-    n_classes = len(classes)
-    regression = label_info.get("kind") == "regression"
-    task = Task("regression", label_info.get("loss", "mse")) if regression else Task()
-    history_names = REGRESSION_HISTORY if regression else HISTORY_METRICS
+    n_classes = len(classes) if target.class_probabilities else 1
+    task = Task(target.name, label_info.get("loss", "mse"))
+    history_names = target.history
+    horizons = tuple(float(h) for h in label_info.get("horizons") or ())
     sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
     samples, split_ids, kinds, y, train, test = _labelled(pd.read_parquet(splits_path))
     cv = [s for s, kind in enumerate(kinds) if kind == "cv"]
+    strata = y[:, 1].astype(np.int64) if y.ndim == 2 else y  # what validation rows and inner folds stratify by
     spec = TrainSpec.from_config(dict(model))
     early = model.get("early_stopping") or {}
     validation_fraction = float(early.get("validation_fraction", 0.2))
@@ -379,7 +385,7 @@ def fit_unit(
     # Early stopping holds validation rows out of each split's training rows; the scaler keeps all of them.
     outer_train, outer_valid = train, None
     if spec.patience:
-        outer_train, outer_valid = carve_validation(train, y, validation_fraction, spec.seed, split_ids)
+        outer_train, outer_valid = carve_validation(train, strata, validation_fraction, spec.seed, split_ids)
     outer = _Splits(split_ids, outer_train, test, outer_valid, mean, scale)
 
     # Nested tuning: every grid point on every inner fold of each split's training rows; the best is retrained.
@@ -389,7 +395,7 @@ def fit_unit(
     inner_models = 0
     stats = _Stats(device=spec.device)
     if len(points) > 1:
-        inner, parent = _inner_splits(x, y, train, split_ids, inner_k, spec, validation_fraction)
+        inner, parent = _inner_splits(x, strata, train, split_ids, inner_k, spec, validation_fraction)
         fold_of = {s: [i for i, ps in enumerate(parent) if ps == s] for s in range(len(split_ids))}
         inner_keys, inner_points, inner_labels, where = [], [], [], []
         for i, k in enumerate(keys):
@@ -404,10 +410,10 @@ def fit_unit(
         )
         inner_models = len(inner_keys)
         scores = np.full((len(keys), len(points), inner_k), np.nan)
-        score_at = 1 if regression else HISTORY_METRICS.index("roc_auc")  # regression: the validation loss
+        score_at = target.history.index(target.tuning_score)
         for (i, q, f), outcome in zip(where, outcomes, strict=True):
             scores[i, q, f] = outcome.final[score_at]
-        chosen = select_points(scores, higher_is_better=not regression)
+        chosen = select_points(scores, higher_is_better=target.tuning_higher_is_better)
         for i, k in enumerate(keys):
             if k.kind != "panel":
                 continue
@@ -419,7 +425,7 @@ def fit_unit(
                         "split_id": split_ids[k.split],
                         "point": q + 1,
                         "grid_point": point_label(point),
-                        "score": "loss" if regression else "roc_auc",
+                        "score": target.tuning_label or target.tuning_score,
                         "inner_score": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
                         "chosen": bool(chosen[i] == q),
                     }
@@ -443,6 +449,8 @@ def fit_unit(
     )
 
     history_parts, metric_rows, prediction_parts, null_rows = [], [], [], []
+    baseline_options = {"logreg_C": logreg_c, "ridge_alpha": ridge_alpha, "spec": spec}
+    baseline_list = baselines_for(target.name, target.baselines, baselines, baseline_options)
     base_hyper = dict(vars(spec))
     outcomes = _train_keys(
         keys,
@@ -470,10 +478,10 @@ def fit_unit(
         panel = panels[k.panel]
         point = points[chosen[i]]
         history = outcome.history
-        if regression and history is not None:
+        if target.standardised and history is not None:
             history = history.copy()
-            for name in ("rmse", "mae"):  # back to the target's units (the network saw it standardised)
-                history[:, REGRESSION_HISTORY.index(name)] *= outcome.target_sd
+            for name in target.in_target_units:  # back to the target's units (the network saw it standardised)
+                history[:, target.history.index(name)] *= outcome.target_sd
         history_parts.append((panel, k.split, history, outcome.device, outcome.best_epoch))
         n_test = int((outcome.rows >= 0).sum())
         test_rows = outcome.rows[:n_test]
@@ -481,44 +489,30 @@ def fit_unit(
         train_rows = np.flatnonzero(train[k.split])
         z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
         z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
+        fold = Fold(z_train, y[train_rows], z_test, n_classes, baseline_options)
+        # Per model, the kind's outputs [n, out]: class probabilities, values in the target's units, or risks.
+        mlp = target.network_output(outcome.scores[:n_test], n_classes, outcome.target_mean, outcome.target_sd)
+        scored = {
+            "mlp": Output(mlp, _train_risk(outcome.state, z_train, spec, point) if target.needs_train_output else None)
+        }
+        for baseline in baseline_list:
+            scored[baseline.name] = baseline.fit_score(fold)
         checkpoint_target = None
-        if regression:
-            # Per model, predicted values [n, 1] in the target's units.
-            outputs = {
-                "mlp": outcome.scores[:n_test].astype(np.float64) * outcome.target_sd + outcome.target_mean,
-                "mean": mean_prediction(y[train_rows], n_test),
-                "ridge": ridge_prediction(z_train, y[train_rows], z_test, alpha=ridge_alpha),
-            }
-            outputs = {name: values[:, None] for name, values in outputs.items()}
+        if target.standardised:
             checkpoint_target = {
-                "kind": "regression",
+                "kind": target.name,
                 "mean": outcome.target_mean,
                 "sd": outcome.target_sd,
                 "loss": task.loss,
             }
-        else:
-            # Per model, class probabilities [n, C].
-            outputs = {
-                "mlp": _class_probabilities(outcome.scores[:n_test], n_classes),
-                "majority": majority_proba(y[train_rows], n_test, n_classes),
-                "logreg": logreg_proba(z_train, y[train_rows], z_test, n_classes, c=logreg_c),
+        elif target.needs_train_output:
+            checkpoint_target = {
+                "kind": target.name,
+                "median_risk": float(np.median(scored["mlp"].train[:, 0])),
+                "horizons": list(horizons),
             }
-            if "sklearn_mlp" in baselines and spec.activation != "leaky_relu":
-                outputs["sklearn_mlp"] = sklearn_mlp_proba(
-                    z_train,
-                    y[train_rows],
-                    z_test,
-                    n_classes,
-                    hidden=spec.hidden,
-                    activation=spec.activation,
-                    lr=spec.lr,
-                    epochs=spec.epochs,
-                    batch_size=spec.batch_size,
-                    weight_decay=spec.weight_decay,
-                    seed=spec.seed,
-                )
-        for name, output in outputs.items():
-            scored = regression_metrics(y[test_rows], output[:, 0]) if regression else None
+        for name, output in scored.items():
+            cut = float(np.median(output.train[:, 0])) if output.train is not None else None
             metric_rows.append(
                 {
                     "collection": panel.collection,
@@ -529,12 +523,12 @@ def fit_unit(
                     "n_train": len(train_rows),
                     "n_test": n_test,
                     "n_uninformative": int(uninformative(scale_s).sum()),
-                    **(scored if scored is not None else classification_metrics(y[test_rows], output)),
+                    **target.final_metrics(y[test_rows], output.test, Scoring(y[train_rows], output.train, horizons)),
                     "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
                     "grid_point": point_label(point) if name == "mlp" else "",
                 }
             )
-            prediction_parts.append((panel, name, k.split, test_rows, output))
+            prediction_parts.append((panel, name, k.split, test_rows, output.test, cut))
         hyper = {**base_hyper, **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
         save_checkpoint(
             _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
@@ -578,7 +572,7 @@ def fit_unit(
         "train_gflops_per_s": round(train_flops / train_seconds / 1e9, 3) if train_seconds > 0 else None,
     }
     metric_frame = pd.DataFrame(metric_rows, columns=METRIC_KEYS if not metric_rows else None)
-    predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes)
+    predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes, target)
     null_columns = [*NULL_COLUMNS[:6], *history_names]
     nulls = pd.DataFrame(null_rows, columns=null_columns).astype(
         {**{c: t for c, t in NULL_TYPES.items() if c in NULL_COLUMNS[:6]}, **dict.fromkeys(history_names, "float64")}
@@ -667,11 +661,6 @@ class Task:
     loss: str = "mse"
 
 
-def _class_probabilities(scores: np.ndarray, n_classes: int) -> np.ndarray:
-    """The trainer's test scores as ``[n, C]`` probabilities (two classes: it gives the positive class's)."""
-    return np.c_[1 - scores, scores] if n_classes == 2 else scores
-
-
 @dataclass
 class _Stats:
     """Training time, floating-point operations and stacked passes of a job, summed over calls."""
@@ -739,7 +728,7 @@ def _train_keys(
                 return np.array([float(points[i].get(key, getattr(spec, key))) for i in members])
 
             label_rows, label_index, centre = labels, [label_of[i] for i in members], {}
-            if task is not None and task.kind == "regression":
+            if task is not None and target_kind(task.kind).standardised:
                 label_rows, label_index, centre = _standardised_targets(labels, members, keys, label_of, splits.train)
 
             data = ModelSet(
@@ -843,6 +832,26 @@ def _inner_splits(
     return _Splits(ids, train_mask, test_mask, valid, mean, scale), parent
 
 
+def _train_risk(state: dict, z_train: np.ndarray, spec: TrainSpec, point: Mapping) -> np.ndarray:
+    """A trained network's outputs ``[n, 1]`` on its own training rows (standardised), float64.
+
+    A survival target needs them: the Breslow baseline hazard behind the
+    Brier score and the training median that cuts risk groups.
+    """
+    import torch
+
+    from .model import build_mlp
+
+    hidden = list(point.get("hidden", spec.hidden))
+    dropout = float(point.get("dropout", spec.dropout))
+    net = build_mlp(z_train.shape[1], hidden, 1, point.get("activation", spec.activation), dropout)
+    net.load_state_dict(state)
+    net.eval()
+    with torch.inference_mode():
+        out = net(torch.as_tensor(np.ascontiguousarray(z_train, dtype=np.float32)))
+    return out.numpy().astype(np.float64)
+
+
 def _checkpoint_path(out: Path, panel: Panel, split_id: str) -> Path:
     folder = out / "checkpoints" / panel.directory
     folder.mkdir(parents=True, exist_ok=True)
@@ -850,46 +859,38 @@ def _checkpoint_path(out: Path, panel: Panel, split_id: str) -> Path:
 
 
 def _predictions(
-    parts: list[tuple[Panel, str, int, np.ndarray, np.ndarray]],
+    parts: list[tuple[Panel, str, int, np.ndarray, np.ndarray, float | None]],
     split_ids: Sequence[str],
     kinds: Sequence[str],
     samples: Sequence[str],
     y: np.ndarray,
     classes: Sequence[str],
+    target: TargetKind,
 ) -> pd.DataFrame:
     """Every test prediction of every (panel, model, split), as one frame built from whole columns.
 
-    ``parts`` holds ``(panel, model, split index, test rows, class probabilities)``;
-    one frame per part costs milliseconds each, which adds up to seconds over a
-    collection.
+    ``parts`` holds ``(panel, model, split index, test rows, output, cut)``:
+    the kind's output ``[n, out]`` and, for a survival target, the model's
+    training rows' median risk (its risk-group cut). The kind names its own
+    columns (:attr:`TargetKind.prediction_columns`). One frame per part costs
+    milliseconds each, which adds up to seconds over a collection.
     """
-    counts = np.array([len(rows) for *_, rows, _ in parts], dtype=np.int64)
-    rows = np.concatenate([r for *_, r, _ in parts]) if parts else np.zeros(0, np.int64)
-    proba = np.concatenate([p for *_, p in parts]) if parts else np.zeros((0, max(len(classes), 1)))
+    counts = np.array([len(p[3]) for p in parts], dtype=np.int64)
+    rows = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.int64)
+    width = max(len(classes), 1) if target.class_probabilities else 1
+    output = np.concatenate([p[4] for p in parts]) if parts else np.zeros((0, width))
     common = {
-        "collection": np.repeat([p.collection for p, *_ in parts], counts).astype(object),
-        "panel": np.repeat([p.name for p, *_ in parts], counts).astype(object),
-        "model": np.repeat([m for _, m, *_ in parts], counts).astype(object),
-        "split_id": np.repeat([split_ids[s] for _, _, s, *_ in parts], counts).astype(object),
-        "kind": np.repeat([kinds[s] for _, _, s, *_ in parts], counts).astype(object),
+        "collection": np.repeat([p[0].collection for p in parts], counts).astype(object),
+        "panel": np.repeat([p[0].name for p in parts], counts).astype(object),
+        "model": np.repeat([p[1] for p in parts], counts).astype(object),
+        "split_id": np.repeat([split_ids[p[2]] for p in parts], counts).astype(object),
+        "kind": np.repeat([kinds[p[2]] for p in parts], counts).astype(object),
         "sample_id": np.asarray(samples, dtype=object)[rows],
     }
-    if not classes:  # a regression target: the value, true and predicted
-        frame = pd.DataFrame({**common, "true_value": y[rows].astype(np.float64), "predicted_value": proba[:, 0]})
-        return frame.astype({c: "string" for c in PREDICTION_TEXT if c in frame})
-    names = np.asarray(classes, dtype=object)
-    frame = pd.DataFrame(
-        {
-            **common,
-            "true_label": names[y[rows].astype(np.int64)],
-            "predicted_label": names[predicted_classes(proba)] if len(proba) else np.zeros(0, object),
-            "probability": proba[:, -1] if len(classes) == 2 else proba.max(axis=1),
-        }
-    )
-    if len(classes) > 2:
-        for c, name in enumerate(classes):
-            frame[f"prob_{name}"] = proba[:, c]
-    return frame.astype({c: "string" for c in PREDICTION_TEXT})
+    cuts = np.repeat([np.inf if p[5] is None else p[5] for p in parts], counts) if parts else np.zeros(0)
+    columns = target.prediction_columns(y[rows], output, classes, cuts)
+    frame = pd.DataFrame({**common, **columns})
+    return frame.astype({c: "string" for c in (*PREDICTION_KEYS, *target.prediction_text)})
 
 
 def _write_history(
@@ -910,9 +911,7 @@ def _write_history(
     per ``(folder, panel)``, ``{gene: [split ids]}``.
     """
     n = len(parts)
-    values = (
-        np.concatenate([h for _, _, h, _, _ in parts]) if parts else np.zeros((0, len(HISTORY_METRICS)), np.float32)
-    )
+    values = np.concatenate([h for _, _, h, _, _ in parts]) if parts else np.zeros((0, len(names)), np.float32)
 
     def repeated(items: Sequence[str]) -> pa.DictionaryArray:
         dictionary = list(dict.fromkeys(items))

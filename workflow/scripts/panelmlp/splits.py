@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .config import with_defaults
 from .errors import PanelMlpError
 from .labels import Labels, derive_labels
+from .targets.survival import default_horizons, survival_labels, time_columns
 
 log = logging.getLogger("panelmlp")
 
@@ -365,8 +367,8 @@ def _regression_step(
         numbers,
         test_size=split["test_size"],
         random_state=split["random_state"],
-        cv_folds=split.get("cv_folds", 5),
-        cv_repeats=split.get("cv_repeats", 1),
+        cv_folds=split["cv_folds"],
+        cv_repeats=split["cv_repeats"],
     )
     table.to_parquet(out_splits, index=False)
     summary = {
@@ -397,16 +399,92 @@ def _regression_step(
     return summary
 
 
+def _check_column(column: str, key: str, names: list[str], cohort: str) -> None:
+    if column not in names:
+        close = difflib.get_close_matches(column, names, n=3)
+        hint = f" (closest: {', '.join(close)})" if close else ""
+        raise PanelMlpError(f"config {key}: {column!r} is not a column of {cohort}{hint}; choose a clinical column")
+
+
+def _survival_step(
+    cohort: str, sample_id: str, target: Mapping, split: Mapping, out_splits: str, out_labels: str
+) -> dict:
+    """Survival: time and event per sample, splits stratified by event, labels.json with every sample accounted for."""
+    names = pq.read_schema(cohort).names
+    event_column = target["event"]["column"]
+    _check_column(event_column, "target.event.column", names, cohort)
+    time = target["time"]
+    keys = ["target.time"] if isinstance(time, str) else ["target.time.event", "target.time.censored"]
+    for column, key in zip(time_columns(target), keys, strict=True):
+        _check_column(column, key, names, cohort)
+    columns = list(dict.fromkeys([sample_id, event_column, *time_columns(target)]))
+    frame = pq.read_table(cohort, columns=columns).to_pandas().set_index(sample_id)
+    found = survival_labels(frame, target)
+    counts = found.event.value_counts()
+    n_event, n_censored = int(counts.get(1, 0)), int(counts.get(0, 0))
+    if n_event < 2:
+        raise PanelMlpError(
+            f"config target.event: {n_event} sample(s) have the event ({found.event_name!r} in column {event_column!r}) "
+            f"with a usable time; a survival target needs events; check target.event.event and target.time"
+        )
+    classes = found.class_labels()
+    stratified = Labels(
+        labels=classes,
+        classes=[found.censored_name, found.event_name],
+        positive=found.event_name,
+        missing=found.missing_label,
+        unmatched=found.unmatched_label,
+        unmatched_values=found.unmatched_values,
+    )
+    table = make_splits(
+        stratified,
+        test_size=split["test_size"],
+        random_state=split["random_state"],
+        stratify=split["stratify"],
+        cv_folds=split["cv_folds"],
+        cv_repeats=split["cv_repeats"],
+    )
+    table["y"] = table["sample_id"].map(found.time).astype("float64")
+    table["event"] = table["sample_id"].map(found.event).astype("int64")
+    table.to_parquet(out_splits, index=False)
+    horizons = target.get("horizons") or default_horizons(found.time.to_numpy(), found.event.to_numpy())
+    summary = {
+        "kind": "survival",
+        "target": event_column,
+        "event": dict(target["event"]),
+        "time": {"column": time} if isinstance(time, str) else dict(time),
+        "samples": len(frame),
+        "labelled": len(found.time),
+        "missing_label": found.missing_label,
+        "unmatched_label": found.unmatched_label,
+        "unmatched_values": found.unmatched_values,
+        "missing_time": found.missing_time,
+        "negative_time": found.negative_time,
+        "bad_time_values": found.bad_time_values,
+        "classes": stratified.classes,
+        "positive": found.event_name,
+        "class_counts": {found.censored_name: n_censored, found.event_name: n_event},
+        "horizons": [float(h) for h in horizons],
+        "values": {
+            "events": n_event,
+            "censored": n_censored,
+            "median_time": float(found.time.median()),
+            "max_time": float(found.time.max()),
+        },
+        "splits": {k: int(v) for k, v in table.groupby("kind")["split_id"].nunique().items()},
+    }
+    Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("split: %s", json.dumps(summary))
+    return summary
+
+
 def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out_splits: str, out_labels: str) -> dict:
     """cohort.parquet -> splits.parquet (every split's membership and labels) and labels.json."""
+    split = with_defaults("split", split)
+    if target.get("kind") == "survival":
+        return _survival_step(cohort, sample_id, target, split, out_splits, out_labels)
     column = target["column"]
-    schema = pq.read_schema(cohort)
-    if column not in schema.names:
-        close = difflib.get_close_matches(column, schema.names, n=3)
-        hint = f" (closest: {', '.join(close)})" if close else ""
-        raise PanelMlpError(
-            f"config target.column: {column!r} is not a column of {cohort}{hint}; choose a clinical column"
-        )
+    _check_column(column, "target.column", pq.read_schema(cohort).names, cohort)
     frame = pq.read_table(cohort, columns=[sample_id, column]).to_pandas()
     values = frame.set_index(sample_id)[column]
     if target.get("kind", "classification") == "regression":
@@ -418,9 +496,9 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
         found,
         test_size=split["test_size"],
         random_state=split["random_state"],
-        stratify=split.get("stratify", True),
-        cv_folds=split.get("cv_folds", 5),
-        cv_repeats=split.get("cv_repeats", 1),
+        stratify=split["stratify"],
+        cv_folds=split["cv_folds"],
+        cv_repeats=split["cv_repeats"],
     )
     table.to_parquet(out_splits, index=False)
     summary = {

@@ -199,3 +199,55 @@ def plant_numeric_target(
     for r, v in zip(rows, target, strict=True):
         r[at] = f"{v:.3f}"
     Path(path).write_text("\n".join([",".join(header), *(",".join(r) for r in rows)]) + "\n", encoding="utf-8")
+
+
+SURVIVAL_COLUMNS = ("PATH_DIAG_TO_DEATH_DAYS", "PATH_DIAG_TO_LAST_CONTACT_DAYS")
+"""The time columns :func:`plant_survival` adds, named as in the real cohort."""
+
+
+def plant_survival(
+    path: str | Path,
+    genes: Sequence[str],
+    beta: float = 1.0,
+    censored: float = 0.35,
+    median_days: float = 400.0,
+    seed: int = 0,
+) -> dict[str, int]:
+    """Rewrite a cohort from :func:`write_cohort` (without malformed lines) as a survival cohort driven by ``genes``.
+
+    Event times are exponential with hazard ``h0 * exp(beta * sum of the genes'
+    z-scores)``, ``h0`` set so that the median time is about ``median_days``;
+    censoring times are uniform on ``[0, c]`` with ``c`` chosen so that about
+    ``censored`` of the samples are censored. ``VITAL_STATUS`` becomes
+    ``Deceased`` or ``Living``; two columns are added (:data:`SURVIVAL_COLUMNS`):
+    days to death (``NA`` for the living) and days to last contact (for
+    everyone, as in the real cohort). Returns the counts of events and censored.
+    """
+    rng = np.random.default_rng(seed)
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError("plant_survival needs a cohort without malformed lines (n_malformed=0, n_broken=0)")
+    values = np.array([[float(r[header.index(g)]) for g in genes] for r in rows])
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    risk = beta * z.sum(axis=1)
+    h0 = np.log(2) / median_days / np.median(np.exp(risk))
+    event_time = rng.exponential(1.0, len(rows)) / (h0 * np.exp(risk))
+    u = rng.random(len(rows))
+    lo, hi = 1e-3, 1e7
+    for _ in range(200):  # bisection on the censoring window's end c
+        c = (lo * hi) ** 0.5
+        share = np.mean(u * c < event_time)
+        lo, hi = (c, hi) if share > censored else (lo, c)
+    censor_time = u * c
+    event = event_time <= censor_time
+    time = np.where(event, event_time, censor_time)
+    status = header.index("VITAL_STATUS")
+    header += list(SURVIVAL_COLUMNS)
+    for r, e, t in zip(rows, event, time, strict=True):
+        days = f"{max(round(t), 0)}"
+        r[status] = "Deceased" if e else "Living"
+        r += [days if e else "NA", days]
+    Path(path).write_text("\n".join([",".join(header), *(",".join(r) for r in rows)]) + "\n", encoding="utf-8")
+    return {"events": int(event.sum()), "censored": int((~event).sum())}

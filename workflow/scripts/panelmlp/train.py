@@ -33,13 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .epoch_metrics import (
-    HISTORY_METRICS,
-    metrics_from_logits,
-    regression_loss_and_grad,
-    regression_metrics,
-)
-from .model import StackedMLP, init_weights, loss_and_grad, output_size, state_dict_of
+from .heads import Head, head_of
+from .model import StackedMLP, init_weights, state_dict_of
 
 log = logging.getLogger("panelmlp")
 
@@ -179,11 +174,11 @@ class TrainResult:
     """All models, in the trainer's internal order; :attr:`position` maps a model index into it."""
     position: np.ndarray
     history: np.ndarray
-    """``[epochs, tracked models, len(HISTORY_METRICS)]``, tracked models in model order."""
+    """``[epochs, tracked models, 2 + the head's metrics]``, tracked models in model order."""
     tracked: np.ndarray
     """Model indices of the history's second axis."""
     final: np.ndarray
-    """``[K, len(HISTORY_METRICS)]``: every model's quantities at the last epoch."""
+    """``[K, 2 + metrics]``: every model's quantities at the last epoch."""
     device: str
     test_scores: np.ndarray
     """Final positive-class probability (two classes) or class probabilities, ``[K, T(, C)]``, on padded test rows."""
@@ -349,10 +344,11 @@ def _epoch_orders(rngs: list[np.random.Generator], train: np.ndarray, epochs: in
     return out
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    if logits.shape[-1] == 1:
-        return torch.sigmoid(logits.squeeze(-1))
-    return torch.softmax(logits, dim=-1)
+def _probe(data: ModelSet, head: Head, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Two rows of one model, to ask the head how many per-epoch metrics it reports."""
+    y = torch.tensor(data.labels[0][:2][None], dtype=dtype if head.float_labels else torch.long, device=device)
+    out = torch.zeros((1, y.shape[1], head.outputs), dtype=dtype, device=device)
+    return out, y, torch.ones((1, y.shape[1]), dtype=dtype, device=device)
 
 
 class _Feed:
@@ -511,24 +507,15 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     steps_per_epoch = int(steps_sorted[0])
     tracked_sorted = np.flatnonzero(tracked[order])
 
-    regression = data.task == "regression"
-    sizes = [int(data.cols.shape[1]), *spec.hidden, 1 if regression else output_size(data.n_classes)]
-
-    def loss_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor):
-        if regression:
-            return regression_loss_and_grad(out, y, valid, n_valid, data.loss)
-        return loss_and_grad(out, y.to(out.dtype) if out.shape[-1] == 1 else y, valid, n_valid)
-
-    def metrics_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        if regression:
-            return regression_metrics(out.squeeze(-1), y, valid)
-        return metrics_from_logits(out, y, valid, data.n_classes)
+    head = head_of(data.task, data.n_classes, data.loss)
+    sizes = [int(data.cols.shape[1]), *spec.hidden, head.outputs]
+    loss_fn, metrics_fn = head.loss_and_grad, head.metrics
 
     init = _initial_weights(data, sizes, spec.seed, order)
     weights = [torch.from_numpy(w).to(device) for w, _ in init]
     biases = [torch.from_numpy(b).to(device) for _, b in init]
     del init
-    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, 1 if regression else data.n_classes)
+    stack = StackedMLP(weights, biases, spec.activation, spec.dropout, head.build_classes)
     optimizer = _Optimizer(
         stack,
         spec,
@@ -540,7 +527,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     feed = _Feed(data, order, dtype, device)
 
     stream_of = torch.tensor(data.stream[order], device=device)
-    label_rows = torch.tensor(data.labels, dtype=dtype if regression else torch.long, device=device)
+    label_rows = torch.tensor(data.labels, dtype=torch.long if head.class_codes else dtype, device=device)
     label_of = torch.tensor(data.label[order], device=device)
     shuffle_rngs = [stream_rng(spec.seed, sid, perm, STREAM_SHUFFLE) for sid, perm in data.streams]
     keep_sorted = 1.0 - drop_k[order]
@@ -554,9 +541,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_model_step = _layer_flops(sizes, 1, backward=True)
     per_model_test = _layer_flops(sizes, 1, backward=False)
     # Everything a step needs that does not change between epochs, as views.
-    labels_t = torch.tensor(
-        data.labels, dtype=dtype if regression or data.n_classes == 2 else torch.long, device=device
-    )
+    labels_t = torch.tensor(data.labels, dtype=dtype if head.float_labels else torch.long, device=device)
     one_labelling = data.labels.shape[0] == 1
     chunk = _chunk_models(bs, sizes)
     plans = []
@@ -604,7 +589,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     t_width = test_rows.shape[1]
     block = max(1, min(spec.epochs, HISTORY_BLOCK_FLOATS // max(1, n_tracked * t_width * sizes[-1])))
     order_block = max(1, min(spec.epochs, HISTORY_BLOCK_FLOATS // max(1, len(data.streams) * data.x.shape[0])))
-    history = np.zeros((spec.epochs, n_tracked, len(HISTORY_METRICS)), dtype=np.float32)
+    n_quantities = 2 + int(metrics_fn(*_probe(data, head, dtype, device)).shape[1])
+    history = np.zeros((spec.epochs, n_tracked, n_quantities), dtype=np.float32)
     train_loss = torch.zeros((spec.epochs, k_models), dtype=dtype, device=device)
     per_test_epoch = per_model_test * n_tracked * t_width
     flops = 0.0
@@ -632,7 +618,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             return
         n_ep = len(logits)
         stacked = torch.cat(logits)  # [n_ep * tracked, T, out]
-        yt = y_test[tracked_t].repeat(n_ep, 1)
+        yt = y_test[tracked_t].repeat(n_ep, *([1] * (y_test.dim() - 1)))
         ok = test_ok[tracked_t].repeat(n_ep, 1)
         nt = n_test[tracked_t].repeat(n_ep)
         rows, _ = loss_fn(stacked, yt, ok.to(dtype), nt)
@@ -697,7 +683,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         final_metrics = metrics_fn(final_logits, y_test, test_ok)
         final_rows, _ = loss_fn(final_logits, y_test, test_ok.to(dtype), n_test)
         train_loss /= torch.tensor(n_train, dtype=dtype, device=device)
-        prob = final_logits.squeeze(-1) if regression else _probabilities(final_logits)
+        prob = head.scores(final_logits)
     seconds = time.perf_counter() - started
 
     loss_np = train_loss.cpu().numpy()
@@ -705,7 +691,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # Epochs after a model stopped do not exist for it.
     after_stop = np.arange(1, spec.epochs + 1)[:, None] > stopped_epoch[tracked_sorted][None, :]
     history[after_stop] = np.nan
-    final = np.zeros((k_models, len(HISTORY_METRICS)), dtype=np.float32)
+    final = np.zeros((k_models, n_quantities), dtype=np.float32)
     final[:, 0] = loss_np[np.maximum(best_epoch, 1) - 1, np.arange(k_models)]
     final[:, 1] = (final_rows.sum(1) / n_test).cpu().numpy()
     final[:, 2:] = final_metrics.cpu().numpy()

@@ -10,7 +10,21 @@ compare, predict and report steps ask the kind and never test its name.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Scoring:
+    """What a kind's final metrics of one model on one split may read besides the test rows' labels and outputs."""
+
+    y_train: Any
+    """Training labels (class codes, values, or ``[n, 2]`` time and event)."""
+    train_output: Any = None
+    """The model's outputs on its training rows, where the kind needs them (survival: risks)."""
+    horizons: tuple[float, ...] = ()
+    """Days of a survival target's time-dependent AUC."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,38 @@ class TargetKind:
     """Range an interval of a metric is clipped to, where it is not [0, 1]."""
     prediction_text: tuple[str, ...] = ()
     """Text columns of predictions.parquet besides the keys (collection, panel, model, split_id, kind, sample_id)."""
+    head: Callable[[int, str], Any] | None = None
+    """``head(n_classes, loss) -> panelmlp.heads.Head``: the network's output head (imports torch when called)."""
+    final_metrics: Callable[[Any, Any, Scoring], dict] | None = None
+    """``(y_test, output [n, out], scoring) -> {metric: value}``: one model's row of metrics.tsv."""
+    prediction_columns: Callable[..., dict] | None = None
+    """``(y_rows, output [n, out], classes, cut) -> {column: array}``: the kind's columns of predictions.parquet."""
+    needs_train_output: bool = False
+    """Whether :attr:`final_metrics` reads the model's outputs on its training rows."""
+    class_probabilities: bool = False
+    """Outputs are class probabilities ``[n, C]`` (the trainer gives the positive class's alone for two)."""
+    standardised: bool = False
+    """The network learns the target standardised with each split's training rows (a regression target)."""
+    in_target_units: tuple[str, ...] = ()
+    """History quantities in the target's units (scaled back by the training sd when :attr:`standardised`)."""
+    tuning_label: str = ""
+    """What tuning.tsv's ``score`` column calls :attr:`tuning_score` (default: its name)."""
+
+    def network_output(self, scores: Any, n_classes: int, mean: float = 0.0, sd: float = 1.0) -> Any:
+        """The trainer's test scores of one model as the kind's output ``[n, out]``.
+
+        Classes: probabilities ``[n, C]`` (two classes: the trainer gives the
+        positive class's, the negative's is its complement). A standardised
+        target: values mapped back to the target's units. Else: the scores.
+        """
+        import numpy as np
+
+        if self.class_probabilities:
+            return np.c_[1 - scores, scores] if n_classes == 2 else scores
+        values = np.asarray(scores, dtype=np.float64)
+        if self.standardised:
+            values = values * sd + mean
+        return values[:, None]
 
     def metric_range(self, metric: str) -> tuple[float, float]:
         """Where a metric's values can lie ([0, 1] unless the kind says otherwise)."""

@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
-from ..epoch_metrics import HISTORY_METRICS
-from ..metrics import METRICS
-from .base import UNBOUNDED, TargetKind
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..metrics import METRICS, classification_metrics, predicted_classes
+from .base import UNBOUNDED, Scoring, TargetKind
+
+if TYPE_CHECKING:
+    from ..heads import Head
+
+
+HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
+"""Per-epoch quantities of a classification model, in the order of the trainer's history axis."""
+
+
+def head(n_classes: int, loss: str = "mse") -> Head:
+    """One logit on BCEWithLogitsLoss for two classes, a softmax on CrossEntropyLoss for more."""
+    from ..epoch_metrics import metrics_from_logits
+    from ..heads import Head, probabilities
+    from ..model import loss_and_grad, output_size
+
+    def loss_fn(out, y, valid, n_valid):
+        return loss_and_grad(out, y.to(out.dtype) if out.shape[-1] == 1 else y, valid, n_valid)
+
+    def metrics(out, y, valid):
+        return metrics_from_logits(out, y, valid, n_classes)
+
+    return Head(output_size(n_classes), loss_fn, metrics, probabilities, n_classes == 2, n_classes, class_codes=True)
+
+
+def final_metrics(y_test: np.ndarray, output: np.ndarray, scoring: Scoring) -> dict:
+    """Accuracy to calibration of class probabilities ``[n, C]`` (see :func:`panelmlp.metrics.classification_metrics`)."""
+    return classification_metrics(y_test, output)
+
+
+def prediction_columns(y: np.ndarray, output: np.ndarray, classes: Sequence[str], cut: object = None) -> dict:
+    """True and predicted class, the positive class's probability (the largest with more classes), ``prob_<class>``."""
+    names = np.asarray(classes, dtype=object)
+    columns = {
+        "true_label": names[y.astype(np.int64)],
+        "predicted_label": names[predicted_classes(output)] if len(output) else np.zeros(0, object),
+        "probability": output[:, -1] if len(classes) == 2 else output.max(axis=1),
+    }
+    if len(classes) > 2:
+        for c, name in enumerate(classes):
+            columns[f"prob_{name}"] = output[:, c]
+    return columns
+
 
 KIND = TargetKind(
     name="classification",
@@ -19,5 +65,9 @@ KIND = TargetKind(
     chance_levels={"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0},
     ranges={"mcc": (-1.0, 1.0), "calibration_slope": UNBOUNDED, "calibration_intercept": UNBOUNDED},
     prediction_text=("true_label", "predicted_label"),
+    head=head,
+    class_probabilities=True,
+    final_metrics=final_metrics,
+    prediction_columns=prediction_columns,
 )
 """Classification: ROC-AUC 0.5 is a random ranking; the majority class and logistic regression stand beside it."""
