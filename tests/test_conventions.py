@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 RULES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 LIBRARY = REPO / "workflow" / "scripts" / "panelmlp"
-IMPORT_TO_PACKAGE = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
+IMPORT_TO_PACKAGE = {"sklearn": "scikit-learn", "yaml": "pyyaml", "sksurv": "scikit-survival"}
 
 
 def _tool(name: str) -> str:

@@ -20,7 +20,11 @@ other and against scikit-learn.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from .survival import survival_arrays
 
 BASELINES = ("majority", "logreg")
 
@@ -378,3 +382,51 @@ def ridge_prediction(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarra
     else:
         w = xc.T @ np.linalg.solve(xc @ xc.T + alpha * np.eye(n), yc)
     return (np.asarray(x_test, dtype=np.float64) - x_mean) @ w + y_mean
+
+
+def cox_ridge(
+    z_train: np.ndarray, time: np.ndarray, event: np.ndarray, z_test: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge Cox PH baseline: ``(test_risk, train_risk)`` linear predictors of a fit on the training rows.
+
+    ``sksurv.linear_model.CoxPHSurvivalAnalysis(alpha=alpha, ties="breslow")``
+    (penalty alpha/2 ||w||^2 on the features as given). Fallback, so that one
+    hard split cannot stop a run: when the fit raises (NaN steps), warns that
+    it did not converge or that a Newton system was ill-conditioned (a singular
+    Hessian, e.g. duplicated genes without a penalty, where scikit-survival
+    returns coefficients of 1e15 that cancel), or gives non-finite
+    coefficients, it is refitted with alpha 10 x max(alpha, 1e-3), then x100,
+    x1000, x10000; when every try fails, or the training rows hold no event,
+    both risks are zeros (the constant-risk model).
+    """
+    from scipy.linalg import LinAlgWarning
+    from sklearn.exceptions import ConvergenceWarning
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.util import Surv
+
+    x_train = np.asarray(z_train, dtype=np.float64)
+    x_test = np.asarray(z_test, dtype=np.float64)
+    t, e = survival_arrays(time, event)
+    zeros = (np.zeros(x_test.shape[0]), np.zeros(x_train.shape[0]))
+    if not e.any() or x_train.shape[0] < 2:
+        return zeros
+    y = Surv.from_arrays(event=e, time=t)
+    tries = [float(alpha)] + [max(float(alpha), 1e-3) * 10.0**p for p in range(1, 5)]
+    for a in tries:
+        model = CoxPHSurvivalAnalysis(alpha=a, ties="breslow")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model.fit(x_train, y)
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                continue
+        troubled = any(issubclass(w.category, (ConvergenceWarning, LinAlgWarning)) for w in caught)
+        if troubled or not np.isfinite(model.coef_).all():
+            continue
+        return x_test @ model.coef_, x_train @ model.coef_
+    return zeros
+
+
+def constant_risk(n: int) -> np.ndarray:
+    """The constant-risk baseline: ``n`` zeros (C-index 0.5 by the tie rule)."""
+    return np.zeros(int(n))

@@ -12,6 +12,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .defaults import SCHEMA_PATH as SCHEMA_PATH
+from .defaults import schema_defaults as schema_defaults
+from .defaults import with_defaults as with_defaults
+
 REPLACE_KEYS: tuple[str, ...] = (
     "genes",
     "target.classes",
@@ -141,25 +145,6 @@ def duplicate_key_problem(path: str | Path) -> str | None:
 def read_schema(schema_path: str | Path) -> dict:
     """The config schema as a dict."""
     return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
-
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
-"""The config schema: the one place every default lives."""
-
-
-def schema_defaults(section: str, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """The schema's default of every key of a config section that has one (``split``, ``model``, ...).
-
-    Library functions called without Snakemake (tests, notebooks) fill what
-    they were not given from here, so no default is written down twice.
-    """
-    properties = read_schema(schema_path)["properties"][section].get("properties", {})
-    return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
-
-
-def with_defaults(section: str, values: Mapping | None) -> dict:
-    """``values`` of a config section over the schema's defaults of that section."""
-    return {**schema_defaults(section), **dict(values or {})}
 
 
 def replaces(path: Sequence[str]) -> bool:

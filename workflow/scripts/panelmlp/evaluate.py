@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .baselines import logreg_proba, majority_proba, mean_prediction, ridge_prediction, sklearn_mlp_proba
+from .baselines import (
+    constant_risk,
+    cox_ridge,
+    logreg_proba,
+    majority_proba,
+    mean_prediction,
+    ridge_prediction,
+    sklearn_mlp_proba,
+)
 from .errors import PanelMlpError
 
 
@@ -91,14 +99,10 @@ def _ridge(fold: Fold) -> Output:
 
 
 def _constant_risk(fold: Fold) -> Output:
-    from .survival import constant_risk
-
     return Output(constant_risk(len(fold.z_test))[:, None], constant_risk(len(fold.z_train))[:, None])
 
 
 def _cox_ridge(fold: Fold) -> Output:
-    from .survival import cox_ridge
-
     test, train = cox_ridge(
         fold.z_train, fold.y_train[:, 0], fold.y_train[:, 1].astype(bool), fold.z_test, fold.options["ridge_alpha"]
     )

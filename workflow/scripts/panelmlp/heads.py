@@ -3,8 +3,10 @@
 A :class:`Head` says how many outputs the last layer has, the loss and its
 gradient with respect to those outputs, the per-epoch metrics, and how the
 final outputs become the scores written out (class probabilities, values or
-risks). Each target module (:mod:`panelmlp.targets`) builds its own head
-with :func:`head_of`; the trainer asks for it and never tests a kind's name.
+risks). The rest of a kind lives in its module of :mod:`panelmlp.targets`;
+its head lives here because only the training envs carry torch (the data and
+report steps import the target modules). The trainer asks :func:`head_of`
+and never tests a kind's name; a new kind adds its builder to :data:`HEADS`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from .epoch_metrics import (
+    cox_loss_and_grad,
+    metrics_from_logits,
+    regression_loss_and_grad,
+    regression_metrics,
+    survival_epoch_metrics,
+)
+from .model import loss_and_grad, output_size
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 MetricsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,13 +49,6 @@ class Head:
     """Labels are class codes (scored as integers even when one logit trains on them as floats)."""
 
 
-def head_of(kind: str, n_classes: int = 2, loss: str = "mse") -> Head:
-    """The head of target kind ``kind`` (see :mod:`panelmlp.targets`)."""
-    from .targets import target_kind
-
-    return target_kind(kind).head(n_classes, loss)
-
-
 def squeeze(out: torch.Tensor) -> torch.Tensor:
     """One output per row as ``[K, T]``."""
     return out.squeeze(-1)
@@ -55,3 +59,45 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[-1] == 1:
         return torch.sigmoid(logits.squeeze(-1))
     return torch.softmax(logits, dim=-1)
+
+
+def classification_head(n_classes: int, loss: str = "mse") -> Head:
+    """One logit on BCEWithLogitsLoss for two classes, a softmax on CrossEntropyLoss for more."""
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor):
+        return loss_and_grad(out, y.to(out.dtype) if out.shape[-1] == 1 else y, valid, n_valid)
+
+    def metrics(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return metrics_from_logits(out, y, valid, n_classes)
+
+    return Head(output_size(n_classes), loss_fn, metrics, probabilities, n_classes == 2, n_classes, class_codes=True)
+
+
+def regression_head(n_classes: int = 1, loss: str = "mse") -> Head:
+    """One linear output on MSELoss or L1Loss (the target standardised with the training rows)."""
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor):
+        return regression_loss_and_grad(out, y, valid, n_valid, loss)
+
+    def metrics(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return regression_metrics(out.squeeze(-1), y, valid)
+
+    return Head(1, loss_fn, metrics, squeeze, True, 1)
+
+
+def survival_head(n_classes: int = 1, loss: str = "cox") -> Head:
+    """One linear risk output on the Cox partial likelihood (Breslow ties) per minibatch; labels ``(time, event)``."""
+    return Head(1, cox_loss_and_grad, survival_epoch_metrics, squeeze, True, 1)
+
+
+HEADS: dict[str, Callable[[int, str], Head]] = {
+    "classification": classification_head,
+    "regression": regression_head,
+    "survival": survival_head,
+}
+"""The head builder of every target kind (the keys of :data:`panelmlp.targets.KINDS`)."""
+
+
+def head_of(kind: str, n_classes: int = 2, loss: str = "mse") -> Head:
+    """The head of target kind ``kind``."""
+    return HEADS[kind](n_classes, loss)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .config import with_defaults
+from .defaults import with_defaults
 from .errors import PanelMlpError
 from .labels import Labels, derive_labels
 from .targets.survival import default_horizons, survival_labels, time_columns

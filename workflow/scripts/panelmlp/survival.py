@@ -16,8 +16,6 @@ scikit-survival is imported lazily and only by :func:`cox_ridge`.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy import stats
 
@@ -28,7 +26,7 @@ _CHUNK = 1 << 22
 """Pairs compared at once in the pairwise concordance sums (bounds memory at a few tens of MB)."""
 
 
-def _survival_arrays(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def survival_arrays(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``time`` as float64 and ``event`` as bool, 1-D and of one length."""
     t = np.asarray(time, dtype=np.float64).reshape(-1)
     e = np.asarray(event).reshape(-1).astype(bool)
@@ -67,7 +65,7 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.nd
     times) and S(t) = P(T > t) just after each of them (the curve is
     right-continuous: an event at t already lowers S(t)).
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     uniq, d, _, n = _counts(t, e)
     return uniq, np.cumprod(1.0 - d / n)
 
@@ -79,7 +77,7 @@ def _censoring_km(train_time: np.ndarray, train_event: np.ndarray) -> tuple[np.n
     tied time the events leave the risk set first, so a censoring at t is
     divided by the rows at risk at t less the events at t.
     """
-    t, e = _survival_arrays(train_time, train_event)
+    t, e = survival_arrays(train_time, train_event)
     uniq, d, c, n = _counts(t, e)
     if e.all():
         return uniq, np.ones(uniq.shape[0]), True
@@ -151,7 +149,7 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     concordant when risk_i > risk_j, risks within :data:`TIED_TOL` count 1/2.
     NaN (scikit-survival raises) when there is no comparable pair, e.g. no event.
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     r = _risk_array(risk, t.shape[0])
     return _concordance(t, e, r, np.ones(t.shape[0]))
 
@@ -174,7 +172,7 @@ def uno_c(
     last training time); this returns NaN then, and when no pair is comparable.
     ``tau = train_time.max()`` always avoids those cases: G > 0 before it.
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     r = _risk_array(risk, t.shape[0])
     counted = e if tau is None else e & (t < tau)
     ipcw = _ipcw(train_time, train_event, t, counted)
@@ -209,7 +207,7 @@ def td_auc(
     whose G is unknown or 0. scikit-survival also raises when any test event
     (even one after h) has such a G; this only drops the horizons it touches.
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     r = _risk_array(risk, t.shape[0])
     h = np.asarray(horizons, dtype=np.float64).reshape(-1)
     out = np.full(h.shape[0], np.nan)
@@ -239,7 +237,7 @@ def td_auc_mean(time: np.ndarray, event: np.ndarray, horizons: np.ndarray, aucs:
     whose AUC is finite (equal to scikit-survival's value when all are); NaN
     when none is or the weights sum to 0.
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     h = np.asarray(horizons, dtype=np.float64).reshape(-1)
     a = np.asarray(aucs, dtype=np.float64).reshape(-1)
     keep = np.isfinite(a)
@@ -276,7 +274,7 @@ def breslow_survival(
     where this keeps the last value. Risks are shifted by their training
     maximum before exponentiating, which leaves S unchanged and avoids overflow.
     """
-    t, e = _survival_arrays(train_time, train_event)
+    t, e = survival_arrays(train_time, train_event)
     r = _risk_array(train_risk, t.shape[0])
     x = np.asarray(test_risk, dtype=np.float64).reshape(-1)
     at = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -305,7 +303,7 @@ def brier_scores(
     ``survival_at[i, k]`` is S(times[k] | x_i). A time outside the test follow-up
     ``[min, max)`` or a needed G that is unknown gives NaN (scikit-survival raises).
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     at = np.asarray(times, dtype=np.float64).reshape(-1)
     est = np.asarray(survival_at, dtype=np.float64).reshape(t.shape[0], -1)
     if est.shape[1] != at.shape[0]:
@@ -359,7 +357,7 @@ def ibs_times(time: np.ndarray, event: np.ndarray, n: int = 15, limit: float | N
     training rows' largest time, so G is known), ``t < limit``. May hold fewer
     than two points (then the IBS is NaN). ``event`` is accepted for symmetry.
     """
-    t, _ = _survival_arrays(time, event)
+    t, _ = survival_arrays(time, event)
     if t.shape[0] == 0:
         return np.empty(0)
     grid = np.unique(np.percentile(t, np.linspace(10.0, 80.0, n)))
@@ -376,7 +374,7 @@ def logrank(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> tuple[flo
     hypergeometric covariance; chi2 on k-1 degrees of freedom. NaN, NaN when
     there are fewer than two groups or no event (scikit-survival raises).
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     groups, g = np.unique(np.asarray(group).reshape(-1), return_inverse=True)
     if g.shape[0] != t.shape[0]:
         raise ValueError(f"group has {g.shape[0]} entries for {t.shape[0]} rows")
@@ -411,7 +409,7 @@ def cox_partial_likelihood(time: np.ndarray, event: np.ndarray, risk: np.ndarray
 
     L = (1/n) sum_i event_i (log sum_{j: t_j >= t_i} exp(r_j) - r_i).
     """
-    t, e = _survival_arrays(time, event)
+    t, e = survival_arrays(time, event)
     r = _risk_array(risk, t.shape[0])
     total = 0.0
     for i in range(t.shape[0]):
@@ -420,51 +418,3 @@ def cox_partial_likelihood(time: np.ndarray, event: np.ndarray, risk: np.ndarray
             top = at_risk.max()
             total += top + np.log(np.exp(at_risk - top).sum()) - r[i]
     return total / max(t.shape[0], 1)
-
-
-def cox_ridge(
-    z_train: np.ndarray, time: np.ndarray, event: np.ndarray, z_test: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge Cox PH baseline: ``(test_risk, train_risk)`` linear predictors of a fit on the training rows.
-
-    ``sksurv.linear_model.CoxPHSurvivalAnalysis(alpha=alpha, ties="breslow")``
-    (penalty alpha/2 ||w||^2 on the features as given). Fallback, so that one
-    hard split cannot stop a run: when the fit raises (NaN steps), warns that
-    it did not converge or that a Newton system was ill-conditioned (a singular
-    Hessian, e.g. duplicated genes without a penalty, where scikit-survival
-    returns coefficients of 1e15 that cancel), or gives non-finite
-    coefficients, it is refitted with alpha 10 x max(alpha, 1e-3), then x100,
-    x1000, x10000; when every try fails, or the training rows hold no event,
-    both risks are zeros (the constant-risk model).
-    """
-    from scipy.linalg import LinAlgWarning
-    from sklearn.exceptions import ConvergenceWarning
-    from sksurv.linear_model import CoxPHSurvivalAnalysis
-    from sksurv.util import Surv
-
-    x_train = np.asarray(z_train, dtype=np.float64)
-    x_test = np.asarray(z_test, dtype=np.float64)
-    t, e = _survival_arrays(time, event)
-    zeros = (np.zeros(x_test.shape[0]), np.zeros(x_train.shape[0]))
-    if not e.any() or x_train.shape[0] < 2:
-        return zeros
-    y = Surv.from_arrays(event=e, time=t)
-    tries = [float(alpha)] + [max(float(alpha), 1e-3) * 10.0**p for p in range(1, 5)]
-    for a in tries:
-        model = CoxPHSurvivalAnalysis(alpha=a, ties="breslow")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                model.fit(x_train, y)
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-                continue
-        troubled = any(issubclass(w.category, (ConvergenceWarning, LinAlgWarning)) for w in caught)
-        if troubled or not np.isfinite(model.coef_).all():
-            continue
-        return x_test @ model.coef_, x_train @ model.coef_
-    return zeros
-
-
-def constant_risk(n: int) -> np.ndarray:
-    """The constant-risk baseline: ``n`` zeros (C-index 0.5 by the tie rule)."""
-    return np.zeros(int(n))

@@ -62,8 +62,6 @@ class TargetKind:
     """Range an interval of a metric is clipped to, where it is not [0, 1]."""
     prediction_text: tuple[str, ...] = ()
     """Text columns of predictions.parquet besides the keys (collection, panel, model, split_id, kind, sample_id)."""
-    head: Callable[[int, str], Any] | None = None
-    """``head(n_classes, loss) -> panelmlp.heads.Head``: the network's output head (imports torch when called)."""
     final_metrics: Callable[[Any, Any, Scoring], dict] | None = None
     """``(y_test, output [n, out], scoring) -> {metric: value}``: one model's row of metrics.tsv."""
     prediction_columns: Callable[..., dict] | None = None

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..metrics import METRICS, classification_metrics, predicted_classes
 from .base import UNBOUNDED, Scoring, TargetKind
 
-if TYPE_CHECKING:
-    from ..heads import Head
-
-
 HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
 """Per-epoch quantities of a classification model, in the order of the trainer's history axis."""
-
-
-def head(n_classes: int, loss: str = "mse") -> Head:
-    """One logit on BCEWithLogitsLoss for two classes, a softmax on CrossEntropyLoss for more."""
-    from ..epoch_metrics import metrics_from_logits
-    from ..heads import Head, probabilities
-    from ..model import loss_and_grad, output_size
-
-    def loss_fn(out, y, valid, n_valid):
-        return loss_and_grad(out, y.to(out.dtype) if out.shape[-1] == 1 else y, valid, n_valid)
-
-    def metrics(out, y, valid):
-        return metrics_from_logits(out, y, valid, n_classes)
-
-    return Head(output_size(n_classes), loss_fn, metrics, probabilities, n_classes == 2, n_classes, class_codes=True)
 
 
 def final_metrics(y_test: np.ndarray, output: np.ndarray, scoring: Scoring) -> dict:
@@ -65,7 +45,6 @@ KIND = TargetKind(
     chance_levels={"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0},
     ranges={"mcc": (-1.0, 1.0), "calibration_slope": UNBOUNDED, "calibration_intercept": UNBOUNDED},
     prediction_text=("true_label", "predicted_label"),
-    head=head,
     class_probabilities=True,
     final_metrics=final_metrics,
     prediction_columns=prediction_columns,

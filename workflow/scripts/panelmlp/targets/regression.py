@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..metrics import REGRESSION_METRICS, regression_metrics
 from .base import Scoring, TargetKind
 
-if TYPE_CHECKING:
-    from ..heads import Head
-
-
 REGRESSION_HISTORY = ("train_loss", "test_loss", "r2", "rmse", "mae", "pearson", "spearman")
 """Per-epoch quantities of a regression model."""
-
-
-def head(n_classes: int = 1, loss: str = "mse") -> Head:
-    """One linear output on MSELoss or L1Loss (the target standardised with the training rows)."""
-    from ..epoch_metrics import regression_loss_and_grad, regression_metrics
-    from ..heads import Head, squeeze
-
-    def loss_fn(out, y, valid, n_valid):
-        return regression_loss_and_grad(out, y, valid, n_valid, loss)
-
-    def metrics(out, y, valid):
-        return regression_metrics(out.squeeze(-1), y, valid)
-
-    return Head(1, loss_fn, metrics, squeeze, True, 1)
 
 
 def final_metrics(y_test: np.ndarray, output: np.ndarray, scoring: Scoring) -> dict:
@@ -60,7 +41,6 @@ KIND = TargetKind(
         "pearson": (-1.0, 1.0),
         "spearman": (-1.0, 1.0),
     },
-    head=head,
     standardised=True,
     in_target_units=("rmse", "mae"),
     tuning_label="loss",

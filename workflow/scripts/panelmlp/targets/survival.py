@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,17 +17,6 @@ SURVIVAL_HISTORY = ("train_loss", "test_loss", "c_index")
 SURVIVAL_METRICS = ("c_index", "uno_c", "td_auc", "ibs")
 """Metric columns of a survival target: Harrell's C, Uno's C (training censoring), the mean time-dependent AUC
 over ``target.horizons`` and the integrated Brier score; ``td_auc_{h}`` per horizon follow in metrics.tsv."""
-
-if TYPE_CHECKING:
-    from ..heads import Head
-
-
-def head(n_classes: int = 1, loss: str = "cox") -> Head:
-    """One linear risk output on the Cox partial likelihood (Breslow ties), per minibatch; labels ``(time, event)``."""
-    from ..epoch_metrics import cox_loss_and_grad, survival_epoch_metrics
-    from ..heads import Head, squeeze
-
-    return Head(1, cox_loss_and_grad, survival_epoch_metrics, squeeze, True, 1)
 
 
 def horizon_column(days: float) -> str:
@@ -100,7 +88,6 @@ KIND = TargetKind(
     baselines=("constant", "cox_ridge"),
     chance_levels={"c_index": 0.5, "uno_c": 0.5, "td_auc": 0.5},
     prediction_text=("risk_group",),
-    head=head,
     final_metrics=final_metrics,
     prediction_columns=prediction_columns,
     needs_train_output=True,

@@ -1,0 +1,37 @@
+"""Config defaults, read from the schema: the one place every default lives.
+
+Kept apart from :mod:`panelmlp.config` (which validates with jsonschema) so
+that every step can fill defaults with nothing but PyYAML.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+"""The config schema: the one place every default lives."""
+
+
+def schema_defaults(section: str, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """The schema's default of every key of a config section that has one (``split``, ``model``, ...).
+
+    Library functions called without Snakemake (tests, notebooks) fill what
+    they were not given from here, so no default is written down twice.
+    """
+    properties = _schema(str(schema_path))["properties"][section].get("properties", {})
+    return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
+
+
+def with_defaults(section: str, values: Mapping | None) -> dict:
+    """``values`` of a config section over the schema's defaults of that section."""
+    return {**schema_defaults(section), **dict(values or {})}
+
+
+@cache
+def _schema(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
