@@ -186,3 +186,125 @@ def test_a_panel_fitted_by_two_jobs_is_refused(tmp_path):
         compare_step(
             [str(tmp_path / "p1.tsv"), str(tmp_path / "p2.tsv")], [str(tmp_path / "m.tsv")], [], "s.tsv", "p.tsv"
         )
+
+
+def _survival_run(tmp_path, n_perm: int = 99, n_random: int = 99) -> dict[str, str]:
+    """A survival unit's tables as the fit step writes them: a strong panel, a noise panel, three models, nulls."""
+    from panelmlp.randomsets import pool_size
+    from panelmlp.tables import METRICS as METRICS_TABLE
+    from panelmlp.tables import NULLS, PANELS
+
+    rng = np.random.default_rng(7)
+    splits = [f"cv_r{r}_f{f}" for r in (1, 2) for f in range(1, 6)]
+    means = {"strong": 0.78, "noise": 0.5}
+    panels = pd.DataFrame(
+        {
+            "unit": "named",
+            "collection": "",
+            "panel": list(means),
+            "directory": list(means),
+            "description": "",
+            "n_listed": 10,
+            "n_found": 10,
+            "coverage": 1.0,
+            "status": "kept",
+            "reason": "",
+            "hint": "",
+            "genes": "G1 G2",
+            "genes_missing": "",
+        }
+    )
+    rows = []
+    for panel, mean in means.items():
+        offset = rng.normal(0, 0.01)  # a panel's folds share rows: one offset per panel
+        for model, centre in (("mlp", mean + offset), ("constant", 0.5), ("cox_ridge", mean - 0.02 + offset)):
+            for split in [*splits, "holdout"]:
+                c = 0.5 if model == "constant" else float(np.clip(rng.normal(centre, 0.03), 0, 1))
+                rows.append(
+                    {
+                        "collection": "",
+                        "panel": panel,
+                        "model": model,
+                        "split_id": split,
+                        "kind": "holdout" if split == "holdout" else "cv",
+                        "n_train": 160,
+                        "n_test": 40,
+                        "n_uninformative": 0,
+                        "c_index": c,
+                        "uno_c": c - 0.01,
+                        "td_auc": c + 0.01,
+                        "ibs": 0.2,
+                        "td_auc_365": c + 0.02,
+                        "td_auc_730": c,
+                        "best_epoch": 30.0 if model == "mlp" else np.nan,
+                        "grid_point": "",
+                    }
+                )
+    null_rows = []
+    for panel in means:
+        for r in range(1, n_perm + 1):
+            for split in splits:
+                null_rows.append(["permutation", "", panel, 10, r, split, 1.0, 1.0, rng.normal(0.5, 0.04)])
+    for r in range(1, n_random + 1):
+        centre = rng.normal(0.52, 0.02)
+        for split in splits:
+            null_rows.append(["random", "", "", pool_size(10), r, split, 1.0, 1.0, rng.normal(centre, 0.03)])
+    nulls = pd.DataFrame(null_rows, columns=[c for c, _ in NULLS.columns("survival")])
+    paths = {k: str(tmp_path / n) for k, n in (("panels", "panels.tsv"), ("metrics", "metrics.tsv"))}
+    paths["nulls"] = str(tmp_path / "nulls.parquet")
+    PANELS.write(panels, paths["panels"])
+    METRICS_TABLE.write(pd.DataFrame(rows), paths["metrics"])
+    NULLS.write(nulls, paths["nulls"])
+    return paths
+
+
+def test_a_survival_run_is_summarised_tested_and_called(tmp_path):
+    """C-index rows with the corrected interval and t-test against 0.5, permutation and random-panel p; calls."""
+    import json
+
+    from panelmlp.compare import compare_step
+    from panelmlp.tables import SUMMARY
+    from scipy import stats
+
+    paths = _survival_run(tmp_path)
+    compare_step(
+        [paths["panels"]],
+        [paths["metrics"]],
+        [paths["nulls"]],
+        str(tmp_path / "summary.tsv"),
+        str(tmp_path / "all_panels.tsv"),
+        permutations=99,
+        random_panels=99,
+        verdict_out=str(tmp_path / "verdict.json"),
+    )
+    summary = SUMMARY.read(tmp_path / "summary.tsv", kind="survival")
+    assert set(summary["metric"]) == {"c_index", "uno_c", "td_auc", "ibs", "td_auc_365", "td_auc_730"}
+    assert set(summary["model"]) == {"mlp", "constant", "cox_ridge"}
+    metrics = pd.read_csv(paths["metrics"], sep="\t", keep_default_na=False)
+    nulls = pd.read_parquet(paths["nulls"])
+    rows = summary[summary["metric"] == "c_index"].set_index(["panel", "model"])
+    for panel in ("strong", "noise"):
+        row = rows.loc[(panel, "mlp")]
+        cv = metrics[(metrics.panel == panel) & (metrics.model == "mlp") & (metrics.kind == "cv")]["c_index"]
+        # Nadeau-Bengio corrected interval and one-sided t-test against 0.5, by scipy's t distribution.
+        j, sd = len(cv), cv.std(ddof=1)
+        se = np.sqrt((1 / j + 40 / 160) * sd**2)
+        half = stats.t.ppf(0.975, j - 1) * se
+        assert row["cv_mean"] == pytest.approx(cv.mean(), abs=1e-6)
+        assert row["ci_low"] == pytest.approx(cv.mean() - half, abs=1e-5)
+        assert row["ci_high"] == pytest.approx(cv.mean() + half, abs=1e-5)
+        assert row["t_p"] == pytest.approx(stats.t.sf((cv.mean() - 0.5) / se, j - 1), rel=1e-4, abs=1e-12)
+        assert row["chance"] == 0.5 and row["n_splits"] == 10
+        perm = nulls[(nulls.kind == "permutation") & (nulls.panel == panel)].groupby("replicate")["c_index"].mean()
+        assert row["perm_p"] == pytest.approx((1 + (perm >= row["cv_mean"] - 5e-7).sum()) / (len(perm) + 1), rel=1e-4)
+        assert row["n_permutations"] == 99 and row["n_random"] == 99 and np.isfinite(row["random_p"])
+    assert rows.loc[("strong", "mlp"), "call"] in ("predictive", "set-specific")
+    assert rows.loc[("strong", "mlp"), "random_q"] < 0.05  # far above random gene sets of its size
+    assert rows.loc[("noise", "mlp"), "call"] == "none"
+    assert rows.loc[("noise", "constant"), "t_p"] == 1.0  # a constant risk ranks at chance exactly
+    ibs = summary[(summary.metric == "ibs") & (summary.model == "mlp")]
+    assert ibs["chance"].isna().all() and ibs["t_p"].isna().all()  # tests and calls read the main metric only
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["metric"] == "c_index" and verdict["chance"] == 0.5
+    assert verdict["predictive"] == ["strong"] and verdict["n_none"] == 1
+    assert "0.05 above chance" in verdict["thresholds"]["broad"]

@@ -2,11 +2,17 @@
 
 For every panel, model and metric, ``summary.tsv`` holds the mean over the CV
 splits with its corrected resampled t interval and the holdout value. The
-MLP's ROC-AUC (and every model's, for the t-test) gets three p-values, each
-with a Benjamini-Hochberg q-value over all panels of the run:
+metrics, the main metric and its chance value are the target kind's
+(:mod:`panelmlp.targets`, told from metrics.tsv's columns): ROC-AUC against
+0.5 for classes, R^2 against 0 for a numeric target, Harrell's C-index against
+0.5 for a survival target (whose ``td_auc_<h>`` per horizon are summarised
+too). Every input is read, and summary.tsv and panels.tsv written, through
+:mod:`panelmlp.tables`. The MLP's main metric (and every model's, for the
+t-test) gets three p-values, each with a Benjamini-Hochberg q-value over all
+panels of the run:
 
-- ``t_p``: the corrected resampled t-test (one-sided) of the mean CV ROC-AUC
-  against 0.5, chance;
+- ``t_p``: the corrected resampled t-test (one-sided) of the mean CV main
+  metric against chance;
 - ``perm_p``: the permutation test, against the same pipeline trained on
   shuffled labels (``evaluate.permutations``);
 - ``random_p``: against random gene sets of the panel's size bin
@@ -52,8 +58,12 @@ from scipy.optimize import brentq
 from scipy.special import stdtr, stdtrit
 
 from .errors import PanelMlpError
-from .metrics import METRICS, REGRESSION_METRICS, logit
+from .metrics import logit
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size
+from .tables import COMPARE_PANELS, NULLS, PANELS, SUMMARY, read_tsv
+from .tables import HORIZON_COLUMN as _HORIZON_COLUMN
+from .tables import METRICS as METRICS_TABLE
+from .targets import KINDS, TargetKind, kind_of_metrics
 
 log = logging.getLogger("panelmlp")
 
@@ -105,54 +115,26 @@ FITTED_FLOOR = 1e-6
 LOGIT_EPS = 1e-6
 """Scores are clipped this far inside their bounds before the logit (a pool may hold a ROC-AUC of 1)."""
 
-MAIN_METRIC = {"classification": "roc_auc", "regression": "r2"}
-"""The metric every verdict, test and ranking reads, by target kind."""
+MAIN_METRIC = {name: kind.main_metric for name, kind in KINDS.items()}
+"""The metric every verdict, test and ranking reads, by target kind (from :mod:`panelmlp.targets`)."""
 
-CHANCE = {"roc_auc": 0.5, "r2": 0.0}
-"""The main metric's value without signal: ROC-AUC of a random ranking; R^2 of predicting the mean."""
+CHANCE = {kind.main_metric: kind.chance for kind in KINDS.values()}
+"""The main metric's value without signal, by main metric: ROC-AUC and C-index of a random ranking 0.5, R^2 of
+predicting the mean 0."""
 
-METRIC_RANGE = {
-    "mcc": (-1.0, 1.0),
-    "r2": (-math.inf, 1.0),
-    "rmse": (0.0, math.inf),
-    "mae": (0.0, math.inf),
-    "pearson": (-1.0, 1.0),
-    "spearman": (-1.0, 1.0),
-    "calibration_slope": (-math.inf, math.inf),
-    "calibration_intercept": (-math.inf, math.inf),
-}
-"""Range an interval is clipped to; [0, 1] for every other metric (the Brier score included)."""
+METRIC_RANGE = {metric: bounds for kind in KINDS.values() for metric, bounds in kind.ranges.items()}
+"""Range an interval is clipped to, where not [0, 1] (the Brier score and integrated Brier score included)."""
 
 
 def target_kind(metrics: pd.DataFrame) -> str:
-    """``regression`` when the per-split metrics are a regression target's (R^2 and friends), else ``classification``."""
-    return "regression" if "r2" in metrics.columns else "classification"
+    """The name of the target kind whose metrics a per-split metrics table holds (:func:`panelmlp.targets.kind_of_metrics`)."""
+    return kind_of_metrics(metrics.columns).name
 
 
-TEXT_COLUMNS = (
-    "unit",
-    "collection",
-    "panel",
-    "directory",
-    "description",
-    "model",
-    "metric",
-    "split_id",
-    "kind",
-    "status",
-    "reason",
-    "hint",
-    "genes",
-    "genes_missing",
-    "grid_point",
-    "score",
-    "random_p_method",
-    "call",
-)
-"""Columns of the workflow's tables that hold text, never numbers (a panel called ``NA`` stays ``NA``)."""
-
-FLAG_COLUMNS = ("chosen",)
-"""Columns of the workflow's tables that hold ``True``/``False``."""
+def summary_metrics(kind: TargetKind, columns: Sequence[str]) -> list[str]:
+    """The metrics summary.tsv holds for a kind: its own, then (survival) each horizon's ``td_auc_<h>`` found, by h."""
+    horizons = sorted((int(m.group(1)), c) for c in columns if (m := _HORIZON_COLUMN.match(str(c))))
+    return [*kind.metrics, *(c for _, c in horizons)]
 
 
 def corrected_ci(values: np.ndarray, test_over_train: float, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -228,14 +210,12 @@ def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
 
 
 def read_table(path: str) -> pd.DataFrame:
-    """A TSV of the workflow with name columns kept as text, flags as booleans and the rest numeric."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    for column in frame.columns:
-        if column in FLAG_COLUMNS:
-            frame[column] = frame[column] == "True"
-        elif column not in TEXT_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-    return frame
+    """A TSV of the workflow with name columns kept as text, flags as booleans and the rest numeric.
+
+    Typed by every table's column names (:func:`panelmlp.tables.read_tsv`); a
+    column no table knows stays text when it holds text.
+    """
+    return read_tsv(path)
 
 
 def _null_means(
@@ -490,10 +470,9 @@ def summarise(
     """
     if "collection" not in metrics:
         metrics = metrics.assign(collection="")
-    kind = target_kind(metrics)
-    main = MAIN_METRIC[kind]
-    chance = CHANCE[main]
-    metric_names = REGRESSION_METRICS if kind == "regression" else METRICS
+    kind = kind_of_metrics(metrics.columns)
+    main, chance = kind.main_metric, kind.chance
+    metric_names = summary_metrics(kind, list(metrics.columns))
     nulls = (
         nulls
         if nulls is not None
@@ -513,7 +492,7 @@ def summarise(
         for metric in metric_names:
             values = cv[metric].to_numpy(np.float64)
             mean, sd, low, high = corrected_ci(values, ratio)
-            floor, ceiling = METRIC_RANGE.get(metric, (0.0, 1.0))  # the interval stays inside the metric's range
+            floor, ceiling = kind.metric_range(metric)  # the interval stays inside the metric's range
             row = {
                 "collection": collection,
                 "panel": panel,
@@ -652,7 +631,7 @@ def random_predictive(scores: np.ndarray, ratio: float, chance: float, threshold
     return out
 
 
-BROAD_MARGIN = {"roc_auc": 0.05, "r2": 0.02}
+BROAD_MARGIN = {kind.main_metric: kind.broad_margin for kind in KINDS.values()}
 """From this margin of the random sets' median score over chance, the verdict speaks of a broad program."""
 
 BROAD_ABOVE = 0.75
@@ -703,8 +682,8 @@ def screen_summary(
     - ``families``: the size of each test's family (panels with a p-value);
     - ``thresholds`` and ``random_plan`` (how N was chosen).
     """
-    main_metric = "r2" if (summary["metric"] == "r2").any() else "roc_auc"
-    chance = CHANCE[main_metric]
+    kind = kind_of_metrics(summary["metric"])
+    main_metric, chance = kind.main_metric, kind.chance
     mains = summary[(summary["model"] == "mlp") & (summary["metric"] == main_metric)]
     calls = mains["call"].fillna("").astype(str)
     names = [_label(c, p) for c, p in zip(mains["collection"], mains["panel"], strict=True)]
@@ -829,7 +808,7 @@ def compare_step(
     random_plan: Mapping | None = None,
 ) -> pd.DataFrame:
     """Every unit's tables -> summary.tsv (means, CIs, p- and q-values, calls), panels.tsv and verdict.json."""
-    panels = pd.concat([read_table(p) for p in panel_paths], ignore_index=True)
+    panels = pd.concat([PANELS.read(p) for p in panel_paths], ignore_index=True)
     twice = panels[panels.duplicated(["collection", "panel"], keep=False)]
     if len(twice):
         names = sorted({f"{c}/{p}" if c else p for c, p in zip(twice["collection"], twice["panel"], strict=True)})
@@ -847,17 +826,10 @@ def compare_step(
                 f"config panels.{collection}: none of its {len(part)} gene sets passes the filters "
                 f"(most common reason: {common}); lower min_size or min_coverage, raise max_size, or check the gene names"
             )
-    panels.to_csv(panels_out, sep="\t", index=False)
-    frames = [read_table(p) for p in metrics_paths]
-    for path, frame in zip(metrics_paths, frames, strict=True):
-        lacking = [m for m in (REGRESSION_METRICS if "r2" in frame else METRICS) if m not in frame]
-        if len(frame) and lacking:
-            raise PanelMlpError(
-                f"{path}: no column {lacking[0]!r} (written by an older panelmlp); "
-                f"rerun `snakemake --forcerun {path}` to refit it"
-            )
+    COMPARE_PANELS.write(panels, panels_out)
+    frames = [METRICS_TABLE.read(p) for p in metrics_paths]  # each holds its kind's metrics, or stops the step
     metrics = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    nulls = pd.concat([pd.read_parquet(p) for p in null_paths], ignore_index=True)
+    nulls = pd.concat([NULLS.read(p) for p in null_paths], ignore_index=True)
     kept = panels[panels["status"] == "kept"]
     sizes = {(c, p): int(n) for c, p, n in zip(kept["collection"], kept["panel"], kept["n_found"], strict=True)}
     universe = (random_plan or {}).get("universe")
@@ -865,7 +837,7 @@ def compare_step(
     from .calibration import pooled_summary  # calibration rows: each CV repeat's pooled out-of-fold predictions
 
     summary = pooled_summary(summary, metrics_paths)
-    summary.to_csv(summary_out, sep="\t", index=False, float_format="%.6g")
+    SUMMARY.write(summary, summary_out)
     if random_plan:
         log.info("random panels: %s", random_plan.get("describe") or json.dumps(_json_ready(dict(random_plan))))
     main = summary[(summary["model"] == "mlp") & (summary["chance"].notna())]

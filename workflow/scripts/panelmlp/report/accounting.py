@@ -182,6 +182,12 @@ def _labels(labels: Mapping) -> list[str]:
         ("label missing (left out)", labels.get("missing_label", "?")),
         ("label not matching any class (left out)", labels.get("unmatched_label", "?")),
     ]
+    if labels.get("kind") == "survival":  # a usable sample needs a time too
+        rows[1] = ("with event status and time (used)", labels.get("labelled", "?"))
+        rows += [
+            ("time missing or not a number (left out)", labels.get("missing_time", "?")),
+            ("time negative (left out)", labels.get("negative_time", "?")),
+        ]
     parts = [
         f"<h3>Labels from <code>{esc(labels.get('target', '?'))}</code></h3>"
         + html_table(["what", "count"], rows, numeric=("count",))
@@ -216,7 +222,10 @@ def balance_section(labels: Mapping, slots: Figures, values: object = None) -> s
     """The class balance bar chart, and what a model that always predicts the largest class scores.
 
     For a regression target: the distribution of its ``values`` instead, and what predicting the mean means.
+    For a survival target: events and censored samples, and the follow-up.
     """
+    if labels.get("kind") == "survival":
+        return section("balance", _survival_balance(labels, slots))
     if labels.get("kind") == "regression":
         summary = labels.get("values") or {}
         missing = int(labels.get("missing_label", 0) or 0) + int(labels.get("unmatched_label", 0) or 0)
@@ -240,3 +249,25 @@ def balance_section(labels: Mapping, slots: Figures, values: object = None) -> s
         f"{largest / total:.0%} of the time: accuracy must be judged against that, not against 50%."
     )
     return section("balance", slots.html(fig, "balance") + caption(text))
+
+
+def _survival_balance(labels: Mapping, slots: Figures) -> str:
+    """Samples with the event and censored ones as bars, with the follow-up and what a constant risk scores."""
+    counts = labels.get("class_counts") or {}
+    left_out = ("missing_label", "unmatched_label", "missing_time", "negative_time")
+    missing = sum(int(labels.get(k, 0) or 0) for k in left_out)
+    fig = figures.class_balance(counts, missing=missing, positive=labels.get("positive"))
+    values = labels.get("values") or {}
+    events = int(values.get("events", counts.get(labels.get("positive"), 0)) or 0)
+    total = sum(int(v) for v in counts.values()) or 1
+    median, longest = float(values.get("median_time", float("nan"))), float(values.get("max_time", float("nan")))
+    horizons = ", ".join(f"{float(h):g}" for h in labels.get("horizons") or [])
+    text = (
+        "Samples whose event was observed (positive) and censored ones (followed without the event until their time); the grey bar "
+        f"counts samples left out for a missing or unmatched event status or a missing or negative time. {events} of {total} "
+        f"usable samples ({events / total:.0%}) had the event; median time {median:.0f} days, longest {longest:.0f} days"
+        + (f"; time-dependent AUC horizons: {esc(horizons)} days" if horizons else "")
+        + ". Only pairs whose earlier time is an event can be compared, so the events, not the samples, set how precise a "
+        "C-index is. A constant risk scores a C-index of 0.5."
+    )
+    return slots.html(fig, "balance") + caption(text)

@@ -59,7 +59,7 @@ def ci_points(model: str, mean: np.ndarray, low: np.ndarray, high: np.ndarray, a
         f"error_{along}": error,
         "name": model_name(model),
         "legendgroup": model,
-        "marker": {"color": colour, "size": 8, "symbol": "diamond" if model == "logreg" else "circle"},
+        "marker": {"color": colour, "size": 8, "symbol": "diamond" if model in ("logreg", "cox_ridge") else "circle"},
         "customdata": np.column_stack([low, high]),
         "hovertemplate": f"%{{{other}}}: %{{{along}:.3f}} (95% CI %{{customdata[0]:.3f}} to %{{customdata[1]:.3f}})"
         f"<extra>{model_name(model)}</extra>",
@@ -214,7 +214,14 @@ def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) 
     fig = metric_grid(frame, score.key_metrics, keys, [p.label for p in panels])
     metrics = list(dict.fromkeys(summary["metric"]))
     full = summary_table(panels, models, metrics)
-    if score.kind == "regression":
+    if score.kind == "survival":
+        explained = (
+            "Each dot is a model's mean over the CV splits, with its 95% confidence interval as a bar. "
+            "Dashed lines mark chance (0.5) for Harrell's and Uno's C-index and the time-dependent AUC; the constant-risk "
+            "baseline sits there by construction. The integrated Brier score has no fixed chance level: the constant-risk "
+            "baseline's value (the training Kaplan-Meier curve for everyone) is the bar any model must get below."
+        )
+    elif score.kind == "regression":
         explained = (
             "Each dot is a model's mean over the CV splits, with its 95% confidence interval as a bar. "
             "Dashed lines mark no skill: R² 0 (predicting the mean) and correlations 0. RMSE and MAE are in the target's units; "
@@ -245,7 +252,18 @@ def _few_panels(panels: Sequence[Panel], summary: pd.DataFrame, slots: Figures) 
 
 
 def threshold_note(score: Score) -> str:
-    """The decision threshold behind the thresholded metrics and what the calibration metrics mean (classes only)."""
+    """The decision threshold behind the thresholded metrics and what the calibration metrics mean (classes only);
+    for a survival target, what its four metrics measure."""
+    if score.kind == "survival":
+        return caption(
+            "<b>Survival metrics.</b> Harrell's C-index is the share of comparable pairs of test samples (one had the event "
+            "before the other's time) whose predicted risks are in the right order; Uno's C weights the pairs by the inverse "
+            "probability of censoring (estimated on the training samples) so heavy censoring does not bias it. The "
+            "time-dependent AUC asks, at each horizon of <code>target.horizons</code>, whether samples with the event by then "
+            "got higher risks than those still event-free; its mean over the horizons is shown (per horizon in "
+            "metrics.tsv). The integrated Brier score is the squared error of the predicted survival curves (Breslow "
+            "baseline hazard from the training samples) against what happened, averaged over time; 0 is perfect."
+        )
     if score.kind == "regression":
         return ""
     return caption(

@@ -1,8 +1,9 @@
 """Each panel's details: its verdict and its figures, drawn only when the reader opens the panel.
 
 A panel's figures (pair plot, training curves, ROC and PR curves, confusion
-matrices, reliability diagram, nested tuning, permutation null, random-gene-set
-null) are one JSON block inside its
+matrices, reliability diagram, or for a survival target Kaplan-Meier curves of
+the predicted risk groups and a risk histogram; nested tuning, permutation
+null, random-gene-set null) are one JSON block inside its
 ``<details>``; the page draws them when the block opens, so a report of 200
 panels loads about as fast as one of three. With few panels the blocks start
 open, hold plain JSON, and every figure carries its full caption, so a small
@@ -12,6 +13,7 @@ gzip-compressed (:func:`page.packed_block`) to keep the file small.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ from ..scaling import describe_uninformative
 from . import figures, nulls
 from .figures import Figure
 from .inputs import Key, PairData, Panel, Rows
-from .page import caption, collapsed, esc, fmt, fmt_ci, json_block, packed_block
+from .page import caption, collapsed, esc, fmt, fmt_ci, fmt_p, json_block, packed_block
 from .verdict import tag, verdict_box
 
 GUIDE = {
@@ -87,11 +89,45 @@ GUIDE = {
 }
 """How to read each kind of panel figure: under every figure with few panels, once atop the section with many."""
 
+SURVIVAL_GUIDE = {
+    "pair": GUIDE["pair"]
+    .replace("coloured by class (or by the target's value for a regression target)", "coloured by event status")
+    .replace("tell the classes apart", "tell samples with the event from censored ones"),
+    "curves": (
+        "Blue: mean over the CV splits, with the shaded band showing mean ± 1 standard deviation across splits; red: the holdout split. "
+        "Loss panel: dotted lines are the training loss, solid lines the test loss (the Cox partial likelihood, Breslow ties, per sample); "
+        "the C-index panel is Harrell's C of each split's test samples after every epoch, and its dashed line is chance (0.5, a random "
+        "ranking of risks). A test loss that climbs while the training loss keeps falling means the network is memorising its training "
+        "samples (overfitting). These curves describe training; the verdict uses the kept epoch only (the last, or the one early "
+        "stopping chose)."
+    ),
+    "km": (
+        "Kaplan-Meier curves: the share of samples still without the event over time, for the samples the MLP put in its high-risk "
+        "group (red) and its low-risk group (blue). Each CV split's test samples were cut at the median risk of that split's own "
+        "training samples, so no test sample chose the threshold; the folds of the first CV repeat are pooled, so each sample appears "
+        "once. Ticks mark censored samples; the numbers below are the samples still followed at each time. Curves that part early and "
+        "stay apart mean the predicted risk orders the event times; crossing or overlapping curves mean it does not. The log-rank p "
+        "tests high against low; the groups come from different folds' models, so read it as a description beside the C-index "
+        "interval of the verdict, not as a second test."
+    ),
+    "risk": (
+        "The MLP's predicted risks (higher: an earlier event expected) of the test samples of all CV splits (each sample once per CV "
+        "repeat), red for samples whose event was observed, blue for censored ones. Each split's risks are centred at their median, "
+        "because a Cox model's risk is defined up to an added constant that differs between the splits' models. Censored samples "
+        "include some that would have had the event later, so the two histograms overlap even for a good model; red shifted to the "
+        "right of blue is what signal looks like."
+    ),
+    **{k: GUIDE[k].replace("ROC-AUC", "C-index") for k in ("tuning", "permutation", "random")},
+}
+"""The same for a survival target: no ROC, PR, confusion or calibration figures; the risk groups and risks instead."""
+
 TITLES = {
     "pair": "Gene pair plot",
     "curves": "Training curves",
     "rocpr": "ROC and precision-recall curves",
     "scatter": "Predicted against true values",
+    "km": "Kaplan-Meier curves of the predicted risk groups",
+    "risk": "Predicted risks: events and censored samples",
     "confusion": "Confusion matrices",
     "calibration": "Calibration: reliability diagram",
     "tuning": "Nested tuning: the grid points chosen",
@@ -120,6 +156,16 @@ class Context:
     points: int = figures.MAX_POINTS
     """Points per drawn curve (see :func:`figures.points_per_curve`)."""
 
+    @property
+    def guide(self) -> dict[str, str]:
+        """How to read each figure of this run's target kind."""
+        return guide_of(self.labels.get("kind"))
+
+
+def guide_of(kind: str | None) -> dict[str, str]:
+    """The figure guide of a target kind (a survival target's own; the classes' and a regression target's shared one)."""
+    return SURVIVAL_GUIDE if kind == "survival" else GUIDE
+
 
 def panel_figures(
     panel: Panel, history: Rows | None, predictions: Rows | None, ctx: Context, tuning: Rows | None = None
@@ -129,7 +175,8 @@ def panel_figures(
     notes: dict[str, str] = {}
     _pair(panel, ctx, figs, notes)
     if history is not None and len(history):
-        figs["curves"] = figures.epoch_curves(history, ctx.points)
+        loss = "Loss (Cox partial likelihood)" if ctx.labels.get("kind") == "survival" else None
+        figs["curves"] = figures.epoch_curves(history, ctx.points, loss)
         notes["curves"] = _curves_note(history, panel, ctx.points)
     else:
         notes["curves"] = "No training history."
@@ -251,7 +298,11 @@ def _tuning_note(tuning: Rows) -> str:
 
 
 def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure], notes: dict[str, str]) -> None:
-    """ROC and PR curves (two classes) and the MLP's confusion matrices."""
+    """ROC and PR curves (two classes) and the MLP's confusion matrices; a regression target's predicted against
+    true values; a survival target's risk groups and risks (:func:`_survival`)."""
+    if ctx.labels.get("kind") == "survival":
+        _survival(predictions, ctx, figs, notes)
+        return
     if predictions is None or not len(predictions):
         notes["rocpr"] = notes["confusion"] = "No predictions to plot."
         return
@@ -275,6 +326,50 @@ def _evaluation(predictions: Rows | None, ctx: Context, figs: dict[str, Figure],
         figs["calibration"] = reliability
     else:
         notes["calibration"] = "No CV predictions: no reliability diagram."
+
+
+def _survival(predictions: Rows | None, ctx: Context, figs: dict[str, Figure], notes: dict[str, str]) -> None:
+    """Kaplan-Meier curves of the MLP's risk groups with their log-rank test, and its risk histogram."""
+    if predictions is None or not len(predictions):
+        notes["km"] = "No predictions to plot."
+        return
+    event = str((ctx.labels.get("event") or {}).get("event") or ctx.labels.get("positive") or "event")
+    censored = str((ctx.labels.get("event") or {}).get("censored") or "censored")
+    classes = [str(c) for c in ctx.labels.get("classes") or []]
+    if len(classes) == 2:
+        censored, event = classes
+    groups = figures.risk_groups(predictions)
+    if groups is None or not groups.groups:
+        notes["km"] = "No CV predictions of the MLP: no risk groups to draw."
+    else:
+        figs["km"] = figures.km_figure(groups, event)
+        notes["km"] = risk_group_note(groups)
+    histogram = figures.risk_histogram(predictions, event, censored)
+    if histogram is not None:
+        figs["risk"] = histogram
+        notes["risk"] = ""
+
+
+def risk_group_note(groups: figures.RiskGroups) -> str:
+    """The groups' sizes and events, the log-rank test, and which predictions were pooled."""
+    sizes = "; ".join(
+        f"{name.capitalize()} risk: {len(g['time'])} samples, {int(g['event'].sum())} events"
+        for name, g in groups.groups.items()
+    )
+    if math.isnan(groups.p):
+        test = "No log-rank test: a group is empty or no event was observed."
+    else:
+        test = f"Log-rank test of high against low: χ² = {fmt(groups.chi2)}, p = {fmt_p(groups.p)}."
+    repeats = (
+        f" Only the first of the {groups.repeats} CV repeats is drawn and tested, so each sample counts once; pooling "
+        "every repeat would count each sample once per repeat and make the p-value optimistic."
+        if groups.repeats > 1
+        else " Each sample counts once."
+    )
+    return (
+        f"The MLP's test predictions of the {groups.folds} folds of the first CV repeat, pooled, each split's samples cut at "
+        f"the median risk of its own training samples. {sizes}. {test}{repeats}"
+    )
 
 
 def calibration_note(panel: Panel) -> str:
@@ -321,7 +416,7 @@ def detail_block(
             continue
         text = notes.get(kind, "")
         if ctx.explain and kind in figs:
-            text = (text + " " + GUIDE[kind]).strip()
+            text = (text + " " + ctx.guide[kind]).strip()
         slot = f'<div class="plotly-graph-div figure" data-figure="{kind}"></div>' if kind in figs else ""
         parts.append(f"<h4>{title}</h4>{slot}" + (caption(text) if text else ""))
     data_id = f"{panel.anchor}-figures"
@@ -330,7 +425,7 @@ def detail_block(
     return f"<details {attrs}><summary>{summary}</summary>{''.join(parts)}{block}</details>"
 
 
-def guide() -> str:
-    """How to read each kind of panel figure, once for all panels."""
-    items = "".join(f"<li><b>{TITLES[k]}.</b> {text}</li>" for k, text in GUIDE.items())
+def guide(kind: str | None = None) -> str:
+    """How to read each kind of panel figure of a target ``kind``, once for all panels."""
+    items = "".join(f"<li><b>{TITLES[k]}.</b> {text}</li>" for k, text in guide_of(kind).items())
     return collapsed("How to read a panel's figures", f"<ul>{items}</ul>", open_=True)

@@ -39,6 +39,10 @@ NAMES = {
     "r2": "R²",
     "rmse": "RMSE",
     "mae": "MAE",
+    "c_index": "C-index",
+    "uno_c": "Uno's C",
+    "td_auc": "time-dependent AUC",
+    "ibs": "integrated Brier score (lower is better)",
 }
 
 

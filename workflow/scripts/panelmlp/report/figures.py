@@ -9,8 +9,10 @@ holds it once and applies it when drawing. Nothing here reads files.
 
 This module holds what figures share (template, colours, rounding, subplot
 grids) and each panel's figures (pair plot, training curves, ROC and PR
-curves, confusion matrices, reliability diagram) and the class balance; the comparison and null
-figures live with their sections (:mod:`.comparison`, :mod:`.nulls`).
+curves, confusion matrices, reliability diagram; Kaplan-Meier curves of risk
+groups and risk histograms for a survival target) and the class balance; the
+comparison and null figures live with their sections (:mod:`.comparison`, :mod:`.nulls`).
+Chance lines come from the target kinds' records (:data:`panelmlp.targets.KINDS`).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from ..metrics import average_precision, pr_points, reliability_bins, roc_auc, roc_points
+from ..targets import KINDS
 from .inputs import Rows
 from .page import esc
 
 Figure = dict[str, Any]
 """A figure: ``{"data": [trace, ...], "layout": {...}}``."""
 
-MODEL_ORDER = ("mlp", "sklearn_mlp", "logreg", "ridge", "majority", "mean")
+MODEL_ORDER = ("mlp", "sklearn_mlp", "logreg", "ridge", "cox_ridge", "majority", "mean", "constant")
 """Models of metrics.tsv, in the order the report shows them."""
 
 MODEL_NAMES = {
@@ -39,6 +42,8 @@ MODEL_NAMES = {
     "majority": "Majority class",
     "ridge": "Ridge regression",
     "mean": "Training mean",
+    "cox_ridge": "Ridge Cox regression",
+    "constant": "Constant risk",
 }
 MODEL_COLOURS = {
     "mlp": "#1f5fa8",
@@ -47,6 +52,8 @@ MODEL_COLOURS = {
     "majority": "#8c8c8c",
     "ridge": "#e08214",
     "mean": "#8c8c8c",
+    "cox_ridge": "#e08214",
+    "constant": "#8c8c8c",
 }
 CLASS_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 CV_COLOUR = "#1f5fa8"
@@ -73,13 +80,18 @@ METRIC_NAMES = {
     "brier": "Brier score",
     "calibration_slope": "Calibration slope",
     "calibration_intercept": "Calibration intercept",
+    "c_index": "C-index (Harrell)",
+    "uno_c": "Uno's C",
+    "td_auc": "Time-dependent AUC (mean)",
+    "ibs": "Integrated Brier score",
 }
 
 KEY_METRICS = ("roc_auc", "balanced_accuracy", "accuracy", "f1", "mcc", "pr_auc")
 """Metrics of the per-metric comparison chart and table, in order."""
 
-CHANCE_LEVEL = {"roc_auc": 0.5, "balanced_accuracy": 0.5, "mcc": 0.0, "r2": 0.0, "pearson": 0.0, "spearman": 0.0}
-"""Value of a classifier that guesses, for the metrics where it does not depend on the data."""
+CHANCE_LEVEL = {metric: value for kind in KINDS.values() for metric, value in kind.chance_levels.items()}
+"""Value of a model without signal, for the metrics where it does not depend on the data: every target kind's
+``chance_levels`` (their metric names do not overlap). Kept as a name for code that imports it."""
 
 IDEAL_LEVEL = {"calibration_slope": 1.0, "calibration_intercept": 0.0}
 """Value of perfectly calibrated probabilities, for the calibration metrics."""
@@ -116,6 +128,7 @@ CURVE_CELLS = (
     ("mae", ("mae",)),
     ("pearson", ("pearson",)),
     ("spearman", ("spearman",)),
+    ("c_index", ("c_index",)),
 )
 """Subplots of the per-epoch figure and the history columns each draws (a run's history has one kind's columns)."""
 
@@ -151,7 +164,9 @@ def model_name(model: str) -> str:
 
 
 def metric_name(metric: str) -> str:
-    """Display name of a metric column."""
+    """Display name of a metric column (``td_auc_<h>``: the time-dependent AUC at ``h`` days)."""
+    if metric not in METRIC_NAMES and metric.startswith("td_auc_") and metric[7:].isdigit():
+        return f"Time-dependent AUC at {int(metric[7:])} days"
     return METRIC_NAMES.get(metric, metric)
 
 
@@ -553,15 +568,19 @@ class _Lines:
             lower.pop("showlegend", None)
 
 
-def epoch_curves(history: Rows, limit: int = MAX_POINTS) -> Figure:
+def epoch_curves(history: Rows, limit: int = MAX_POINTS, loss_name: str | None = None) -> Figure:
     """Per-epoch loss and test metrics: CV mean with a mean ± 1 sd band, and the holdout split as its own line.
 
     ``history`` is one panel's rows of history.parquet (split_id, kind, epoch and
-    the per-epoch quantities).
+    the per-epoch quantities); ``loss_name`` titles the loss subplot (default
+    :data:`METRIC_NAMES`' ``loss``). The subplots fill rows of three.
     """
     curves = curves_of(history, limit)
     cells = [(name, cols) for name, cols in CURVE_CELLS if all(c in curves.mean for c in cols)]
-    layout = grid(2, 3, [metric_name(name) for name, _ in cells], hspace=0.07, vspace=0.14)
+    n_cols = min(3, max(len(cells), 1))
+    n_rows = max(1, math.ceil(len(cells) / n_cols))
+    titles = [loss_name if name == "loss" and loss_name else metric_name(name) for name, _ in cells]
+    layout = grid(n_rows, n_cols, titles, hspace=0.07, vspace=0.14)
     lines = _Lines(curves.first, curves.step)
     for i, (name, cols) in enumerate(cells):
         for column in cols:
@@ -576,10 +595,10 @@ def epoch_curves(history: Rows, limit: int = MAX_POINTS) -> Figure:
                 lines.add(i, curves.holdout[column], f"Holdout split, {which}", style)
         if name in CHANCE_LEVEL and name != "balanced_accuracy":
             layout.setdefault("shapes", []).append(hline(CHANCE_LEVEL[name], i))
-    for i in (3, 4, 5):
+    for i in range((n_rows - 1) * n_cols, n_rows * n_cols):
         layout["xaxis" + axis_ref(i)[0][1:]]["title"] = {"text": "epoch"}
-    layout["legend"] = {"orientation": "h", "y": -0.14, "x": 0}
-    return figure(lines.data, layout, 620, CURVE_DIGITS)
+    layout["legend"] = {"orientation": "h", "y": -0.14 if n_rows > 1 else -0.3, "x": 0}
+    return figure(lines.data, layout, 620 if n_rows > 1 else 380, CURVE_DIGITS)
 
 
 def tuning_choices(tuning: Rows) -> Figure:
@@ -595,7 +614,7 @@ def tuning_choices(tuning: Rows) -> Figure:
     wins = [int(((points == q) & chosen).sum()) for q in order]
     inner = np.asarray(tuning["inner_score"]).astype(np.float64)
     score = str(tuning["score"][0]) if "score" in tuning and len(tuning) else "roc_auc"
-    score_name = "inner ROC-AUC" if score == "roc_auc" else f"inner validation {score}"
+    score_name = {"roc_auc": "inner ROC-AUC", "c_index": "inner C-index"}.get(score, f"inner validation {score}")
     means = [
         float(np.nanmean(inner[points == q])) if np.isfinite(inner[points == q]).any() else math.nan for q in order
     ]
@@ -839,3 +858,249 @@ def reliability_diagram(
         "legend": {"orientation": "h", "y": 1.08, "x": 0},
     }
     return figure(data, layout, 520, CURVE_DIGITS)
+
+
+# ---------------------------------------------------------------- survival
+
+RISK_GROUP_COLOURS = {"high": "#d62728", "low": "#1f5fa8"}
+"""Colour of each predicted risk group in the Kaplan-Meier figure."""
+
+AT_RISK_TICKS = 6
+"""About this many times in the number-at-risk table under the Kaplan-Meier curves."""
+
+
+def first_repeat(rows: Rows) -> tuple[Rows, int, int]:
+    """The CV rows of the first CV repeat (split ids ``cv_r1_f<k>``), the folds in it and the repeats in all.
+
+    Split ids of another form count as one repeat holding every CV split.
+    """
+    cv = rows.where(kind="cv")
+    ids = np.asarray(cv["split_id"], dtype=object).astype(str)
+    repeat = np.array([s.split("_f")[0] if s.startswith("cv_r") and "_f" in s else "" for s in ids], dtype=object)
+    names = sorted(set(repeat.tolist()), key=lambda r: (len(r), r))
+    if not names or names == [""]:
+        return cv, len(set(ids.tolist())), 1
+    first = cv.take(repeat == names[0])
+    return first, len(set(first["split_id"].tolist())), len(names)
+
+
+@dataclass
+class RiskGroups:
+    """Kaplan-Meier curves of the predicted risk groups and their log-rank test, from one CV repeat's predictions."""
+
+    groups: dict[str, dict[str, np.ndarray]]
+    """Per group (``high``, ``low``): ``time`` and ``event`` of its test predictions, ``km_time`` and ``km_survival``."""
+    chi2: float
+    p: float
+    folds: int
+    repeats: int
+
+
+def risk_groups(predictions: Rows, model: str = "mlp") -> RiskGroups | None:
+    """The first CV repeat's test predictions of ``model`` split by ``risk_group``, each group's Kaplan-Meier curve
+    and the log-rank test of high against low; None without CV predictions of that model.
+
+    Each test split's groups were cut at its own model's training median risk
+    (the fit step's ``risk_group``), so no test row chose a threshold. One
+    repeat holds each patient once: pooling all repeats would count each
+    patient once per repeat and make the log-rank p optimistic.
+    """
+    from ..survival import kaplan_meier, logrank  # the report needs them for survival targets only
+
+    rows, folds, repeats = first_repeat(predictions.where(model=model))
+    if not len(rows):
+        return None
+    time = np.asarray(rows["time"], dtype=np.float64)
+    event = np.asarray(rows["event"], dtype=np.int64)
+    group = np.asarray(rows["risk_group"], dtype=object).astype(str)
+    groups = {}
+    for name in ("high", "low"):
+        mine = group == name
+        if mine.any():
+            km_time, km_survival = kaplan_meier(time[mine], event[mine])
+            groups[name] = {
+                "time": time[mine],
+                "event": event[mine],
+                "km_time": np.asarray(km_time, dtype=np.float64),
+                "km_survival": np.asarray(km_survival, dtype=np.float64),
+            }
+    chi2, p = math.nan, math.nan
+    if len(groups) == 2 and event.any():
+        chi2, p = (float(v) for v in logrank(time, event, (group == "high").astype(np.int64)))
+    return RiskGroups(groups, chi2, p, folds, repeats)
+
+
+def nice_ticks(last: float, n: int = AT_RISK_TICKS) -> np.ndarray:
+    """About ``n`` round times from 0 to ``last`` (steps of 1, 2 or 5 times a power of ten)."""
+    if not math.isfinite(last) or last <= 0:
+        return np.array([0.0])
+    power = 10.0 ** math.floor(math.log10(last / max(n - 1, 1)))
+    step = min((m * power for m in (1, 2, 5, 10)), key=lambda s: (abs(math.floor(last / s) + 1 - n), s))
+    return np.arange(0.0, last + step * 1e-9, step)
+
+
+def at_risk(time: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+    """Samples still followed (time at least ``t``) at each tick ``t``."""
+    ordered = np.sort(np.asarray(time, dtype=np.float64))
+    return len(ordered) - np.searchsorted(ordered, ticks, side="left")
+
+
+def _step(km_time: np.ndarray, km_survival: np.ndarray, last: float) -> tuple[np.ndarray, np.ndarray]:
+    """A Kaplan-Meier curve as drawn: from (0, 1) through each step, held to the group's last follow-up."""
+    x = np.r_[0.0, km_time, last] if last > (km_time[-1] if len(km_time) else 0.0) else np.r_[0.0, km_time]
+    y = np.r_[1.0, km_survival, km_survival[-1] if len(km_survival) else 1.0][: len(x)]
+    return x, y
+
+
+def km_figure(groups: RiskGroups, event_name: str = "event") -> Figure:
+    """Kaplan-Meier curves of the high and low predicted risk groups, with the number at risk below them.
+
+    Censored samples are marked with ticks on their group's curve.
+    """
+    last = max((float(g["time"].max()) for g in groups.groups.values()), default=0.0)
+    ticks = nice_ticks(last)
+    data: list[dict] = []
+    table_y = {"high": 1, "low": 0}
+    for name, g in groups.groups.items():
+        colour = RISK_GROUP_COLOURS[name]
+        label = f"{name} risk (n = {len(g['time'])}, {int(g['event'].sum())} {esc(event_name)})"
+        x, y = _step(g["km_time"], g["km_survival"], float(g["time"].max()))
+        data.append(
+            {
+                "mode": "lines",
+                "x": x,
+                "y": y,
+                "name": label,
+                "legendgroup": name,
+                "line": {"color": colour, "width": 2, "shape": "hv"},
+                "hovertemplate": f"day %{{x:.0f}}: survival %{{y:.2f}}<extra>{name} risk</extra>",
+            }
+        )
+        censored = g["time"][g["event"] == 0]
+        if len(censored):
+            at = np.searchsorted(g["km_time"], censored, side="right") - 1
+            level = np.where(at >= 0, g["km_survival"][np.clip(at, 0, None)], 1.0) if len(g["km_time"]) else 1.0
+            data.append(
+                {
+                    "mode": "markers",
+                    "x": censored,
+                    "y": np.broadcast_to(level, censored.shape).astype(np.float64),
+                    "name": f"{name} risk, censored",
+                    "legendgroup": name,
+                    "showlegend": False,
+                    "marker": {"symbol": "line-ns-open", "size": 7, "color": colour},
+                    "hovertemplate": f"censored at day %{{x:.0f}}<extra>{name} risk</extra>",
+                }
+            )
+        data.append(
+            {
+                "mode": "text",
+                "x": ticks,
+                "y": [table_y[name]] * len(ticks),
+                "text": [str(int(v)) for v in at_risk(g["time"], ticks)],
+                "textfont": {"color": colour},
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "showlegend": False,
+                "legendgroup": name,
+                "hoverinfo": "skip",
+            }
+        )
+    p_text = "" if math.isnan(groups.p) else f"log-rank p = {groups.p:.2g}"
+    span = [-0.02 * max(last, 1.0), last * 1.02 if last > 0 else 1.0]
+    layout = {
+        "xaxis": {"domain": [0, 1], "anchor": "y", "range": span, "matches": "x2", "showticklabels": False},
+        "yaxis": {"domain": [0.3, 1], "anchor": "x", "range": [-0.02, 1.05], "title": {"text": "share without event"}},
+        "xaxis2": {
+            "domain": [0, 1],
+            "anchor": "y2",
+            "range": span,
+            "tickvals": numbers(ticks),
+            "title": {"text": "days"},
+        },
+        "yaxis2": {
+            "domain": [0, 0.16],
+            "anchor": "x2",
+            "range": [-0.6, 1.6],
+            "tickvals": [0, 1],
+            "ticktext": ["low", "high"],
+            "showgrid": False,
+            "zeroline": False,
+            "title": {"text": "at risk"},
+        },
+        "annotations": [
+            {
+                "text": p_text,
+                "x": 1,
+                "y": 1,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "right",
+                "yanchor": "top",
+                "showarrow": False,
+            }
+        ],
+        "legend": {"orientation": "h", "y": 1.1, "x": 0},
+    }
+    return figure(data, layout, 500, CURVE_DIGITS)
+
+
+def centred_risks(rows: Rows) -> np.ndarray:
+    """Each row's risk minus the median risk of its split's test rows.
+
+    A Cox model's risk is defined up to an added constant, which differs
+    between the splits' models; centring each split puts them on one axis
+    (a display choice only: nothing is fitted or chosen from it).
+    """
+    risk = np.asarray(rows["risk"], dtype=np.float64)
+    splits = np.asarray(rows["split_id"], dtype=object).astype(str)
+    out = np.empty_like(risk)
+    for split in np.unique(splits):
+        mine = splits == split
+        out[mine] = risk[mine] - np.nanmedian(risk[mine])
+    return out
+
+
+def risk_histogram(predictions: Rows, event_name: str = "event", censored_name: str = "censored") -> Figure | None:
+    """Histograms of the MLP's CV test risks (each split centred at its median) of samples with the event and censored ones.
+
+    All CV splits pooled (each sample once per CV repeat); None without CV predictions of the MLP.
+    """
+    rows = predictions.where(model="mlp", kind="cv")
+    if not len(rows):
+        return None
+    risk = centred_risks(rows)
+    event = np.asarray(rows["event"], dtype=np.int64) == 1
+    finite = risk[np.isfinite(risk)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, 31)
+    centres, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
+    data = []
+    for mine, name, colour in (
+        (event, f"{esc(event_name)} (event)", RISK_GROUP_COLOURS["high"]),
+        (~event, f"{esc(censored_name)} (censored)", RISK_GROUP_COLOURS["low"]),
+    ):
+        counts, _ = np.histogram(risk[mine & np.isfinite(risk)], bins=edges)
+        data.append(
+            {
+                "type": "bar",
+                "x": centres,
+                "y": counts.astype(np.float64),
+                "width": number(width),
+                "name": f"{name}: {int(mine.sum())}",
+                "marker": {"color": colour},
+                "opacity": 0.6,
+                "hovertemplate": f"risk %{{x:.2f}}: %{{y}} predictions<extra>{name}</extra>",
+            }
+        )
+    layout = {
+        "barmode": "overlay",
+        "bargap": 0,
+        "xaxis": {"title": {"text": "predicted risk, centred per split (higher: earlier event expected)"}},
+        "yaxis": {"title": {"text": "test predictions"}, "rangemode": "tozero"},
+        "shapes": [vline(0.0)],
+        "legend": {"orientation": "h", "y": 1.1, "x": 0},
+    }
+    return figure(data, layout, 360, CURVE_DIGITS)

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .. import tables
 from ..compare import read_table, signal_level
 from ..scaling import fit_scaler, read_matrix
+from ..targets import KINDS
 from .score import CLASSIFICATION, Score, score_of
 
 Key = tuple[str, str]
@@ -46,8 +48,14 @@ NAN_ROW = {
 }
 """A summary row of a model or metric that is absent."""
 
-NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", "roc_auc"]
-"""Columns of nulls.parquet the report reads; a regression target's file has ``r2`` in place of ``roc_auc``."""
+NULL_KEYS = [name for name, _type in tables.NULLS.keys]
+"""Key columns of nulls.parquet (:data:`panelmlp.tables.NULLS`), which the report reads."""
+
+NULL_COLUMNS = [*NULL_KEYS, "roc_auc"]
+"""Columns of a classification target's nulls.parquet the report reads (an empty null table gets these)."""
+
+NULL_SCORES = tuple(kind.main_metric for kind in KINDS.values())
+"""The main metric of each target kind: a nulls.parquet holds its kind's, which the report reads beside the keys."""
 
 
 @dataclass
@@ -154,7 +162,7 @@ def read_nulls(paths: Sequence[str]) -> pd.DataFrame:
     frames = []
     for path in paths:
         names = pq.read_schema(path).names
-        frames.append(pd.read_parquet(path, columns=[c for c in (*NULL_COLUMNS, "r2") if c in names]))
+        frames.append(pd.read_parquet(path, columns=[c for c in (*NULL_KEYS, *NULL_SCORES) if c in names]))
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in NULL_COLUMNS})

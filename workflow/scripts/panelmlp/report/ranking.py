@@ -34,12 +34,20 @@ def _num(text: str, value: object) -> str:
     return f'<td class="num" data-v="{_value(value)}">{text}</td>'
 
 
+THIRD_COLUMN = {
+    "classification": ("accuracy", "accuracy: MLP / majority"),
+    "regression": ("rmse", "RMSE: MLP / mean"),
+    "survival": ("ibs", "integrated Brier score: MLP / constant risk"),
+}
+"""The metric of the MLP against the trivial baseline in the ranked table's third score column, and its header, by kind."""
+
+
 def _columns(
     collections: bool, permutations: bool, random: bool, score: Score = CLASSIFICATION
 ) -> list[tuple[str, bool]]:
     """Header names and whether each column sorts as a number."""
     cols = [("rank", True)] + ([("collection", False)] if collections else []) + [("panel", False), ("genes", True)]
-    third = "RMSE: MLP / mean" if score.kind == "regression" else "accuracy: MLP / majority"
+    third = THIRD_COLUMN.get(score.kind, THIRD_COLUMN["classification"])[1]
     cols += [(f"MLP {score.name} [95% CI]", True), (f"{score.baseline_name} {score.name}", True), (third, True)]
     cols += [("t-test p", True), ("t-test q", True)]
     if permutations:
@@ -52,7 +60,7 @@ def _columns(
 def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool) -> str:
     """One panel's row."""
     auc, lr = p.auc, p.row(p.score.baseline, p.score.metric)
-    which = "rmse" if p.score.kind == "regression" else "accuracy"
+    which = THIRD_COLUMN.get(p.score.kind, THIRD_COLUMN["classification"])[0]
     acc, maj = p.row("mlp", which), p.row(p.score.trivial, which)
     cells = [_num(str(p.rank), p.rank)]
     if collections:
@@ -93,6 +101,27 @@ def ranked_table(panels: Sequence[Panel]) -> str:
 
 def _caption(permutations: bool, random: bool, score: Score = CLASSIFICATION) -> str:
     """What the ranked table's columns mean."""
+    if score.kind == "survival":
+        text = (
+            "Ranked by the MLP's mean cross-validated (CV) C-index (Harrell's concordance of the predicted risks with the event "
+            "times), best first (highlighted); click a header to sort by it, click a panel to open its details. Each panel trains "
+            "a small neural network (MLP) with a Cox loss on its genes beside two baselines: ridge Cox regression on the same genes, "
+            "and a constant risk (every sample the same risk, so its predicted survival is the training samples' Kaplan-Meier curve "
+            "and its C-index 0.5). The integrated Brier score (lower is better) compares the predicted survival curves with what "
+            "happened. The 95% confidence interval is the Nadeau-Bengio corrected resampled t interval, which allows for CV folds "
+            "sharing training samples. The t-test asks whether the mean CV C-index exceeds 0.5; q-values are Benjamini-Hochberg "
+            "over all panels. Call: <i>predictive</i> when the interval lies above 0.5 and the t-test's (and permutation test's) "
+            "q-values are below 0.05; <i>set-specific</i> when, besides, the panel beats random gene sets of its size "
+            "(random-panel q below 0.05); a predictive panel does not single out that set."
+        )
+        if permutations:
+            text += " Permutation p: the share of replicates trained on shuffled survival times and events scoring at least as well."
+        if random:
+            text += (
+                " Random-panel p and percentile: where the panel falls among random gene sets of its size bin "
+                "(a fitted tail p where it beats them all)."
+            )
+        return f'<p class="caption">{text}</p>'
     if score.kind == "regression":
         text = (
             "Ranked by the MLP's mean cross-validated (CV) R², best first (highlighted); click a header to sort by it, "

@@ -33,8 +33,10 @@ from ..compare import (
     multiplicity_warnings,
     random_p_text,
 )
+from ..targets import kind_of_metrics
 from .inputs import Comparison, Facts, Panel, Rows
 from .page import esc, fmt, fmt_p
+from .score import SCORES
 
 EXTERNAL = (
     "Only external validation on an independent cohort tests for a chance association that this whole cohort shares."
@@ -68,6 +70,23 @@ REGRESSION_HEADLINES = {
     "unknown": "No verdict: R² or its interval could not be computed (too few CV splits, or a constant target in a test set).",
 }
 """The same for a regression target (main metric R², chance 0)."""
+
+SURVIVAL_HEADLINES = {
+    "set-specific": "Set-specific: the MLP on these genes orders the event times better than chance (q < 0.05 over the panels tested), "
+    "and better than random gene sets of the same size (random-panel q < 0.05). " + EXTERNAL,
+    "predictive": "Predictive, not set-specific: these genes order the event times better than chance (q < 0.05 over the panels tested), "
+    "but the set is not shown to do better than random genes of the same number (random-panel q >= 0.05, or that comparison "
+    "did not run), so this screen does not single out this set: a broad program that many genes share may carry it. "
+    + EXTERNAL,
+    "unconfirmed": f"Unconfirmed: the C-index interval lies above 0.5, but a q-value over all panels (t-test or permutation test) is not below {ALPHA}, so chance across the panels tested could explain it.",
+    "none": "No evidence of signal: the MLP's risks do not order the event times measurably better than chance.",
+    "below": "No evidence of signal: the MLP's risks order the event times worse than chance (C-index below 0.5), which is not usable signal either.",
+    "unknown": "No verdict: the C-index or its interval could not be computed (too few CV splits, or test sets without a comparable pair).",
+}
+"""The same for a survival target (main metric Harrell's C-index, chance 0.5)."""
+
+HEADLINES_OF = {"classification": HEADLINES, "regression": REGRESSION_HEADLINES, "survival": SURVIVAL_HEADLINES}
+"""The headlines of each target kind."""
 
 TAGS = {
     "set-specific": "set-specific",
@@ -115,6 +134,14 @@ def panel_facts(metrics: Rows, history: Rows | None) -> Facts:
     device = "?"
     if history is not None and "device" in history and len(history):
         device = ", ".join(sorted(set(history["device"].tolist())))
+    if "c_index" in metrics:  # survival: the trivial baseline is a constant risk, the linear one ridge Cox regression
+        return Facts(
+            accuracy_vs_majority=paired_difference(metrics, "mlp", "constant", "ibs"),
+            auc_vs_majority=paired_difference(metrics, "mlp", "constant", "c_index"),
+            auc_vs_logreg=paired_difference(metrics, "mlp", "cox_ridge", "c_index"),
+            holdout_n=int(holdout[0]) if len(holdout) else 0,
+            device=device,
+        )
     if "r2" in metrics:  # a regression target: the trivial baseline is the training mean, the linear one ridge
         return Facts(
             accuracy_vs_majority=paired_difference(metrics, "mlp", "mean", "rmse"),
@@ -183,6 +210,22 @@ def _mean_item(panel: Panel) -> str:
     )
 
 
+def _brier_item(panel: Panel) -> str:
+    """A survival target's integrated Brier score against the constant-risk baseline, and its time-dependent AUC."""
+    word = {
+        "yes": "larger errors than",
+        "no, worse": "smaller errors than",
+        "no clear difference": "errors not measurably different from",
+    }.get(compare_word(panel.facts.accuracy_vs_majority), "compared with")
+    return (
+        f"Integrated Brier score {fmt(panel.row('mlp', 'ibs')['cv_mean'])} against <b>{fmt(panel.row('constant', 'ibs')['cv_mean'])}</b> "
+        "for the baseline that gives every sample the same risk (its predicted survival is the training samples' Kaplan-Meier "
+        f"curve): the MLP's survival curves make {word} that trivial rule (lower is better). "
+        f"Its time-dependent AUC, averaged over the horizons, is {fmt(panel.row('mlp', 'td_auc')['cv_mean'])} (0.5 = chance), "
+        f"and Uno's C {fmt(panel.row('mlp', 'uno_c')['cv_mean'])}."
+    )
+
+
 def _accuracy_item(panel: Panel, labels: Mapping) -> str:
     """Accuracy against the majority baseline."""
     word = {
@@ -225,6 +268,12 @@ def _sklearn_item(panel: Panel) -> str:
 
 def _holdout_item(panel: Panel) -> str:
     """The single holdout split, with the reminder that it is noisy."""
+    if panel.score.kind == "survival":
+        return (
+            f"On the single holdout split ({panel.facts.holdout_n} test samples) the MLP's C-index is {fmt(panel.auc['holdout'])} "
+            f"and its integrated Brier score {fmt(panel.row('mlp', 'ibs')['holdout'])} (constant risk {fmt(panel.row('constant', 'ibs')['holdout'])}); "
+            "one small test set is noisy, so the CV interval above is the better guide."
+        )
     if panel.score.kind == "regression":
         return (
             f"On the single holdout split ({panel.facts.holdout_n} test samples) the MLP's R² is {fmt(panel.auc['holdout'])} "
@@ -288,7 +337,14 @@ def _null_items(panel: Panel, random_panels: int, n_compared: int | None = None)
 
 def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int, n_compared: int | None = None) -> str:
     """The plain-language verdict on one panel's MLP against chance, both baselines and the nulls."""
-    second = _mean_item(panel) if panel.score.kind == "regression" else _accuracy_item(panel, labels)
+    kind = panel.score.kind
+    second = (
+        _mean_item(panel)
+        if kind == "regression"
+        else _brier_item(panel)
+        if kind == "survival"
+        else _accuracy_item(panel, labels)
+    )
     items = [_auc_item(panel, n_panels), second, _logreg_item(panel)]
     if panel.has_model("sklearn_mlp"):
         items.append(_sklearn_item(panel))
@@ -299,7 +355,7 @@ def verdict_box(panel: Panel, labels: Mapping, n_panels: int, random_panels: int
     return (
         f'<div class="verdict level-{panel.level}" id="verdict-{panel.anchor}" data-panel="{esc(panel.label)}">'
         f"<h3>Panel {esc(panel.label)} {tag(panel.level)}</h3>"
-        f"<p><b>{esc((REGRESSION_HEADLINES if panel.score.kind == 'regression' else HEADLINES)[panel.level])}</b></p>"
+        f"<p><b>{esc(HEADLINES_OF.get(kind, HEADLINES)[panel.level])}</b></p>"
         f"<ul>{body}</ul></div>"
     )
 
@@ -335,6 +391,11 @@ def headline(
     if labels.get("kind") == "regression":
         classes = "a number"
         name, chance, better = "R²", "0", "better than the training mean"
+    elif labels.get("kind") == "survival":
+        event = labels.get("event") or {}
+        classes = f"time to '{esc(event.get('event') or labels.get('positive') or 'event')}', censored"
+        classes += f" '{esc(event['censored'])}'" if event.get("censored") else ""
+        name, chance, better = "C-index", "0.5", "better than chance"
     else:
         classes = " vs ".join(f"'{esc(c)}'" for c in labels.get("classes", []))
         name, chance, better = "ROC-AUC", "0.5", "better than chance"
@@ -445,7 +506,8 @@ def _share_sentence(screen: Mapping | None, most: int = 8) -> str:
     if share is None:
         return "How random gene sets of these sizes score is not known here (results/metrics/verdict.json is missing)."
     metric = str(screen.get("metric") or "roc_auc")
-    name, chance = ("R²", 0.0) if metric == "r2" else ("ROC-AUC", 0.5)
+    kind = kind_of_metrics([metric])
+    name, chance = SCORES[kind.name].name, kind.chance
     pools = [p for p in screen.get("random_pools", []) if p.get("panels")]
     per = ", ".join(
         f"{p['size']} genes{'' if p['universe'] == 'cohort' else ' of ' + esc(p['universe'])}: "
