@@ -11,11 +11,12 @@ import pytest
 import torch
 from panelmlp.checkpoint import load_checkpoint, predict_raw
 from panelmlp.errors import PanelMlpError
-from panelmlp.fit import fit_unit, group_by_width, random_gene_sets, resolve_unit
+from panelmlp.fit import fit_unit, group_by_width, random_gene_sets
 from panelmlp.io import clean_step
 from panelmlp.scaling import read_matrix
 from panelmlp.splits import split_step
 from panelmlp.synthetic import write_cohort
+from panelmlp.units import resolve
 
 TARGET = {"column": "SMOKING_HISTORY", "classes": {"non-smoker": "non-smoker", "smoker": "smok"}, "positive": "smoker"}
 MODEL = {"hidden": [8], "epochs": 12, "batch_size": 16, "lr": 0.01}
@@ -82,7 +83,8 @@ def _fit(paths: dict, unit: dict, out: Path, **kwargs) -> dict:
 def test_a_collection_part_drops_missing_genes_and_records_skipped_sets(inputs):
     available = [f"G{i:05d}" for i in range(1, 29)] + ["SIG1", "SIG2"]
     unit = _collection(inputs, ["PLANTED", "NOISE_A", "PARTLY_MISSING", "TOO_SMALL"])
-    panels, table = resolve_unit(unit, available)
+    resolved = resolve(unit, available)
+    panels, table = resolved.panels, resolved.table
     assert [p.name for p in panels] == ["PLANTED", "NOISE_A"]
     skipped = table.set_index("panel").loc[["PARTLY_MISSING", "TOO_SMALL"]]
     assert (skipped["status"] == "skipped").all()
@@ -99,7 +101,7 @@ def test_a_named_panel_with_a_missing_gene_stops():
             "panels": {"mine": ["G00001", "NOPE"]},
             "out_dirs": {"mine": "x"},
         }
-        resolve_unit(unit, ["G00001"])
+        resolve(unit, ["G00001"])
 
 
 def test_width_groups_pad_only_where_it_pays():

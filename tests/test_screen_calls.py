@@ -305,7 +305,11 @@ def test_size_bins_share_pools_and_auto_reaches_the_family_within_the_budget():
 
 
 def test_random_panels_draw_from_the_collection_universe(tmp_path):
-    from panelmlp.fit import _random_universe
+    from panelmlp.units import resolve
+
+    def _random_universe(unit, available, which):
+        resolved = resolve(unit, available, which)
+        return resolved.universe, resolved.universe_name
 
     gmt = tmp_path / "c.gmt"
     gmt.write_text("A\td\tG3\tG1\tNOPE\nB\td\tG5\tG3\n")
@@ -313,7 +317,8 @@ def test_random_panels_draw_from_the_collection_universe(tmp_path):
     available = [f"G{i}" for i in range(1, 8)]
     assert _random_universe(unit, available, "collection") == (["G1", "G3", "G5"], "c")  # every set, not the part's
     assert _random_universe(unit, available, "cohort") == (available, "")
-    assert _random_universe({"collection": ""}, available, "collection") == (available, "")
+    named = {"name": "named panels", "collection": "", "panels": {"p": ["G1"]}, "out_dirs": {"p": "x"}}
+    assert _random_universe(named, available, "collection") == (available, "")
 
 
 @pytest.mark.workflow

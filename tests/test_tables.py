@@ -179,14 +179,22 @@ def test_column_names_never_have_two_types():
 # ---------------------------------------------------------------- the bytes fit.py writes
 
 
-def test_column_lists_match_fit_py():
-    """The lead can switch fit.py's lists to these records without a column moving."""
-    assert [c for c, _ in PANELS.keys] == fit.PANEL_COLUMNS
-    assert [c for c, _ in METRICS.keys] == fit.METRIC_KEYS
-    assert [c for c, _ in TUNING.keys] == fit.TUNING_COLUMNS
-    assert [c for c, _ in NULLS.columns("classification")] == fit.NULL_COLUMNS
-    assert {c: "string" if t == "text" else t for c, t in NULLS.columns("classification")} == fit.NULL_TYPES
-    assert tuple(c for c, _ in PREDICTIONS.keys) == fit.PREDICTION_KEYS
+def test_column_lists_are_the_ones_the_old_writers_wrote():
+    """fit.py writes through these records; their columns are those fit.py wrote before (outputs unchanged)."""
+    assert [c for c, _ in PANELS.keys] == [
+        "unit", "collection", "panel", "directory", "description", "n_listed", "n_found", "coverage",
+        "status", "reason", "hint", "genes", "genes_missing",
+    ]  # fmt: skip
+    assert fit.METRIC_KEYS == [
+        "collection", "panel", "model", "split_id", "kind", "n_train", "n_test", "n_uninformative",
+    ]  # fmt: skip
+    assert [c for c, _ in TUNING.keys] == [
+        "collection", "panel", "split_id", "point", "grid_point", "score", "inner_score", "chosen",
+    ]  # fmt: skip
+    assert [c for c, _ in NULLS.columns("classification")] == [
+        "kind", "collection", "panel", "size", "replicate", "split_id", *KINDS["classification"].history,
+    ]  # fmt: skip
+    assert fit.PREDICTION_KEYS == ("collection", "panel", "model", "split_id", "kind", "sample_id")
     for name, kind in KINDS.items():
         text = [c for c, t in PREDICTIONS.kind_columns(name) if t == "text"]
         assert tuple(text) == kind.prediction_text
@@ -245,12 +253,11 @@ def test_nulls_write_the_bytes_of_fit_py(tmp_path: Path, kind: str):
     history = list(KINDS[kind].history)
     rows = [["permutation", "", "NA", 3, 1, "cv_r1_f1", *np.linspace(0.1, 0.9, len(history))]]
     rows += [["random", None, "", 5, r, "cv_r1_f2", *np.full(len(history), 0.5)] for r in (1, 2)]
-    columns = [*fit.NULL_COLUMNS[:6], *history]
-    types = {
-        **{c: t for c, t in fit.NULL_TYPES.items() if c in fit.NULL_COLUMNS[:6]},
-        **dict.fromkeys(history, "float64"),
-    }
-    written = pd.DataFrame(rows, columns=columns).astype(types)  # as fit.py builds it
+    keys = {"kind": "string", "collection": "string", "panel": "string", "size": "int64", "replicate": "int64"}
+    keys["split_id"] = "string"
+    columns = [*keys, *history]
+    types = {**keys, **dict.fromkeys(history, "float64")}
+    written = pd.DataFrame(rows, columns=columns).astype(types)  # as fit.py built it before tables.py
     written.to_parquet(tmp_path / "fit.parquet", index=False)
     NULLS.write(pd.DataFrame(rows, columns=columns), tmp_path / "tables.parquet")
     _bytes_equal(tmp_path / "fit.parquet", tmp_path / "tables.parquet")
@@ -318,7 +325,9 @@ def test_tsv_tables_write_the_bytes_of_fit_py(tmp_path: Path):
         }
         for q in (1, 2)
     ]
-    tuning = pd.DataFrame(rows, columns=fit.TUNING_COLUMNS)
+    tuning = pd.DataFrame(
+        rows, columns=["collection", "panel", "split_id", "point", "grid_point", "score", "inner_score", "chosen"]
+    )
     tuning.to_csv(tmp_path / "fit_tuning.tsv", sep="\t", index=False, float_format="%.6g")
     TUNING.write(tuning, tmp_path / "tuning.tsv")
     _bytes_equal(tmp_path / "fit_tuning.tsv", tmp_path / "tuning.tsv")

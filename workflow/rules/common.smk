@@ -1,17 +1,11 @@
 import difflib
-import math
 import re
 import os
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from panelmlp.config import panel_name_clash
 from panelmlp.errors import PanelMlpError
-from panelmlp.gmt import read_gmt
-from panelmlp.panels import panel_genes
-
-GROUP_MAX_GENES = 500
-"""Named panels of at most this many genes (lists and files) are fitted together in one job."""
+from panelmlp.units import check_importance, check_set_names, plan_units
 
 
 def stop(message):
@@ -131,90 +125,6 @@ def check_inputs():
         )
 
 
-def collection_units(name, spec, per_job):
-    """A gene-set collection cut into parts of at most ``per_job`` sets, smallest sets first.
-
-    Sets are ordered by listed size, so a part holds sets of similar size (little
-    padding, few random-panel pools per part); the GMT file is read here, once.
-    """
-    gmt = project_path(spec["gmt"])
-    try:
-        sets = read_gmt(gmt)
-    except PanelMlpError as exc:
-        stop(f"config panels.{name}: {exc}")
-    ordered = [s.name for s in sorted(sets, key=lambda s: (len(s.genes), s.line))]
-    parts = math.ceil(len(ordered) / per_job)
-    digits = max(3, len(str(parts)))
-    units = {}
-    for j in range(parts):
-        unit = f"{name}/part-{j + 1:0{digits}d}"
-        units[unit] = {
-            "name": unit,
-            "collection": name,
-            "gmt": gmt,
-            "sets": ordered[j * per_job : (j + 1) * per_job],
-            "min_size": spec.get("min_size", 5),
-            "max_size": spec.get("max_size", 500),
-            "min_coverage": spec.get("min_coverage", 0.8),
-            "out_dir": f"results/panels/{unit}",
-        }
-    return units
-
-
-def listed_genes(spec, name=None):
-    """How many genes a named panel lists (a list or a file), or None for ``all``.
-
-    A panel file that is missing, a folder, not UTF-8, lists no gene or a gene
-    twice stops the run here, naming the panel ``name`` (plan_units() reads every file first).
-    """
-    if isinstance(spec, list):
-        return len(spec)
-    if spec == "all":
-        return None
-    try:
-        return len(panel_genes(name or spec, spec))
-    except PanelMlpError as exc:
-        stop(f"config panels.{name or spec}: {exc}")
-
-
-def named_unit(name, panels):
-    """A fit job for named panels, each written to its own folder."""
-    return {
-        "name": name,
-        "collection": "",
-        "panels": panels,
-        "out_dirs": {panel: f"results/panels/{panel}" for panel in panels},
-    }
-
-
-def plan_units():
-    """Output folders (a named panel, or a part of a collection) and the fit jobs that write them.
-
-    Named panels of at most GROUP_MAX_GENES listed genes share one job, so a
-    further small panel costs no further process; ``all`` and larger panels get
-    a job each, so adding a small panel never retrains them.
-    """
-    folders, jobs, grouped = [], {}, {}
-    per_job = config["resources"]["panels_per_job"]
-    for name, spec in config["panels"].items():
-        if spec is None:
-            continue
-        if isinstance(spec, dict):
-            parts = collection_units(name, spec, per_job)
-            folders += list(parts)
-            jobs.update(parts)
-            continue
-        if isinstance(spec, str) and spec != "all":
-            spec = project_path(spec)
-        folders.append(name)
-        size = listed_genes(spec, name)
-        if size is not None and size <= GROUP_MAX_GENES:
-            grouped[name] = spec
-        else:
-            jobs[name] = named_unit(name, {name: spec})
-    return folders, jobs, (named_unit("named panels", grouped) if grouped else None)
-
-
 def check_null_models():
     """Permutation and random-panel nulls are scored on CV splits: stop early when there are none."""
     wanted = [
@@ -231,52 +141,25 @@ def check_null_models():
         )
 
 
-def check_set_names():
-    """Stop when a gene set of a collection has the name of a panel or collection under panels."""
-    sets = {}
-    for unit in UNITS.values():
-        if unit["collection"]:
-            gmt, names = sets.setdefault(unit["collection"], (unit["gmt"], []))
-            names.extend(unit["sets"])
-    clash = panel_name_clash(config["panels"], sets)
-    if clash is not None:
-        stop(clash)
-
-
 check_null_models()
-FOLDERS, UNITS, GROUPED = plan_units()
-"""Output folders under results/panels/; fit jobs by unit (rule fit's wildcard); the small named panels' job."""
-check_set_names()
+# The fit jobs are planned in panelmlp.units (testable without Snakemake); a problem stops here in one line.
+try:
+    PLAN = plan_units(config, project_path)
+    check_set_names(config["panels"], PLAN)
+except PanelMlpError as exc:
+    stop(str(exc))
+FOLDERS = list(PLAN.folders)
+"""Output folders under results/panels/: a named panel, or a part of a collection."""
+UNITS = {name: unit.as_params() for name, unit in PLAN.jobs.items()}
+"""Rule fit's jobs by unit (its wildcard), as the plain data of params.unit (predict.smk reads them too)."""
+GROUPED = PLAN.grouped
+"""The small named panels' job (a panelmlp.units.Unit), or None."""
 resolve_input_paths()
 check_inputs()
-
-
-def check_importance_panels():
-    """evaluate.importance names configured panels or sets of a collection: stop before any job otherwise.
-
-    Whether a set survives the coverage and size filters is known only after
-    fit; the importance job itself says so in one line.
-    """
-    known = [
-        name
-        for name, spec in config["panels"].items()
-        if spec is not None and not isinstance(spec, dict)
-    ]
-    for unit in UNITS.values():
-        if unit["collection"]:
-            known += list(unit["sets"])
-            known += [f"{unit['collection']}/{s}" for s in unit["sets"]]
-    for name in config["evaluate"]["importance"]:
-        if name not in known:
-            close = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=3)
-            hint = f" (closest: {', '.join(close)})" if close else ""
-            stop(
-                f"config evaluate.importance: {name!r} is not a panel of this run{hint}; "
-                "name a panel of config panels or a set of a collection (as set or collection/set), or leave it out"
-            )
-
-
-check_importance_panels()
+try:
+    check_importance(config["evaluate"]["importance"], config["panels"], PLAN)
+except PanelMlpError as exc:
+    stop(str(exc))
 
 
 wildcard_constraints:
@@ -285,21 +168,15 @@ wildcard_constraints:
 
 def fit_threads(wildcards):
     """Threads of a fit job: a collection part steps many models at once and gains from more than one."""
-    unit = UNITS[wildcards.unit]
+    unit = PLAN.jobs[wildcards.unit]
     return config["resources"][
-        "collection_threads" if unit["collection"] else "train_threads"
+        "collection_threads" if unit.is_collection else "train_threads"
     ]
 
 
-def job_files(unit):
-    """The panel or GMT files of a fit job: its inputs, so editing one reruns the job."""
-    if unit["collection"]:
-        return [unit["gmt"]]
-    return [s for s in unit["panels"].values() if isinstance(s, str) and s != "all"]
-
-
 def unit_files(wildcards):
-    return job_files(UNITS[wildcards.unit])
+    """The panel or GMT files of a fit job: its inputs, so editing one reruns the job."""
+    return PLAN.jobs[wildcards.unit].files()
 
 
 def unit_outputs(name):
@@ -309,7 +186,7 @@ def unit_outputs(name):
 
 def grouped_outputs(name):
     """One output file of every folder of the small named panels' job."""
-    return [f"results/panels/{panel}/{name}" for panel in GROUPED["panels"]]
+    return [f"results/panels/{panel}/{name}" for panel in GROUPED.panel_names]
 
 
 def predict_report_inputs(kind):

@@ -3,8 +3,8 @@ from panelmlp.randomsets import plan_for_run
 RANDOM_PLAN = plan_for_run(
     config["evaluate"],
     config["split"],
-    [*UNITS.values(), *([GROUPED] if GROUPED else [])],
-    listed_genes,
+    [unit.as_params() for unit in PLAN.units],
+    PLAN.panel_size,
 )
 """evaluate.random_panels resolved (auto: N per size bin so that the smallest random-panel q is <= 0.05)."""
 if RANDOM_PLAN.auto and RANDOM_PLAN.family and not RANDOM_PLAN.n:
@@ -66,7 +66,7 @@ if GROUPED:
             cohort="results/clean/cohort.parquet",
             splits="results/splits/splits.parquet",
             labels="results/splits/labels.json",
-            panel_files=job_files(GROUPED),
+            panel_files=GROUPED.files(),
         output:
             panels=grouped_outputs("panels.tsv"),
             history=grouped_outputs("history.parquet"),
@@ -77,7 +77,7 @@ if GROUPED:
                     labels={"unit": panel, "table": "metrics per split"},
                 )
                 for panel, path in zip(
-                    GROUPED["panels"], grouped_outputs("metrics.tsv")
+                    GROUPED.panel_names, grouped_outputs("metrics.tsv")
                 )
             ],
             predictions=grouped_outputs("predictions.parquet"),
@@ -91,7 +91,7 @@ if GROUPED:
             "benchmarks/fit-named.tsv"
         threads: config["resources"]["train_threads"]
         params:
-            unit=GROUPED,
+            unit=GROUPED.as_params(),
             model=config["model"],
             permutations=config["evaluate"]["permutations"],
             random_panels=RANDOM_PLAN.n,

@@ -1,10 +1,11 @@
 from panelmlp.fit import fit_unit
 from panelmlp.runner import run
+from panelmlp.units import Unit
 
 run(
     snakemake.log,
     fit_unit,
-    unit=snakemake.params.unit,
+    unit=Unit.from_params(snakemake.params.unit),
     cohort=snakemake.input.cohort,
     splits_path=snakemake.input.splits,
     labels_json=snakemake.input.labels,

@@ -45,11 +45,8 @@ import pyarrow.parquet as pq
 
 from .checkpoint import save_checkpoint
 from .epoch_metrics import HISTORY_METRICS
-from .errors import PanelMlpError
 from .evaluate import Fold, Output, baselines_for
-from .gmt import panel_dir_name, read_gmt, resolve_sets
 from .io import read_cohort_genes
-from .panels import check_panel, panel_genes
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
 from .scaling import (
     describe_uninformative,
@@ -59,10 +56,12 @@ from .scaling import (
     uninformative,
     uninformative_by_gene,
 )
+from .tables import HISTORY, METRICS, NULLS, PANELS, PREDICTIONS, TUNING
 from .targets import TargetKind, kind_of_labels, target_kind
 from .targets.base import Scoring
 from .train import ModelSet, TrainSpec, permuted_labels, train_models
 from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, point_label, select_points
+from .units import Panel, Unit, resolve
 
 log = logging.getLogger("panelmlp")
 
@@ -72,58 +71,11 @@ RANDOM_SEED_TAG = 0x52414E44
 GROUP_OVERHEAD_FLOPS = 2e7
 """Fixed cost of one more stacked pass per step, in floating-point operations (about a millisecond)."""
 
-PANEL_COLUMNS = [
-    "unit",
-    "collection",
-    "panel",
-    "directory",
-    "description",
-    "n_listed",
-    "n_found",
-    "coverage",
-    "status",
-    "reason",
-    "hint",
-    "genes",
-    "genes_missing",
-]
-"""Columns of panels.tsv."""
+PREDICTION_KEYS = tuple(c for c, _ in PREDICTIONS.keys)
+"""The key columns of predictions.parquet (text); the target kind adds its own columns (see :mod:`panelmlp.tables`)."""
 
-PREDICTION_KEYS = ("collection", "panel", "model", "split_id", "kind", "sample_id")
-"""The key columns of predictions.parquet (text); the target kind adds its own columns."""
-
-NULL_COLUMNS = ["kind", "collection", "panel", "size", "replicate", "split_id", *HISTORY_METRICS]
-"""Columns of nulls.parquet: ``kind`` is ``permutation`` (per panel) or ``random`` (per size; panel empty)."""
-
-NULL_TYPES = {
-    "kind": "string",
-    "collection": "string",
-    "panel": "string",
-    "size": "int64",
-    "replicate": "int64",
-    "split_id": "string",
-    **dict.fromkeys(HISTORY_METRICS, "float64"),
-}
-
-METRIC_KEYS = ["collection", "panel", "model", "split_id", "kind", "n_train", "n_test", "n_uninformative"]
-"""The first columns of metrics.tsv (the metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP).
-
-``n_uninformative``: the panel's genes constant or never observed in the split's training rows (input 0)."""
-
-TUNING_COLUMNS = ["collection", "panel", "split_id", "point", "grid_point", "score", "inner_score", "chosen"]
-"""Columns of tuning.tsv: per panel, split and grid point, the mean inner-fold validation score
-(``score`` names it: ROC-AUC for classes, the loss for a regression target)."""
-
-
-@dataclass
-class Panel:
-    """A panel to train: its name, its collection ('' for a named panel), directory name, genes and output folder."""
-
-    name: str
-    collection: str
-    directory: str
-    genes: list[str]
-    folder: str
+METRIC_KEYS = [c for c, _ in METRICS.keys]
+"""The first columns of metrics.tsv (the kind's metrics follow, then ``best_epoch`` and ``grid_point`` of the MLP)."""
 
 
 @dataclass
@@ -141,90 +93,6 @@ class ModelKey:
     """Column indices into the job's gene list."""
 
 
-def resolve_unit(unit: Mapping, available: Sequence[str]) -> tuple[list[Panel], pd.DataFrame]:
-    """The panels a unit trains, and its panels table (for a collection part: kept and skipped sets).
-
-    ``unit`` is the fit rule's ``params.unit``. Named panels: ``{"name",
-    "collection": "", "panels": {panel: spec}, "out_dirs": {panel: folder}}``,
-    one folder per panel (several small named panels share one job). A part of
-    a collection: ``{"name", "collection", "gmt", "sets", "min_size",
-    "max_size", "min_coverage", "out_dir"}``. A named panel that lists a gene
-    the cohort lacks stops the run; a collection drops such genes and records
-    the coverage. The table's ``folder`` column says where each row is written.
-    """
-    if not unit.get("collection"):
-        panels, rows = [], []
-        for name, spec in unit["panels"].items():
-            genes = panel_genes(name, spec, available)
-            check_panel(name, genes, available)
-            panel = Panel(name, "", panel_dir_name(name), genes, str(unit["out_dirs"][name]))
-            panels.append(panel)
-            rows.append(
-                {
-                    "unit": name,
-                    "collection": "",
-                    "panel": name,
-                    "directory": panel.directory,
-                    "description": "",
-                    "n_listed": len(genes),
-                    "n_found": len(genes),
-                    "coverage": 1.0,
-                    "status": "kept",
-                    "reason": "",
-                    "hint": "",
-                    "genes": " ".join(genes),
-                    "genes_missing": "",
-                    "folder": panel.folder,
-                }
-            )
-        return panels, pd.DataFrame(rows, columns=[*PANEL_COLUMNS, "folder"])
-    collection = str(unit["collection"])
-    sets = read_gmt(unit["gmt"])
-    wanted = list(unit["sets"])
-    by_name = {s.name: s for s in sets}
-    gone = [n for n in wanted if n not in by_name]
-    if gone:
-        raise PanelMlpError(
-            f"{unit['gmt']}: sets {gone[:3]} changed while the workflow ran; rerun snakemake so the collection is re-read"
-        )
-    table = resolve_sets(
-        [by_name[n] for n in wanted],
-        available,
-        min_size=int(unit.get("min_size", 1)),
-        max_size=unit.get("max_size"),
-        min_coverage=float(unit.get("min_coverage", 0.0)),
-        collection_names=[s.name for s in sets],
-    )
-    folder = str(unit["out_dir"])
-    frame = pd.DataFrame(
-        {
-            "unit": unit["name"],
-            "collection": collection,
-            "panel": table["name"],
-            "directory": table["panel"],
-            "description": table["description"],
-            "n_listed": table["n_listed"],
-            "n_found": table["n_found"],
-            "coverage": table["coverage"],
-            "status": table["status"],
-            "reason": table["reason"],
-            "hint": table["hint"],
-            "genes": [" ".join(g) for g in table["genes_found"]],
-            "genes_missing": [" ".join(g) for g in table["genes_missing"]],
-            "folder": folder,
-        },
-        columns=[*PANEL_COLUMNS, "folder"],
-    )
-    panels = [
-        Panel(name, collection, directory, list(genes), folder)
-        for name, directory, genes, status in zip(
-            table["name"], table["panel"], table["genes_found"], table["status"], strict=True
-        )
-        if status == "kept"
-    ]
-    return panels, frame
-
-
 def random_gene_sets(n_available: int, size: int, count: int, seed: int) -> np.ndarray:
     """``count`` random sets of ``size`` distinct gene indices out of ``n_available``, ``[count, size]``.
 
@@ -233,20 +101,6 @@ def random_gene_sets(n_available: int, size: int, count: int, seed: int) -> np.n
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, RANDOM_SEED_TAG, size]))
     return np.stack([rng.choice(n_available, size=size, replace=False) for _ in range(count)]).reshape(count, size)
-
-
-def _random_universe(unit: Mapping, available: Sequence[str], which: str) -> tuple[list[str], str]:
-    """The genes random panels are drawn from, and its name in nulls.parquet's ``collection`` ('' = the cohort).
-
-    ``cohort``: every expression gene. ``collection``: for a collection part, the
-    union of all of the collection's sets' genes present in the cohort, in the
-    cohort's order (every part draws from the same universe); named panels keep
-    the cohort.
-    """
-    if which != "collection" or not unit.get("collection"):
-        return list(available), ""
-    listed = {g for s in read_gmt(unit["gmt"]) for g in s.genes}
-    return [g for g in available if g in listed], str(unit["collection"])
 
 
 def group_by_width(widths: Sequence[int], counts: Sequence[int], hidden: int) -> list[list[int]]:
@@ -301,7 +155,7 @@ def _labelled(splits: pd.DataFrame) -> tuple[list[str], list[str], list[str], np
 
 
 def fit_unit(
-    unit: Mapping,
+    unit: Unit | Mapping,
     cohort: str,
     splits_path: str,
     labels_json: str,
@@ -323,7 +177,9 @@ def fit_unit(
     """
     started = time.perf_counter()
     available = read_cohort_genes(cohort)
-    panels, panel_table = resolve_unit(unit, available)
+    unit = unit if isinstance(unit, Unit) else Unit.from_params(unit)
+    resolved = resolve(unit, available, random_universe)
+    panels, panel_table = resolved.panels, resolved.table
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
     target = kind_of_labels(label_info)
     classes, positive = list(label_info["classes"]), label_info.get("positive")
@@ -344,7 +200,7 @@ def fit_unit(
     inner_k = int(model.get("inner_folds", 3))
 
     # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
-    universe, universe_name = _random_universe(unit, available, random_universe)
+    universe, universe_name = resolved.universe, resolved.universe_name
     sizes = pool_sizes([len(p.genes) for p in panels], random_bin_width) if random_panels and cv else []
     sizes = [n for n in sizes if n < len(universe)]
     pools = {n: random_gene_sets(len(universe), n, random_panels, spec.seed) for n in sizes}
@@ -434,7 +290,7 @@ def fit_unit(
 
     log.info(
         "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random)%s%s",
-        unit["name"],
+        unit.name,
         len(panels),
         int((panel_table["status"] == "skipped").sum()),
         len(genes),
@@ -552,7 +408,7 @@ def fit_unit(
     train_seconds, train_flops, device, groups = stats.seconds, stats.flops, stats.device, stats.passes
 
     summary = {
-        "unit": unit["name"],
+        "unit": unit.name,
         "panels": len(panels),
         "skipped": int((panel_table["status"] == "skipped").sum()),
         "genes_read": len(genes),
@@ -573,9 +429,9 @@ def fit_unit(
     }
     metric_frame = pd.DataFrame(metric_rows, columns=METRIC_KEYS if not metric_rows else None)
     predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes, target)
-    null_columns = [*NULL_COLUMNS[:6], *history_names]
-    nulls = pd.DataFrame(null_rows, columns=null_columns).astype(
-        {**{c: t for c, t in NULL_TYPES.items() if c in NULL_COLUMNS[:6]}, **dict.fromkeys(history_names, "float64")}
+    null_keys = [(c, "string" if t == "text" else t) for c, t in NULLS.keys]
+    nulls = pd.DataFrame(null_rows, columns=[c for c, _ in null_keys] + list(history_names)).astype(
+        {**dict(null_keys), **dict.fromkeys(history_names, "float64")}
     )
     # Genes constant or never observed in a split's training rows: input 0 in that split's models and baselines.
     silent = {}
@@ -586,7 +442,7 @@ def fit_unit(
             log.warning(
                 "fit %s: panel %s: %d genes carry no information (constant or all missing in the training rows; "
                 "input 0, they contribute nothing): %s",
-                unit["name"],
+                unit.name,
                 panel.name,
                 len(by_gene),
                 describe_uninformative(by_gene, len(split_ids)),
@@ -597,7 +453,7 @@ def fit_unit(
         sizes_here = {pool_size(len(p.genes), random_bin_width) for p in mine}
         out = Path(folder)
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        table.drop(columns="folder").to_csv(out / "panels.tsv", sep="\t", index=False)
+        PANELS.write(table.drop(columns="folder"), out / "panels.tsv")
         _write_history(
             out / "history.parquet",
             [h for h in history_parts if h[0].folder == folder],
@@ -607,20 +463,18 @@ def fit_unit(
             history_names,
             silent,
         )
-        metric_frame[metric_frame["panel"].isin(names)].to_csv(
-            out / "metrics.tsv", sep="\t", index=False, float_format="%.6g"
-        )
-        predictions[predictions["panel"].isin(names)].to_parquet(out / "predictions.parquet", index=False)
+        METRICS.write(metric_frame[metric_frame["panel"].isin(names)], out / "metrics.tsv")
+        PREDICTIONS.write(predictions[predictions["panel"].isin(names)], out / "predictions.parquet")
         here = (nulls["kind"] == "permutation") & nulls["panel"].isin(names)
         here |= (nulls["kind"] == "random") & nulls["size"].isin(sizes_here)
-        nulls[here].to_parquet(out / "nulls.parquet", index=False)
-        tuning = pd.DataFrame(tuning_rows, columns=TUNING_COLUMNS)
-        tuning[tuning["panel"].isin(names)].to_csv(out / "tuning.tsv", sep="\t", index=False, float_format="%.6g")
+        NULLS.write(nulls[here], out / "nulls.parquet")
+        tuning = pd.DataFrame(tuning_rows, columns=[c for c, _ in TUNING.keys])
+        TUNING.write(tuning[tuning["panel"].isin(names)], out / "tuning.tsv")
         info = {**summary, "panels_here": len(mine), "seconds": round(time.perf_counter() - started, 3)}
         info["uninformative"] = {p.name: silent[(p.folder, p.name)] for p in mine if silent[(p.folder, p.name)]}
         (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    log.info("fit %s: %s", unit["name"], json.dumps(summary))
+    log.info("fit %s: %s", unit.name, json.dumps(summary))
     return summary
 
 
@@ -711,7 +565,12 @@ def _train_keys(
         sub.hidden = list(sub.hidden)
         widths = sorted({len(keys[i].cols) for i in members_all})
         counts = [sum(len(keys[i].cols) == w for i in members_all) for w in widths]
-        for group in group_by_width(widths, counts, sub.hidden[0] if sub.hidden else 1):
+        pad = task is None or target_kind(task.kind).pad_widths
+        for group in (
+            group_by_width(widths, counts, sub.hidden[0] if sub.hidden else 1)
+            if pad
+            else [[j] for j in range(len(widths))]
+        ):
             group_widths = {widths[j] for j in group}
             members = [i for i in members_all if len(keys[i].cols) in group_widths]
             width = max(group_widths)
@@ -937,4 +796,4 @@ def _write_history(
             for p, s, *_ in parts
         ]
     )
-    pq.write_table(pa.table(columns), path)
+    HISTORY.write(pa.table(columns), path)

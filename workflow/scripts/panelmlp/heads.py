@@ -47,6 +47,10 @@ class Head:
     """The ``n_classes`` argument of :func:`panelmlp.model.build_mlp` and :class:`~panelmlp.model.StackedMLP`."""
     class_codes: bool = False
     """Labels are class codes (scored as integers even when one logit trains on them as floats)."""
+    output_bias: bool = True
+    """Whether the last layer's bias trains. The Cox partial likelihood does not change when every risk shifts by
+    one constant, so that bias has no gradient: its computed gradient is rounding noise, which Adam would scale
+    up to full steps in random directions. A Cox head keeps it at its initial value."""
 
 
 def squeeze(out: torch.Tensor) -> torch.Tensor:
@@ -87,7 +91,7 @@ def regression_head(n_classes: int = 1, loss: str = "mse") -> Head:
 
 def survival_head(n_classes: int = 1, loss: str = "cox") -> Head:
     """One linear risk output on the Cox partial likelihood (Breslow ties) per minibatch; labels ``(time, event)``."""
-    return Head(1, cox_loss_and_grad, survival_epoch_metrics, squeeze, True, 1)
+    return Head(1, cox_loss_and_grad, survival_epoch_metrics, squeeze, True, 1, output_bias=False)
 
 
 HEADS: dict[str, Callable[[int, str], Head]] = {

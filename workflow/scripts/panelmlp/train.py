@@ -662,6 +662,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     row_loss, grad = loss_fn(logits, yb, part.valid, part.n_valid)
                     loss_row[part.lo : part.hi] += row_loss.sum(1)
                     part.stack.backward(grad, cache, masks, out=part.grads)
+                    if not head.output_bias:
+                        part.grads[-1].zero_()  # the last layer's bias has no gradient (see Head.output_bias)
                 optimizer.step(grad_buffers, step)
                 flops += plan.flops
             if n_tracked:

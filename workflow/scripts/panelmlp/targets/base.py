@@ -68,6 +68,17 @@ class TargetKind:
     """``(y_rows, output [n, out], classes, cut) -> {column: array}``: the kind's columns of predictions.parquet."""
     needs_train_output: bool = False
     """Whether :attr:`final_metrics` reads the model's outputs on its training rows."""
+    pad_widths: bool = True
+    """Whether models of different input widths may train in one stack, the narrower zero-padded.
+
+    Padding changes the order in which a matrix product sums, so a padded
+    model's outputs differ from its own width's in the last bits. Harmless for
+    most losses; the Cox partial likelihood, though, is unchanged by a shift
+    of every risk, so some gradients (a hidden unit active on every row of a
+    minibatch) are rounding noise, which Adam scales up to whole steps. A
+    survival target therefore stacks only models of one width, and a model
+    trains exactly as it would alone.
+    """
     class_probabilities: bool = False
     """Outputs are class probabilities ``[n, C]`` (the trainer gives the positive class's alone for two)."""
     standardised: bool = False

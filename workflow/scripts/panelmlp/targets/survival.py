@@ -91,6 +91,7 @@ KIND = TargetKind(
     final_metrics=final_metrics,
     prediction_columns=prediction_columns,
     needs_train_output=True,
+    pad_widths=False,
 )
 """Survival: C-index 0.5 is a random ranking of risks; a constant risk and a ridge Cox model stand beside it."""
 
