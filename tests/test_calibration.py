@@ -164,7 +164,7 @@ def test_constant_prediction_has_no_correlation():
 def test_constant_prediction_has_no_correlation_per_epoch():
     y = torch.tensor([[0.3, 1.2, -0.5, 2.0, 0.7, 0.1, 0.4]] * 2)
     pred = torch.stack([torch.full((7,), 0.1), 2 * y[1] + 1])
-    got = torch_regression_metrics(pred, y, torch.ones(2, 7, dtype=torch.bool))
+    got = torch_regression_metrics(y, pred, torch.ones(2, 7, dtype=torch.bool))
     assert torch.isnan(got[0, 3:]).all() and torch.isfinite(got[0, :3]).all()
     assert got[1, 3:].tolist() == pytest.approx([1.0, 1.0])
 

@@ -136,8 +136,10 @@ def regression_loss_and_grad(
     return diff * diff, (2.0 * diff * scale).unsqueeze(-1)
 
 
-def regression_metrics(pred: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def regression_metrics(y: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """R^2, RMSE, MAE, Pearson's and Spearman's correlation of every model on its valid rows, ``[K, 5]`` (float64 inside).
+
+    Truth first, as :func:`panelmlp.metrics.regression_metrics` takes it.
 
     R^2 is ``1 - SS_res / SS_tot`` around the test rows' own mean (scikit-learn's
     ``r2_score``); undefined values (constant truth or predictions) are NaN.

@@ -56,6 +56,7 @@ from .scaling import (
     uninformative,
     uninformative_by_gene,
 )
+from .seeds import pool_rng
 from .tables import HISTORY, METRICS, NULLS, PANELS, PREDICTIONS, TUNING
 from .targets import TargetKind, kind_of_labels, target_kind
 from .targets.base import Scoring
@@ -64,9 +65,6 @@ from .tuning import STACK_KEYS, carve_validation, grid_points, inner_folds, poin
 from .units import Panel, Unit, resolve
 
 log = logging.getLogger("panelmlp")
-
-RANDOM_SEED_TAG = 0x52414E44
-"""Mixed into the seed of the random-panel draws, so they never coincide with another stream."""
 
 GROUP_OVERHEAD_FLOPS = 2e7
 """Fixed cost of one more stacked pass per step, in floating-point operations (about a millisecond)."""
@@ -99,7 +97,7 @@ def random_gene_sets(n_available: int, size: int, count: int, seed: int) -> np.n
     Drawn from a generator seeded by ``(seed, size)`` alone, so every job that
     needs the pool of a size draws the same sets in the same order.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, RANDOM_SEED_TAG, size]))
+    rng = pool_rng(seed, size)
     return np.stack([rng.choice(n_available, size=size, replace=False) for _ in range(count)]).reshape(count, size)
 
 

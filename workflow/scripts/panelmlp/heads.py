@@ -84,7 +84,7 @@ def regression_head(n_classes: int = 1, loss: str = "mse") -> Head:
         return regression_loss_and_grad(out, y, valid, n_valid, loss)
 
     def metrics(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return regression_metrics(out.squeeze(-1), y, valid)
+        return regression_metrics(y, out.squeeze(-1), valid)
 
     return Head(1, loss_fn, metrics, squeeze, True, 1)
 

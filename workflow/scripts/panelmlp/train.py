@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ import torch
 
 from .heads import Head, head_of
 from .model import StackedMLP, init_weights, state_dict_of
+from .seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_LABELS, STREAM_SHUFFLE, stream_rng
 
 log = logging.getLogger("panelmlp")
 
@@ -82,25 +82,6 @@ def resolve_device(device: str) -> torch.device:
 
         raise PanelMlpError("config model.device is cuda but no GPU is visible to this job; use auto or cpu")
     return torch.device(device)
-
-
-STREAM_INIT, STREAM_SHUFFLE, STREAM_DROPOUT, STREAM_LABELS = 0, 3, 6, 9
-"""Child seeds of a stream, one per use: initial weights, epoch shuffles, dropout masks, permuted labels."""
-
-
-def stream_seed(seed: int, split_id: str, permutation: int, purpose: int) -> np.random.SeedSequence:
-    """The seed of one use (:data:`STREAM_INIT`, ...) of the stream ``(split_id, permutation)``.
-
-    Each use is an explicit child (``spawn_key``), never a call to ``spawn``,
-    whose result depends on how often it was called before: a stream's
-    numbers must not depend on what else is trained beside it.
-    """
-    return np.random.SeedSequence([seed, zlib.crc32(split_id.encode()), permutation], spawn_key=(purpose,))
-
-
-def stream_rng(seed: int, split_id: str, permutation: int, purpose: int) -> np.random.Generator:
-    """A fresh generator for one use of one stream (see :func:`stream_seed`)."""
-    return np.random.default_rng(stream_seed(seed, split_id, permutation, purpose))
 
 
 @dataclass

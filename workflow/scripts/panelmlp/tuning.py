@@ -13,16 +13,13 @@ rows and scored on its test rows, which no choice ever saw.
 from __future__ import annotations
 
 import itertools
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .errors import PanelMlpError
+from .seeds import STREAM_VALID, inner_fold_state, stream_rng
 from .splits import repeated_kfold, repeated_stratified_kfold
-
-STREAM_VALID = 12
-"""Child seed (see :func:`panelmlp.train.stream_seed`) of a split's validation rows."""
 
 STACK_KEYS = ("hidden", "activation", "batch_size")
 """Grid keys that change a stack's shape or minibatches: points that differ in them train in separate stacks."""
@@ -59,9 +56,7 @@ def point_label(point: Mapping) -> str:
 
 
 def _rng(seed: int, split_id: str) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence([seed, zlib.crc32(split_id.encode()), 0], spawn_key=(STREAM_VALID,))
-    )
+    return stream_rng(seed, split_id, 0, STREAM_VALID)
 
 
 def carve_validation(
@@ -109,7 +104,7 @@ def inner_folds(
     """
     rows = np.flatnonzero(train)
     labels = y[rows]
-    state = (seed * 1_000_003 + zlib.crc32(split_id.encode())) % (2**32)
+    state = inner_fold_state(seed, split_id)
     if np.asarray(y).dtype.kind == "f":  # a numeric target: plain (unstratified) k-fold
         if len(rows) < k:
             raise PanelMlpError(
