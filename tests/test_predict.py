@@ -448,3 +448,32 @@ def test_a_skipped_set_named_in_predict_panels_is_said_in_one_line(predicted):
     assert [(t.panel, t.directory.name, t.genes) for t in targets] == [
         ("SET:ONE", "SET_ONE", ["SIG1", "SIG2", "G00003"])
     ]
+
+
+def test_predict_output_is_the_kinds_output(tmp_path):
+    """Classes: predict_raw's probabilities; regression: predict_value as one column (what the ensembles average)."""
+    from panelmlp.checkpoint import predict_output
+
+    genes = ["A", "B"]
+    values = np.array([[11.0, 4.0], [9.0, 7.0]])
+    regression = _regression_checkpoint(tmp_path / "r.pt", 2, genes)
+    np.testing.assert_array_equal(predict_output(regression, values), predict_value(regression, values)[:, None])
+    torch.manual_seed(3)
+    save_checkpoint(
+        tmp_path / "c.pt",
+        build_mlp(2, [4], 3).state_dict(),
+        genes,
+        [10.0, 5.0],
+        [2.0, 1.0],
+        ["a", "b", "c"],
+        None,
+        {"hidden": [4], "activation": "relu", "dropout": 0.0},
+        "c",
+        "cpu",
+    )
+    classes = load_checkpoint(tmp_path / "c.pt")
+    found = predict_output(classes, values)
+    assert found.shape == (2, 3) and found.dtype == np.float64
+    np.testing.assert_array_equal(found, predict_raw(classes, values))
+    with pytest.raises(PanelMlpError, match="predict_value needs a regression checkpoint"):
+        predict_value(classes, values)

@@ -26,6 +26,7 @@ import torch
 from .errors import PanelMlpError
 from .model import build_mlp
 from .scaling import scale_values, uninformative
+from .targets import target_kind
 from .versions import library_versions
 
 FORMAT = "panelmlp-checkpoint/1"
@@ -48,10 +49,13 @@ def save_checkpoint(
 ) -> None:
     """Write one model's checkpoint.
 
-    ``target`` is ``{"kind": "classification"}`` (the default) or, for a
-    regression model, ``{"kind": "regression", "mean": m, "sd": s}``: the
-    network predicts the target standardised with the training rows' mean and
-    sd. ``extra`` holds what was chosen for this model (best epoch, grid point).
+    ``target`` is ``{"kind": "classification"}`` (the default); for a
+    regression model ``{"kind": "regression", "mean": m, "sd": s, "loss"}``
+    (the network predicts the target standardised with the training rows'
+    mean and sd); for a survival model ``{"kind": "survival", "median_risk":
+    m, "horizons": [...]}`` (the network's one output is the risk, and ``m``
+    its median over the model's own training rows, the cut of the risk
+    groups). ``extra`` holds what was chosen for this model (best epoch, grid point).
     A gene with an infinite ``scaler_scale`` is uninformative (see
     :func:`panelmlp.scaling.uninformative`) and listed as such.
     """
@@ -188,15 +192,16 @@ def uninformative_genes(checkpoint: dict) -> list[str]:
 
 
 def target_of(checkpoint: dict) -> dict:
-    """What the model predicts: ``{"kind": "classification"}`` or ``{"kind": "regression", "mean", "sd"}``."""
+    """What the model predicts: ``{"kind": "classification"}``, ``{"kind": "regression", "mean", "sd", ...}``
+    or ``{"kind": "survival", "median_risk", "horizons"}`` (see :func:`save_checkpoint`)."""
     return dict(checkpoint.get("target") or {"kind": "classification"})
 
 
 def model_from_checkpoint(checkpoint: dict) -> torch.nn.Sequential:
-    """The trained network, in eval mode."""
+    """The trained network, in eval mode: one output per class for class probabilities, else one (value or risk)."""
     hyper = checkpoint["hyper"]
-    regression = target_of(checkpoint)["kind"] == "regression"
-    n_out = 1 if regression else len(checkpoint["classes"])
+    probabilities = target_kind(target_of(checkpoint).get("kind")).class_probabilities
+    n_out = len(checkpoint["classes"]) if probabilities else 1
     model = build_mlp(len(checkpoint["genes"]), hyper["hidden"], n_out, hyper["activation"], hyper["dropout"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
@@ -231,10 +236,43 @@ def scaled_inputs(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
 def predict_value(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
     """Predicted target values ``[n]`` of a regression checkpoint for raw expression values ``[n, genes]``."""
     target = target_of(checkpoint)
-    if target["kind"] != "regression":
-        raise PanelMlpError("predict_value needs a regression checkpoint; use predict_raw for class probabilities")
+    if not target_kind(target.get("kind")).standardised:
+        raise PanelMlpError("predict_value needs a regression checkpoint; use predict_output for its kind's output")
+    return _single_output(checkpoint, expression) * float(target["sd"]) + float(target["mean"])
+
+
+def predict_risk(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
+    """Risks ``[n]`` of a survival checkpoint (higher: earlier event) for raw expression values ``[n, genes]``.
+
+    The network's output on the inputs standardised with the stored scaler,
+    as the fit step computed it for the test rows (predictions.parquet's ``risk``).
+    """
+    kind = target_kind(target_of(checkpoint).get("kind"))
+    if kind.class_probabilities or kind.standardised:
+        raise PanelMlpError(
+            f"predict_risk needs a survival checkpoint, not a {kind.name} one; use predict_output for its output"
+        )
+    return _single_output(checkpoint, expression)
+
+
+def predict_output(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
+    """The output of the checkpoint's target kind ``[n, out]`` (float64) for raw expression values ``[n, genes]``.
+
+    Class probabilities ``[n, C]`` (:func:`predict_raw`), a regression
+    target's values ``[n, 1]`` in its units (:func:`predict_value`) or a
+    survival target's risks ``[n, 1]`` (:func:`predict_risk`).
+    """
+    kind = target_kind(target_of(checkpoint).get("kind"))
+    if kind.class_probabilities:
+        return np.asarray(predict_raw(checkpoint, expression), dtype=np.float64)
+    if kind.standardised:
+        return predict_value(checkpoint, expression)[:, None]
+    return predict_risk(checkpoint, expression)[:, None]
+
+
+def _single_output(checkpoint: dict, expression: np.ndarray) -> np.ndarray:
+    """The network's one output ``[n]`` (float64) on raw values standardised with the checkpoint's scaler."""
     scaled = scaled_inputs(checkpoint, expression)
     model = model_from_checkpoint(checkpoint)
     with torch.inference_mode():
-        out = model(torch.as_tensor(scaled, dtype=torch.float32))[:, 0].numpy().astype(np.float64)
-    return out * float(target["sd"]) + float(target["mean"])
+        return model(torch.as_tensor(scaled, dtype=torch.float32))[:, 0].numpy().astype(np.float64)

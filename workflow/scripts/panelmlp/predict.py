@@ -11,8 +11,21 @@ reason, as in the clean step, and listed in ``{name}.quarantine.tsv``.
 Every panel is scored by all of its checkpoints
 (``results/panels/{folder}/checkpoints/{directory}/{split}.pt``): the
 ensemble prediction is the mean over the CV models (``cv_r{r}_f{f}``) of the
-class probabilities (of the predicted value for a regression target), with
-the sd across those models; the holdout model's prediction stands beside it.
+class probabilities (of the predicted value for a regression target, of the
+risk for a survival target), with the sd across those models; the holdout
+model's prediction stands beside it.
+
+Survival: a Cox risk has no fixed origin (the partial likelihood does not
+change when a constant is added to every risk), so each model's risks are
+read against that model's own training rows' median risk (``median_risk`` in
+its checkpoint, the cut fit.py's risk groups use). The ensemble's risk group
+is ``high`` when the mean of the CV models' risks is above the mean of their
+medians (equivalently: when the mean over the models of risk minus median is
+positive), else ``low``; its ``sd`` is the sd across the models of risk minus
+median, so that the models' arbitrary offsets do not count as disagreement.
+The holdout model's group compares its risk with its own median. A majority
+vote of the models' groups would tie with an even number of models; the mean
+does not, and it ranks the samples as the ensemble risk does.
 
 Missing genes: a sample scores a panel only if it has a finite value for every
 gene of the panel. A sample that lacks one (a gene absent from the file, or a
@@ -46,6 +59,7 @@ from .errors import PanelMlpError
 from .io import QUARANTINE_COLUMNS, InputSpec
 from .metrics import predicted_classes
 from .reader import read_table
+from .targets import KINDS, TargetKind, target_kind
 
 # The Snakefile imports this module to name the outputs: torch (checkpoint.py) is imported only where it is used.
 
@@ -220,9 +234,22 @@ class PanelModels:
     genes: list[str]
     classes: list[str]
     kind: str
-    """``classification`` or ``regression``."""
+    """``classification``, ``regression`` or ``survival`` (a name of :data:`panelmlp.targets.KINDS`)."""
     cv: list[tuple[Path, dict]]
     holdout: tuple[Path, dict] | None
+
+    @property
+    def record(self) -> TargetKind:
+        """The target kind's record (what its outputs are)."""
+        return target_kind(self.kind)
+
+    @property
+    def horizons(self) -> list[float]:
+        """A survival target's days of the time-dependent AUC, from the checkpoints (none for other kinds)."""
+        from .checkpoint import target_of
+
+        checkpoints = [c for _, c in self.cv] + ([self.holdout[1]] if self.holdout else [])
+        return [float(h) for h in (target_of(checkpoints[0]).get("horizons") or [])] if checkpoints else []
 
 
 def _kind(checkpoint: dict) -> str:
@@ -288,7 +315,26 @@ def checkpoint_problem(checkpoint: dict, genes: Sequence[str], classes: Sequence
         return f"classes {list(checkpoint['classes'])}, the panel's other checkpoints {list(classes)}"
     if _kind(checkpoint) != kind:
         return f"target kind {_kind(checkpoint)}, the panel's other checkpoints {kind}"
+    if kind not in KINDS:
+        return f"target kind {kind!r} is none of {', '.join(KINDS)}"
+    if _risk_output(target_kind(kind)) and not _finite_number(_median_risk(checkpoint)):
+        return "a survival checkpoint without its training rows' median risk (target median_risk)"
     return None
+
+
+def _risk_output(kind: TargetKind) -> bool:
+    """Whether a kind's network output is one risk per sample (not class probabilities, not a value)."""
+    return not kind.class_probabilities and not kind.standardised
+
+
+def _median_risk(checkpoint: dict) -> object:
+    from .checkpoint import target_of
+
+    return target_of(checkpoint).get("median_risk")
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def _few(names: Sequence[str], most: int = 5) -> str:
@@ -299,15 +345,6 @@ def _few(names: Sequence[str], most: int = 5) -> str:
 # --- scoring --------------------------------------------------------------------------------------------
 
 
-def _outputs(checkpoint: dict, kind: str, values: np.ndarray) -> np.ndarray:
-    """One model's prediction: class probabilities ``[n, C]``, or predicted values as ``[n, 1]``."""
-    from .checkpoint import predict_raw, predict_value
-
-    if kind == "regression":
-        return predict_value(checkpoint, values)[:, None]
-    return np.asarray(predict_raw(checkpoint, values), dtype=np.float64)
-
-
 def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     """One row per new sample: the ensemble and holdout predictions, or the panel genes it lacks.
 
@@ -315,7 +352,10 @@ def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     ``predicted_label`` (from those means, by the evaluation's decision rule),
     ``sd_{class}`` (across the CV models), ``holdout_prob_{class}`` and
     ``holdout_label``. Regression:
-    ``predicted_value``, ``sd`` and ``holdout_value``. Then ``n_models`` (CV
+    ``predicted_value``, ``sd`` and ``holdout_value``. Survival: ``risk``
+    (mean over the CV models), ``sd`` (across them, of each model's risk less
+    its training median), ``risk_group`` (``high``/``low``, see the module
+    docstring), ``holdout_risk`` and ``holdout_risk_group``. Then ``n_models`` (CV
     models averaged), ``n_genes_present`` (panel genes with a finite value),
     ``missing_genes`` (space-separated, empty when none) and ``status``
     (``scored`` or ``not scored: ...``). Without CV models the holdout model
@@ -327,22 +367,36 @@ def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     needed = ~_ignored(models)
     complete = (finite | ~needed).all(axis=1)
     rows = np.flatnonzero(complete)
-    regression = models.kind == "regression"
-    names = ["value"] if regression else list(models.classes)
+    kind = models.record
+    names = list(models.classes) if kind.class_probabilities else ["value"]
     ensemble = models.cv or ([models.holdout] if models.holdout else [])
+    # A risk is read against its model's training median (no fixed origin): the spread is of risk less median.
+    centre = np.array([float(_median_risk(c)) if _risk_output(kind) else 0.0 for _, c in ensemble])
     mean = np.full((n, len(names)), np.nan)
     sd = np.full((n, len(names)), np.nan)
     held = np.full((n, len(names)), np.nan)
     if len(rows):
-        stacked = np.stack([_by_genes(c, models, raw[rows], regression) for _, c in ensemble])
+        stacked = np.stack([_by_genes(c, models, raw[rows]) for _, c in ensemble])
         mean[rows] = stacked.mean(axis=0)
         if len(ensemble) > 1:
-            sd[rows] = stacked.std(axis=0, ddof=1)
+            sd[rows] = (stacked - centre[:, None, None]).std(axis=0, ddof=1)  # centre is 0 but for risks
         if models.holdout is not None:
-            held[rows] = _by_genes(models.holdout[1], models, raw[rows], regression)
+            held[rows] = _by_genes(models.holdout[1], models, raw[rows])
     frame: dict[str, object] = {"sample_id": samples.ids}
-    if regression:
+    if kind.standardised:
         frame.update({"predicted_value": mean[:, 0], "sd": sd[:, 0], "holdout_value": held[:, 0]})
+    elif _risk_output(kind):
+        cut = float(centre.mean()) if len(centre) else np.nan
+        held_cut = float(_median_risk(models.holdout[1])) if models.holdout is not None else np.nan
+        frame.update(
+            {
+                "risk": mean[:, 0],
+                "sd": sd[:, 0],
+                "risk_group": _risk_groups(mean[:, 0], cut, complete),
+                "holdout_risk": held[:, 0],
+                "holdout_risk_group": _risk_groups(held[:, 0], held_cut, complete & (models.holdout is not None)),
+            }
+        )
     else:
         frame.update({f"prob_{c}": mean[:, k] for k, c in enumerate(names)})
         frame["predicted_label"] = _labels(mean, names, complete)
@@ -361,11 +415,19 @@ def score_panel(models: PanelModels, samples: NewSamples) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def _by_genes(checkpoint: dict, models: PanelModels, values: np.ndarray, regression: bool) -> np.ndarray:
-    """One model's output for values in the panel's gene order, reordered to the checkpoint's own input order."""
+def _by_genes(checkpoint: dict, models: PanelModels, values: np.ndarray) -> np.ndarray:
+    """One model's output ``[n, out]`` (:func:`panelmlp.checkpoint.predict_output`) for values in the panel's
+    gene order, reordered to the checkpoint's own input order."""
+    from .checkpoint import predict_output
+
     position = {g: j for j, g in enumerate(models.genes)}
     order = [position[g] for g in checkpoint["genes"]]
-    return _outputs(checkpoint, "regression" if regression else "classification", values[:, order])
+    return predict_output(checkpoint, values[:, order])
+
+
+def _risk_groups(risk: np.ndarray, cut: float, scored: np.ndarray) -> list[str]:
+    """``high`` where the risk is above ``cut`` (as fit.py's risk groups), else ``low``; empty for rows not scored."""
+    return ["" if not scored[i] else ("high" if risk[i] > cut else "low") for i in range(len(risk))]
 
 
 def _ignored(models: PanelModels) -> np.ndarray:
@@ -462,17 +524,20 @@ def predict_step(
     models were trained or tested on: matched on the sample id, they are
     counted, warned about, marked ``in_training`` and kept out of the
     external metrics. ``target`` (the config's ``target``): when the new file
-    has ``target["column"]``, every plan entry's ``metrics`` table gets the
-    external metrics (:mod:`panelmlp.validation`); otherwise its header alone.
+    has ``target["column"]`` (a survival target: ``target.event.column`` and
+    the ``target.time`` column(s)), every plan entry's ``metrics`` table gets
+    the external metrics (:mod:`panelmlp.validation`); otherwise its header alone.
     """
     import torch
+
+    from .validation import truth_columns
 
     torch.set_num_threads(max(1, int(threads)))
     section = dict(input or {})
     spec = InputSpec.from_config(new, {k: section.get(k) for k in ("sep", "encoding", "decimal")})
     targets = {entry["table"]: panel_targets(entry) for entry in plan}
     genes = list(dict.fromkeys(g for group in targets.values() for t in group for g in t.genes))
-    column = str((target or {}).get("column") or "")
+    columns = truth_columns(target or {})
     samples = read_new_samples(
         new,
         genes,
@@ -481,7 +546,7 @@ def predict_step(
         spec.encoding,
         spec.decimal,
         workdir=Path(quarantine).parent,
-        keep=[column] if column else [],
+        keep=columns,
     )
     write_quarantine(samples.quarantine, quarantine)
     for q in samples.quarantine:
@@ -511,7 +576,7 @@ def predict_step(
             splits,
             sample_id,
         )
-    external = _external_truth(samples, target or {}, column, trained)
+    external = _external_truth(samples, target or {}, columns, trained)
     panels_out = []
     for entry in plan:
         frames, scores = [], []
@@ -551,8 +616,9 @@ def predict_step(
         "external_validation": None if external is None else external["summary"],
         "panels": panels_out,
     }
-    if external is None and column:
-        log.info("predict: %s has no column %s: no external validation (the predictions alone)", new, column)
+    absent = [c for c in columns if c not in samples.columns]
+    if external is None and columns:
+        log.info("predict: %s has no column %s: no external validation (the predictions alone)", new, ", ".join(absent))
     Path(summary).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -574,8 +640,10 @@ def _panel_summary(models: PanelModels, frame: pd.DataFrame, samples: NewSamples
         "scored": int(scored.sum()),
         "not_scored": int((~scored).sum()),
     }
-    if models.kind != "regression":
+    if models.record.class_probabilities:
         out["predicted"] = {c: int((frame.loc[scored, "predicted_label"] == c).sum()) for c in models.classes}
+    elif "risk_group" in frame:
+        out["predicted"] = {g: int((frame.loc[scored, "risk_group"] == g).sum()) for g in ("high", "low")}
     if not models.cv:
         log.warning("predict: panel %s has no CV checkpoint; the holdout model alone scores it", label)
     if absent:
@@ -618,14 +686,27 @@ def in_training(ids: Sequence[str], splits: str | Path | None) -> np.ndarray:
     return np.fromiter((str(i) in seen for i in ids), dtype=bool, count=len(ids))
 
 
-def _external_truth(samples: NewSamples, target: Mapping, column: str, trained: np.ndarray) -> dict | None:
-    """The target values of the new samples (raw), what counts, or None when the file lacks the column."""
-    if not column or column not in samples.columns:
+def _external_truth(samples: NewSamples, target: Mapping, columns: Sequence[str], trained: np.ndarray) -> dict | None:
+    """The target values of the new samples (raw), what counts, or None when the file lacks a target column.
+
+    ``columns``: :func:`panelmlp.validation.truth_columns`. A survival
+    target's values are time and event ``[n, 2]`` (NaN where a sample has no
+    usable pair), read by the split step's rules.
+    """
+    if not columns or any(c not in samples.columns for c in columns):
         return None
-    values = samples.columns[column]
-    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+    if _risk_output(target_kind(target.get("kind"))):
+        from .validation import survival_truth
+
+        values = survival_truth(samples.ids, {c: samples.columns[c] for c in columns}, target)
+        missing = int((~np.isfinite(values).all(axis=1)).sum())
+        described = {"column": columns[0], "time": list(columns[1:])}
+    else:
+        values = samples.columns[columns[0]]
+        missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+        described = {"column": columns[0]}
     summary = {
-        "column": column,
+        **described,
         "kind": str(target.get("kind") or "classification"),
         "samples": len(values),
         "missing": int(missing),
@@ -639,16 +720,29 @@ def _score_external(models: PanelModels, frame: pd.DataFrame, external: Mapping,
     from .validation import class_codes, external_metrics, target_numbers
 
     keep = ~np.asarray(external["trained"])
-    if models.kind == "regression":
+    kind = models.record
+    if kind.class_probabilities:
+        truth = class_codes(external["values"], external["target"].get("classes") or {}, models.classes)
+        truth[~keep] = -1
+        predicted = frame[[f"prob_{c}" for c in models.classes]].to_numpy(dtype=np.float64)
+    elif kind.standardised:
         truth = target_numbers(external["values"])
         truth[~keep] = np.nan
         predicted = frame["predicted_value"].to_numpy(dtype=np.float64)
     else:
-        truth = class_codes(external["values"], external["target"].get("classes") or {}, models.classes)
-        truth[~keep] = -1
-        predicted = frame[[f"prob_{c}" for c in models.classes]].to_numpy(dtype=np.float64)
+        truth = np.array(external["values"], dtype=np.float64)
+        truth[~keep] = np.nan
+        predicted = frame["risk"].to_numpy(dtype=np.float64)
     label = f"{models.collection}/{models.panel}" if models.collection else models.panel
-    table = external_metrics(models.panel, models.kind, truth, predicted, cohort, collection=models.collection or "")
+    table = external_metrics(
+        models.panel,
+        models.kind,
+        truth,
+        predicted,
+        cohort,
+        collection=models.collection or "",
+        horizons=models.horizons,
+    )
     log.info(
         "predict: panel %s: external validation on %d samples: %s",
         label,
