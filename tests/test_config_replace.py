@@ -29,11 +29,11 @@ from panelmlp.config import (
     config_problem,
     layer_config,
     merge_layer,
-    panel_name_clash,
     read_schema,
     replaces,
 )
 from panelmlp.synthetic import write_cohort
+from panelmlp.units import panel_name_clash
 from snakemake.cli import parse_config
 from snakemake.common.configfile import load_configfile
 from test_workflow import snakemake

@@ -357,38 +357,6 @@ def _regex_problem(config: Mapping) -> str | None:
     return None
 
 
-def panel_name_clash(panels: Mapping, collections: Mapping[str, tuple[str, Sequence[str]]]) -> str | None:
-    """One line when a gene set of a collection has the name of an entry of ``panels``, or None.
-
-    ``collections`` maps a collection's name to its GMT file and its set
-    names. Every panel needs its own name: it is the ``panel`` of
-    summary.tsv and what ``predict_panels`` picks. A set name shared by two
-    collections is allowed (``collection`` tells them apart).
-    """
-    for collection, (path, names) in collections.items():
-        for name in names:
-            if name in panels and panels[name] is not None:
-                what = "the collection" if isinstance(panels[name], Mapping) else "the panel"
-                line = _set_line(path, name)
-                where = f"{path}:{line}" if line is not None else str(path)
-                return (
-                    f"config panels.{collection}: gene set {name!r} ({where}) has the name of {what} panels.{name}; "
-                    "every panel needs its own name, so rename the set in the file or the entry under panels"
-                )
-    return None
-
-
-def _set_line(path: str | Path, name: str) -> int | None:
-    """The line of gene set ``name`` in a GMT file, or None if the file cannot be read."""
-    from .errors import PanelMlpError
-    from .gmt import read_gmt  # only here: the Snakefile imports this module, and gmt imports pandas
-
-    try:
-        return next((s.line for s in read_gmt(path) if s.name == name), None)
-    except (OSError, PanelMlpError):
-        return None
-
-
 YAML_NULLS = frozenset({"null", "Null", "NULL", "~"})
 """Spellings of null in YAML."""
 

@@ -214,7 +214,7 @@ def td_auc(
     ok = _horizons_ok(t, h)
     if not ok.any() or not e.any():
         return out
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # G = 0 only where no weight is used
         inv = np.where(e, 1.0 / censoring_survival(train_time, train_event, t), 0.0)
     for k in np.flatnonzero(ok):
         case = e & (t <= h[k])

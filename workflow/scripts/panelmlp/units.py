@@ -363,7 +363,6 @@ def plan_units(config: Mapping, project_path: Callable[[str], str] | None = None
 
 def check_set_names(panels: Mapping, plan: Plan) -> None:
     """Raise when a gene set of a collection has the name of a panel or collection under ``panels``."""
-    from .config import panel_name_clash  # only at parse time: panelmlp.config needs jsonschema
 
     clash = panel_name_clash(panels, plan.collection_sets())
     if clash is not None:
@@ -518,3 +517,34 @@ def _universe(unit: Unit, sets: Sequence[GeneSet], available: Sequence[str], whi
         return list(available), ""
     listed = {g for s in sets for g in s.genes}
     return [g for g in available if g in listed], unit.collection
+
+
+def panel_name_clash(panels: Mapping, collections: Mapping[str, tuple[str, Sequence[str]]]) -> str | None:
+    """One line when a gene set of a collection has the name of an entry of ``panels``, or None.
+
+    ``collections`` maps a collection's name to its GMT file and its set
+    names. Every panel needs its own name: it is the ``panel`` of
+    summary.tsv and what ``predict_panels`` picks. A set name shared by two
+    collections is allowed (``collection`` tells them apart).
+    """
+    for collection, (path, names) in collections.items():
+        for name in names:
+            if name in panels and panels[name] is not None:
+                what = "the collection" if isinstance(panels[name], Mapping) else "the panel"
+                line = _set_line(path, name)
+                where = f"{path}:{line}" if line is not None else str(path)
+                return (
+                    f"config panels.{collection}: gene set {name!r} ({where}) has the name of {what} panels.{name}; "
+                    "every panel needs its own name, so rename the set in the file or the entry under panels"
+                )
+    return None
+
+
+def _set_line(path: str | Path, name: str) -> int | None:
+    """The line of gene set ``name`` in a GMT file, or None if the file cannot be read."""
+    from .gmt import read_gmt  # only here: the Snakefile imports this module, and gmt imports pandas
+
+    try:
+        return next((s.line for s in read_gmt(path) if s.name == name), None)
+    except (OSError, PanelMlpError):
+        return None
