@@ -55,6 +55,8 @@ from scipy.stats import rankdata
 from .compare import corrected_ci, panel_call, read_table
 from .errors import PanelMlpError
 from .predict import HOLDOUT, load_panel_models, read_panels_table
+from .survival import harrell_c
+from .targets import kind_of_metrics, target_kind
 
 log = logging.getLogger("panelmlp")
 
@@ -178,8 +180,8 @@ def split_importance(
 
     ``y`` holds the rows' class codes (or target values for a regression
     checkpoint). The inputs are standardised with the checkpoint's own scaler
-    and scored by its network in float64; the score is ROC-AUC for classes and
-    R^2 for a numeric target. Equal, up to rounding, to scikit-learn's
+    and scored by its network in float64; the score is the kind's main metric:
+    ROC-AUC for classes, R^2 for a numeric target, Harrell's C for a survival one. Equal, up to rounding, to scikit-learn's
     ``permutation_importance(model, raw, y, scoring=..., n_repeats=n_repeats,
     random_state=seed).importances``.
     """
@@ -188,7 +190,7 @@ def split_importance(
     from .checkpoint import model_from_checkpoint, scaled_inputs, target_of
 
     target = target_of(dict(checkpoint))
-    regression = target["kind"] == "regression"
+    kind = target_kind(target["kind"])
     # The values the network sees (predict_raw feeds it float32), kept in float64 from here on.
     z = scaled_inputs(dict(checkpoint), raw).astype(np.float32).astype(np.float64)
     n, n_genes = z.shape
@@ -202,8 +204,11 @@ def split_importance(
         """Scores of first-layer pre-activations ``[B, n, h]``."""
         with torch.inference_mode():
             out = rest(torch.from_numpy(pre.reshape(-1, width))).numpy().reshape(pre.shape[0], n, -1)
-        if regression:
+        if kind.standardised:
             return r2_rows(y, out[:, :, 0] * float(target["sd"]) + float(target["mean"]))
+        if not kind.class_probabilities:  # risks: Harrell's C of each row against (time, event)
+            time, event = y[:, 0].astype(np.float64), y[:, 1].astype(bool)
+            return np.array([harrell_c(time, event, row) for row in out[:, :, 0]])
         if out.shape[2] == 1:
             p = 1.0 / (1.0 + np.exp(-out[:, :, 0]))
             proba = np.stack([1.0 - p, p], axis=2)
@@ -241,7 +246,7 @@ class Scoped:
 
 def main_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """The MLP's main-metric rows of summary.tsv (ROC-AUC, or R^2 for a numeric target)."""
-    metric = "r2" if (summary["metric"] == "r2").any() else "roc_auc"
+    metric = kind_of_metrics(summary["metric"].unique()).main_metric
     return summary[(summary["model"] == "mlp") & (summary["metric"] == metric)]
 
 
@@ -288,7 +293,10 @@ def _test_rows(splits: pd.DataFrame) -> tuple[dict[str, tuple[np.ndarray, np.nda
     rows, ratio = {}, {}
     for split_id, part in splits.groupby("split_id", sort=False):
         test = part[part["role"] == "test"]
-        rows[str(split_id)] = (test["sample_id"].astype(str).to_numpy(), test["y"].to_numpy())
+        y = (
+            test[["y", "event"]].to_numpy() if "event" in test.columns else test["y"].to_numpy()
+        )  # survival: (time, event)
+        rows[str(split_id)] = (test["sample_id"].astype(str).to_numpy(), y)
         n_train = int((part["role"] == "train").sum())
         ratio[str(split_id)] = len(test) / n_train if n_train else math.nan
     return rows, ratio
@@ -401,7 +409,9 @@ def importance_step(
         for row in table[table["status"] == "kept"].to_dict("records"):
             directory = Path(path).parent / "checkpoints" / (row.get("directory") or row["panel"])
             folders[(row.get("collection", ""), row["panel"])] = (directory, row["genes"].split())
-    splits = pd.read_parquet(splits_path, columns=["split_id", "kind", "sample_id", "role", "y"])
+    present = pq.read_schema(splits_path).names
+    wanted = ["split_id", "kind", "sample_id", "role", "y", "event"]  # event: a survival target's
+    splits = pd.read_parquet(splits_path, columns=[c for c in wanted if c in present])
     tests, ratio = _test_rows(splits)
     cv_splits = set(splits.loc[splits["kind"] == "cv", "split_id"].astype(str))
     frames = []
@@ -439,7 +449,7 @@ def importance_step(
         frame.insert(1, "panel", item.panel)
         frame.insert(2, "call", item.call)
         frame.insert(3, "listed", item.listed)
-        frame.insert(5, "metric", "r2" if models.kind == "regression" else "roc_auc")
+        frame.insert(5, "metric", target_kind(models.kind).main_metric)
         frames.append(frame)
         top = frame.iloc[0] if len(frame) else None
         log.info(
