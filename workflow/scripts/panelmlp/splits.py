@@ -461,6 +461,7 @@ def _survival_step(
         "missing_time": found.missing_time,
         "negative_time": found.negative_time,
         "bad_time_values": found.bad_time_values,
+        "negative_unused_time": found.negative_unused,
         "classes": stratified.classes,
         "positive": found.event_name,
         "class_counts": {found.censored_name: n_censored, found.event_name: n_event},
@@ -473,6 +474,13 @@ def _survival_step(
         },
         "splits": {k: int(v) for k, v in table.groupby("kind")["split_id"].nunique().items()},
     }
+    for sample, bad in found.negative_unused.items():
+        log.warning(
+            "split: sample %s: %s is %g (negative) but unused (its time comes from the other column); check the record",
+            sample,
+            bad["column"],
+            bad["value"],
+        )
     Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("split: %s", json.dumps(summary))
     return summary

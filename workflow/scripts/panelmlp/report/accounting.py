@@ -192,6 +192,13 @@ def _labels(labels: Mapping) -> list[str]:
         f"<h3>Labels from <code>{esc(labels.get('target', '?'))}</code></h3>"
         + html_table(["what", "count"], rows, numeric=("count",))
     ]
+    odd = labels.get("negative_unused_time") or {}
+    if odd:
+        listed = ", ".join(f"{sample} ({v.get('column')} = {v.get('value'):g})" for sample, v in odd.items())
+        parts.append(
+            "<p>Negative times in the column not read for these samples (kept, with the time of the other column; "
+            f"check the record): {esc(listed)}.</p>"
+        )
     unmatched = labels.get("unmatched_values") or {}
     if unmatched:
         parts.append(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -116,6 +116,9 @@ class SurvivalLabels:
     missing_time: int
     negative_time: int
     bad_time_values: dict[str, int]
+    negative_unused: dict[str, dict] = field(default_factory=dict)
+    """Usable samples whose other time column (not the one read for them) is negative, by sample id:
+    ``{column, value}``. Not used, but a sign of a record to check (a death after a negative last contact)."""
 
     def class_labels(self) -> pd.Series:
         """The event status as a class name per usable sample (what the splits stratify by)."""
@@ -158,6 +161,14 @@ def survival_labels(frame: pd.DataFrame, target: Mapping) -> SurvivalLabels:
     negative = finite & (number.to_numpy(dtype=np.float64, na_value=np.nan) < 0)
     keep = finite & ~negative
     bad = raw[not_number].astype(str).value_counts()
+    negative_unused: dict[str, dict] = {}
+    if not isinstance(time, str):
+        kept = status[keep]
+        for name, other in (("event", time["censored"]), ("censored", time["event"])):
+            ids = kept.index[kept == name]
+            values = pd.to_numeric(frame.loc[ids, other], errors="coerce")
+            for sample, value in values[values < 0].items():
+                negative_unused[str(sample)] = {"column": other, "value": float(value)}
     return SurvivalLabels(
         time=number[keep],
         event=(status[keep] == "event").astype("int64"),
@@ -169,6 +180,7 @@ def survival_labels(frame: pd.DataFrame, target: Mapping) -> SurvivalLabels:
         missing_time=int(missing.sum() + not_number.sum()),
         negative_time=int(negative.sum()),
         bad_time_values={str(k): int(v) for k, v in bad.items()},
+        negative_unused=negative_unused,
     )
 
 
