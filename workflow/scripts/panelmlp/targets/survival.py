@@ -166,8 +166,8 @@ def survival_labels(frame: pd.DataFrame, target: Mapping) -> SurvivalLabels:
         kept = status[keep]
         for name, other in (("event", time["censored"]), ("censored", time["event"])):
             ids = kept.index[kept == name]
-            values = pd.to_numeric(frame.loc[ids, other], errors="coerce")
-            for sample, value in values[values < 0].items():
+            other_values = pd.to_numeric(frame.loc[ids, other], errors="coerce")
+            for sample, value in other_values[other_values < 0].items():
                 negative_unused[str(sample)] = {"column": other, "value": float(value)}
     return SurvivalLabels(
         time=number[keep],
