@@ -59,6 +59,7 @@ from .errors import PanelMlpError
 from .io import QUARANTINE_COLUMNS, InputSpec
 from .metrics import predicted_classes
 from .reader import read_table
+from .tables import PANELS
 from .targets import KINDS, TargetKind, target_kind
 
 # The Snakefile imports this module to name the outputs: torch (checkpoint.py) is imported only where it is used.
@@ -457,11 +458,11 @@ def _labels(probabilities: np.ndarray, classes: Sequence[str], scored: np.ndarra
 
 
 def read_panels_table(path: str | Path) -> pd.DataFrame:
-    """A fit job's ``panels.tsv`` with every column as text (a panel called ``NA`` stays ``NA``)."""
+    """A fit job's ``panels.tsv`` with every column as text (a panel called ``NA`` stays ``NA``; see :mod:`panelmlp.tables`)."""
     path = Path(path)
     if not path.is_file():
         raise PanelMlpError(f"{path} not found; run the workflow (snakemake) so the panels are trained first")
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    return PANELS.read_text(path)
 
 
 @dataclass

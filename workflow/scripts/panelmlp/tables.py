@@ -60,13 +60,9 @@ HORIZON_COLUMN = re.compile(r"^td_auc_(\d+)$")
 CLASS_COLUMN = re.compile(r"^prob_.+$")
 """A class's probability in predictions.parquet (more than two classes only)."""
 
-PREDICTION_COLUMNS: dict[str, tuple[Column, ...]] = {
-    "classification": (("true_label", TEXT), ("predicted_label", TEXT), ("probability", "float64")),
-    "regression": (("true_value", "float64"), ("predicted_value", "float64")),
-    "survival": (("time", "float64"), ("event", "int64"), ("risk", "float64"), ("risk_group", TEXT)),
-}
-"""Per target kind, the columns of predictions.parquet after its keys (classification with more than two classes:
-then ``prob_<class>`` per class; ``probability`` is the positive class's, or the largest)."""
+PREDICTION_COLUMNS: dict[str, tuple[Column, ...]] = {name: kind.prediction_types for name, kind in KINDS.items()}
+"""Per target kind, the columns of predictions.parquet after its keys, from the kind's record (classification with
+more than two classes: then ``prob_<class>`` per class; ``probability`` is the positive class's, or the largest)."""
 
 
 @dataclass(frozen=True)

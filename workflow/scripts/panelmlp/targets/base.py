@@ -60,8 +60,9 @@ class TargetKind:
     """Chance value of each metric that has one (figures draw it as a line)."""
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Range an interval of a metric is clipped to, where it is not [0, 1]."""
-    prediction_text: tuple[str, ...] = ()
-    """Text columns of predictions.parquet besides the keys (collection, panel, model, split_id, kind, sample_id)."""
+    prediction_types: tuple[tuple[str, str], ...] = ()
+    """The kind's columns of predictions.parquet after the keys (collection, panel, model, split_id, kind,
+    sample_id), with their logical types (``text``, ``int64``, ``float64``); :mod:`panelmlp.tables` reads them."""
     final_metrics: Callable[[Any, Any, Scoring], dict] | None = None
     """``(y_test, output [n, out], scoring) -> {metric: value}``: one model's row of metrics.tsv."""
     prediction_columns: Callable[..., dict] | None = None
@@ -103,6 +104,11 @@ class TargetKind:
         if self.standardised:
             values = values * sd + mean
         return values[:, None]
+
+    @property
+    def prediction_text(self) -> tuple[str, ...]:
+        """The text columns among :attr:`prediction_types`."""
+        return tuple(name for name, kind in self.prediction_types if kind == "text")
 
     def metric_range(self, metric: str) -> tuple[float, float]:
         """Where a metric's values can lie ([0, 1] unless the kind says otherwise)."""

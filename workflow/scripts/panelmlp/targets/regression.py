@@ -28,6 +28,7 @@ KIND = TargetKind(
     name="regression",
     history=REGRESSION_HISTORY,
     metrics=REGRESSION_METRICS,
+    prediction_types=(("true_value", "float64"), ("predicted_value", "float64")),
     main_metric="r2",
     chance=0.0,
     tuning_score="test_loss",
