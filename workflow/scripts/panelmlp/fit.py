@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from .checkpoint import save_checkpoint
 from .epoch_metrics import HISTORY_METRICS
-from .evaluate import Fold, Output, baselines_for
+from .evaluate import Baseline, Fold, Output, baselines_for
 from .io import read_cohort_genes
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
 from .scaling import (
@@ -152,6 +152,52 @@ def _labelled(splits: pd.DataFrame) -> tuple[list[str], list[str], list[str], np
     return samples, split_ids, kinds, y, train, test
 
 
+@dataclass
+class _Job:
+    """Everything one fit job plans before it trains: the unit's panels, labels, splits, genes and models."""
+
+    unit: Unit
+    panels: list[Panel]
+    panel_table: pd.DataFrame
+    target: TargetKind
+    task: Task
+    classes: list[str]
+    positive: str | None
+    n_classes: int
+    horizons: tuple[float, ...]
+    samples: list[str]
+    split_ids: list[str]
+    kinds: list[str]
+    y: np.ndarray
+    train: np.ndarray
+    strata: np.ndarray
+    spec: TrainSpec
+    validation_fraction: float
+    points: list[dict]
+    inner_k: int
+    genes: list[str]
+    column: dict[str, int]
+    x: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    n_missing: int
+    universe_name: str
+    keys: list[ModelKey]
+    label_of: list[int]
+    labels: np.ndarray
+    outer: _Splits
+
+
+@dataclass
+class _Scored:
+    """What the trained models of a job give the output tables: rows and parts, by table."""
+
+    history: list = dataclasses.field(default_factory=list)
+    metrics: list[dict] = dataclasses.field(default_factory=list)
+    predictions: list = dataclasses.field(default_factory=list)
+    nulls: list[list] = dataclasses.field(default_factory=list)
+
+
 def fit_unit(
     unit: Unit | Mapping,
     cohort: str,
@@ -169,22 +215,106 @@ def fit_unit(
 ) -> dict:
     """cohort + splits -> every output of one unit, in its folder(s) (see the module docstring).
 
-    ``model`` is the config's model section, including ``early_stopping``,
-    ``grid`` and ``inner_folds``; ``baselines`` may add ``sklearn_mlp`` to the
-    majority-class and logistic-regression baselines, which are always fitted.
+    Four steps: plan (:func:`_plan`: labels, splits, genes, every model and
+    its labelling), tune (:func:`_tune`: nested grid search, when there is a
+    grid), train and score (:func:`_score`: the MLP and the kind's baselines on
+    every split, checkpoints), write (:func:`_write`). ``model`` is the config's
+    model section, including ``early_stopping``, ``grid`` and ``inner_folds``;
+    ``baselines`` may add optional baselines (``sklearn_mlp``) to the kind's own,
+    which are always fitted.
     """
     started = time.perf_counter()
+    job = _plan(
+        unit, cohort, splits_path, labels_json, model, permutations, random_panels, random_bin_width, random_universe
+    )
+    stats = _Stats(device=job.spec.device)
+    chosen, tuning_rows, inner_models = _tune(job, threads, stats)
+    spec, keys = job.spec, job.keys
+    log.info(
+        "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random)%s%s",
+        job.unit.name,
+        len(job.panels),
+        int((job.panel_table["status"] == "skipped").sum()),
+        len(job.genes),
+        len(keys),
+        sum(k.kind == "panel" for k in keys),
+        sum(k.kind == "permutation" for k in keys),
+        sum(k.kind == "random" for k in keys),
+        f", tuned over {len(job.points)} grid points x {job.inner_k} inner folds ({inner_models} models)"
+        if len(job.points) > 1
+        else "",
+        f", early stopping (patience {spec.patience})" if spec.patience else "",
+    )
+    options = {"logreg_C": logreg_c, "ridge_alpha": ridge_alpha, "spec": spec}
+    outcomes = _train_keys(
+        keys,
+        [job.points[c] for c in chosen],
+        job.label_of,
+        job.outer,
+        job.x,
+        job.labels,
+        spec,
+        job.n_classes,
+        threads,
+        stats,
+        tracked=[k.kind == "panel" for k in keys],
+        keep_state=[k.kind == "panel" for k in keys],
+        task=job.task,
+    )
+    scored = _score(
+        job, outcomes, chosen, baselines_for(job.target.name, job.target.baselines, baselines, options), options
+    )
+    del outcomes
+    summary = {
+        "unit": job.unit.name,
+        "panels": len(job.panels),
+        "skipped": int((job.panel_table["status"] == "skipped").sum()),
+        "genes_read": len(job.genes),
+        "samples": len(job.samples),
+        "missing_values": job.n_missing,
+        "models": {kind: sum(k.kind == kind for k in keys) for kind in ("panel", "permutation", "random")},
+        "stacked_passes": stats.passes,
+        "grid_points": len(job.points),
+        "inner_models": inner_models,
+        "early_stopping": {"patience": spec.patience, "validation_fraction": job.validation_fraction}
+        if spec.patience
+        else None,
+        "device": stats.device,
+        "epochs": spec.epochs,
+        "train_seconds": round(stats.seconds, 3),
+        "train_gflop": round(stats.flops / 1e9, 3),
+        "train_gflops_per_s": round(stats.flops / stats.seconds / 1e9, 3) if stats.seconds > 0 else None,
+    }
+    _write(job, scored, tuning_rows, summary, random_bin_width, started)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    log.info("fit %s: %s", job.unit.name, json.dumps(summary))
+    return summary
+
+
+def _plan(
+    unit: Unit | Mapping,
+    cohort: str,
+    splits_path: str,
+    labels_json: str,
+    model: Mapping,
+    permutations: int,
+    random_panels: int,
+    random_bin_width: float,
+    random_universe: str,
+) -> _Job:
+    """A job's plan: its panels, the target and its labels, the splits, the genes read and every model to train.
+
+    Models are a panel's real model per split, its permutation nulls per CV
+    split (one permuted labelling per split and permutation, shared by all
+    panels) and the random-panel nulls per pool size and CV split.
+    """
     available = read_cohort_genes(cohort)
     unit = unit if isinstance(unit, Unit) else Unit.from_params(unit)
     resolved = resolve(unit, available, random_universe)
-    panels, panel_table = resolved.panels, resolved.table
+    panels = resolved.panels
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
     target = kind_of_labels(label_info)
-    classes, positive = list(label_info["classes"]), label_info.get("positive")
-    n_classes = len(classes) if target.class_probabilities else 1
-    task = Task(target.name, label_info.get("loss", "mse"))
-    history_names = target.history
-    horizons = tuple(float(h) for h in label_info.get("horizons") or ())
+    classes = list(label_info["classes"])
     sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
     samples, split_ids, kinds, y, train, test = _labelled(pd.read_parquet(splits_path))
     cv = [s for s, kind in enumerate(kinds) if kind == "cv"]
@@ -194,11 +324,9 @@ def fit_unit(
     validation_fraction = float(early.get("validation_fraction", 0.2))
     if early:
         spec.patience = int(early.get("patience", 50))
-    grid = model.get("grid") or None
-    inner_k = int(model.get("inner_folds", 3))
 
     # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
-    universe, universe_name = resolved.universe, resolved.universe_name
+    universe = resolved.universe
     sizes = pool_sizes([len(p.genes) for p in panels], random_bin_width) if random_panels and cv else []
     sizes = [n for n in sizes if n < len(universe)]
     pools = {n: random_gene_sets(len(universe), n, random_panels, spec.seed) for n in sizes}
@@ -210,19 +338,14 @@ def fit_unit(
     column = {g: j for j, g in enumerate(genes)}
     x = read_matrix(cohort, sample_id, genes, samples) if genes else np.zeros((len(samples), 0), np.float32)
     mean, scale = split_statistics(x, train)
-    n_missing = int(np.isnan(x).sum())
 
     # Labels: real ones, then one permuted labelling per (CV split, permutation), shared by all panels.
     labels = [y]
     label_row: dict[tuple[int, int], int] = {}
-    streams: list[tuple[str, int]] = [(sid, 0) for sid in split_ids]
-    stream_of: dict[tuple[int, int], int] = {(s, 0): s for s in range(len(split_ids))}
     for perm in range(1, permutations + 1):
         for s in cv:
             label_row[(s, perm)] = len(labels)
             labels.append(permuted_labels(y, train[s], spec.seed, split_ids[s], perm))
-            stream_of[(s, perm)] = len(streams)
-            streams.append((split_ids[s], perm))
 
     keys: list[ModelKey] = []
     for p, panel in enumerate(panels):
@@ -233,156 +356,153 @@ def fit_unit(
         for r, draw in enumerate(draws, start=1):
             cols = np.array([column[universe[i]] for i in draw], dtype=np.int64)
             keys += [ModelKey("random", -1, s, r, cols) for s in cv]
-    label_of = [label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in keys]
-    labels_np = np.stack(labels)
 
     # Early stopping holds validation rows out of each split's training rows; the scaler keeps all of them.
     outer_train, outer_valid = train, None
     if spec.patience:
         outer_train, outer_valid = carve_validation(train, strata, validation_fraction, spec.seed, split_ids)
-    outer = _Splits(split_ids, outer_train, test, outer_valid, mean, scale)
+    return _Job(
+        unit=unit,
+        panels=panels,
+        panel_table=resolved.table,
+        target=target,
+        task=Task(target.name, label_info.get("loss", "mse")),
+        classes=classes,
+        positive=label_info.get("positive"),
+        n_classes=len(classes) if target.class_probabilities else 1,
+        horizons=tuple(float(h) for h in label_info.get("horizons") or ()),
+        samples=samples,
+        split_ids=split_ids,
+        kinds=kinds,
+        y=y,
+        train=train,
+        strata=strata,
+        spec=spec,
+        validation_fraction=validation_fraction,
+        points=grid_points(model.get("grid") or None),
+        inner_k=int(model.get("inner_folds", 3)),
+        genes=genes,
+        column=column,
+        x=x,
+        mean=mean,
+        scale=scale,
+        n_missing=int(np.isnan(x).sum()),
+        universe_name=resolved.universe_name,
+        keys=keys,
+        label_of=[label_row[(k.split, k.replicate)] if k.kind == "permutation" else 0 for k in keys],
+        labels=np.stack(labels),
+        outer=_Splits(split_ids, outer_train, test, outer_valid, mean, scale),
+    )
 
-    # Nested tuning: every grid point on every inner fold of each split's training rows; the best is retrained.
-    points = grid_points(grid)
+
+def _tune(job: _Job, threads: int, stats: _Stats) -> tuple[np.ndarray, list[dict], int]:
+    """Nested tuning: every grid point on every inner fold of each split's training rows.
+
+    Returns each model's chosen point (all 0 without a grid), the rows of
+    tuning.tsv and the number of inner models trained.
+    """
+    keys, points, target = job.keys, job.points, job.target
     chosen = np.zeros(len(keys), dtype=np.int64)
-    tuning_rows: list[dict] = []
-    inner_models = 0
-    stats = _Stats(device=spec.device)
-    if len(points) > 1:
-        inner, parent = _inner_splits(x, strata, train, split_ids, inner_k, spec, validation_fraction)
-        fold_of = {s: [i for i, ps in enumerate(parent) if ps == s] for s in range(len(split_ids))}
-        inner_keys, inner_points, inner_labels, where = [], [], [], []
-        for i, k in enumerate(keys):
-            for q, point in enumerate(points):
-                for f, inner_split in enumerate(fold_of[k.split]):
-                    inner_keys.append(ModelKey(k.kind, k.panel, inner_split, k.replicate, k.cols))
-                    inner_points.append(point)
-                    inner_labels.append(label_of[i])
-                    where.append((i, q, f))
-        outcomes = _train_keys(
-            inner_keys, inner_points, inner_labels, inner, x, labels_np, spec, n_classes, threads, stats, task=task
-        )
-        inner_models = len(inner_keys)
-        scores = np.full((len(keys), len(points), inner_k), np.nan)
-        score_at = target.history.index(target.tuning_score)
-        for (i, q, f), outcome in zip(where, outcomes, strict=True):
-            scores[i, q, f] = outcome.final[score_at]
-        chosen = select_points(scores, higher_is_better=target.tuning_higher_is_better)
-        for i, k in enumerate(keys):
-            if k.kind != "panel":
-                continue
-            for q, point in enumerate(points):
-                tuning_rows.append(
-                    {
-                        "collection": panels[k.panel].collection,
-                        "panel": panels[k.panel].name,
-                        "split_id": split_ids[k.split],
-                        "point": q + 1,
-                        "grid_point": point_label(point),
-                        "score": target.tuning_label or target.tuning_score,
-                        "inner_score": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
-                        "chosen": bool(chosen[i] == q),
-                    }
-                )
-        del outcomes
-
-    log.info(
-        "fit %s: %d panels (%d skipped), %d genes read, %d models (%d real, %d permutation, %d random)%s%s",
-        unit.name,
-        len(panels),
-        int((panel_table["status"] == "skipped").sum()),
-        len(genes),
-        len(keys),
-        sum(k.kind == "panel" for k in keys),
-        sum(k.kind == "permutation" for k in keys),
-        sum(k.kind == "random" for k in keys),
-        f", tuned over {len(points)} grid points x {inner_k} inner folds ({inner_models} models)"
-        if len(points) > 1
-        else "",
-        f", early stopping (patience {spec.patience})" if spec.patience else "",
+    if len(points) <= 1:
+        return chosen, [], 0
+    inner, parent = _inner_splits(
+        job.x, job.strata, job.train, job.split_ids, job.inner_k, job.spec, job.validation_fraction
     )
-
-    history_parts, metric_rows, prediction_parts, null_rows = [], [], [], []
-    baseline_options = {"logreg_C": logreg_c, "ridge_alpha": ridge_alpha, "spec": spec}
-    baseline_list = baselines_for(target.name, target.baselines, baselines, baseline_options)
-    base_hyper = dict(vars(spec))
+    fold_of = {s: [i for i, ps in enumerate(parent) if ps == s] for s in range(len(job.split_ids))}
+    inner_keys, inner_points, inner_labels, where = [], [], [], []
+    for i, k in enumerate(keys):
+        for q, point in enumerate(points):
+            for f, inner_split in enumerate(fold_of[k.split]):
+                inner_keys.append(ModelKey(k.kind, k.panel, inner_split, k.replicate, k.cols))
+                inner_points.append(point)
+                inner_labels.append(job.label_of[i])
+                where.append((i, q, f))
     outcomes = _train_keys(
-        keys,
-        [points[c] for c in chosen],
-        label_of,
-        outer,
-        x,
-        labels_np,
-        spec,
-        n_classes,
-        threads,
-        stats,
-        tracked=[k.kind == "panel" for k in keys],
-        keep_state=[k.kind == "panel" for k in keys],
-        task=task,
-    )
-    for i, (k, outcome) in enumerate(zip(keys, outcomes, strict=True)):
+        inner_keys, inner_points, inner_labels, inner, job.x, job.labels, job.spec, job.n_classes, threads, stats,
+        task=job.task,
+    )  # fmt: skip
+    scores = np.full((len(keys), len(points), job.inner_k), np.nan)
+    score_at = target.history.index(target.tuning_score)
+    for (i, q, f), outcome in zip(where, outcomes, strict=True):
+        scores[i, q, f] = outcome.final[score_at]
+    chosen = select_points(scores, higher_is_better=target.tuning_higher_is_better)
+    rows = []
+    for i, k in enumerate(keys):
         if k.kind != "panel":
-            panel_name = panels[k.panel].name if k.panel >= 0 else ""
-            collection = panels[k.panel].collection if k.panel >= 0 else universe_name
-            null_rows.append(
+            continue
+        for q, point in enumerate(points):
+            rows.append(
+                {
+                    "collection": job.panels[k.panel].collection,
+                    "panel": job.panels[k.panel].name,
+                    "split_id": job.split_ids[k.split],
+                    "point": q + 1,
+                    "grid_point": point_label(point),
+                    "score": target.tuning_label or target.tuning_score,
+                    "inner_score": float(np.nanmean(scores[i, q])) if np.isfinite(scores[i, q]).any() else np.nan,
+                    "chosen": bool(chosen[i] == q),
+                }
+            )
+    return chosen, rows, len(inner_keys)
+
+
+def _score(
+    job: _Job, outcomes: list[_Outcome], chosen: np.ndarray, baselines: Sequence[Baseline], options: dict
+) -> _Scored:
+    """Every trained model's rows: a null's last-epoch metrics; a real model's history, metrics and predictions
+    beside its baselines' on the same split, and its checkpoint."""
+    target, split_ids, y, x = job.target, job.split_ids, job.y, job.x
+    scored = _Scored()
+    base_hyper = dict(vars(job.spec))
+    for i, (k, outcome) in enumerate(zip(job.keys, outcomes, strict=True)):
+        if k.kind != "panel":
+            panel_name = job.panels[k.panel].name if k.panel >= 0 else ""
+            collection = job.panels[k.panel].collection if k.panel >= 0 else job.universe_name
+            scored.nulls.append(
                 [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *outcome.final]
             )
             continue
-        panel = panels[k.panel]
-        point = points[chosen[i]]
+        panel = job.panels[k.panel]
+        point = job.points[chosen[i]]
         history = outcome.history
         if target.standardised and history is not None:
             history = history.copy()
             for name in target.in_target_units:  # back to the target's units (the network saw it standardised)
                 history[:, target.history.index(name)] *= outcome.target_sd
-        history_parts.append((panel, k.split, history, outcome.device, outcome.best_epoch))
+        scored.history.append((panel, k.split, history, outcome.device, outcome.best_epoch))
         n_test = int((outcome.rows >= 0).sum())
         test_rows = outcome.rows[:n_test]
-        mean_s, scale_s = mean[k.split, k.cols], scale[k.split, k.cols]
-        train_rows = np.flatnonzero(train[k.split])
+        mean_s, scale_s = job.mean[k.split, k.cols], job.scale[k.split, k.cols]
+        train_rows = np.flatnonzero(job.train[k.split])
         z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
         z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
-        fold = Fold(z_train, y[train_rows], z_test, n_classes, baseline_options)
+        fold = Fold(z_train, y[train_rows], z_test, job.n_classes, options)
         # Per model, the kind's outputs [n, out]: class probabilities, values in the target's units, or risks.
-        mlp = target.network_output(outcome.scores[:n_test], n_classes, outcome.target_mean, outcome.target_sd)
-        scored = {
-            "mlp": Output(mlp, _train_risk(outcome.state, z_train, spec, point) if target.needs_train_output else None)
-        }
-        for baseline in baseline_list:
-            scored[baseline.name] = baseline.fit_score(fold)
-        checkpoint_target = None
-        if target.standardised:
-            checkpoint_target = {
-                "kind": target.name,
-                "mean": outcome.target_mean,
-                "sd": outcome.target_sd,
-                "loss": task.loss,
-            }
-        elif target.needs_train_output:
-            checkpoint_target = {
-                "kind": target.name,
-                "median_risk": float(np.median(scored["mlp"].train[:, 0])),
-                "horizons": list(horizons),
-            }
-        for name, output in scored.items():
+        mlp = target.network_output(outcome.scores[:n_test], job.n_classes, outcome.target_mean, outcome.target_sd)
+        train_output = _train_risk(outcome.state, z_train, job.spec, point) if target.needs_train_output else None
+        outputs = {"mlp": Output(mlp, train_output)}
+        for baseline in baselines:
+            outputs[baseline.name] = baseline.fit_score(fold)
+        for name, output in outputs.items():
             cut = float(np.median(output.train[:, 0])) if output.train is not None else None
-            metric_rows.append(
+            scored.metrics.append(
                 {
                     "collection": panel.collection,
                     "panel": panel.name,
                     "model": name,
                     "split_id": split_ids[k.split],
-                    "kind": kinds[k.split],
+                    "kind": job.kinds[k.split],
                     "n_train": len(train_rows),
                     "n_test": n_test,
                     "n_uninformative": int(uninformative(scale_s).sum()),
-                    **target.final_metrics(y[test_rows], output.test, Scoring(y[train_rows], output.train, horizons)),
+                    **target.final_metrics(
+                        y[test_rows], output.test, Scoring(y[train_rows], output.train, job.horizons)
+                    ),
                     "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
                     "grid_point": point_label(point) if name == "mlp" else "",
                 }
             )
-            prediction_parts.append((panel, name, k.split, test_rows, output.test, cut))
+            scored.predictions.append((panel, name, k.split, test_rows, output.test, cut))
         hyper = {**base_hyper, **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
         save_checkpoint(
             _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
@@ -390,74 +510,75 @@ def fit_unit(
             panel.genes,
             mean_s,
             scale_s,
-            classes,
-            positive,
+            job.classes,
+            job.positive,
             hyper,
             split_ids[k.split],
             outcome.device,
-            target=checkpoint_target,
+            target=_checkpoint_target(job, outcome, outputs["mlp"]),
             extra={
                 "best_epoch": outcome.best_epoch,
                 "stopped_epoch": outcome.stopped_epoch,
                 "grid_point": point_label(point),
             },
         )
-    del outcomes
-    train_seconds, train_flops, device, groups = stats.seconds, stats.flops, stats.device, stats.passes
+    return scored
 
-    summary = {
-        "unit": unit.name,
-        "panels": len(panels),
-        "skipped": int((panel_table["status"] == "skipped").sum()),
-        "genes_read": len(genes),
-        "samples": len(samples),
-        "missing_values": n_missing,
-        "models": {kind: sum(k.kind == kind for k in keys) for kind in ("panel", "permutation", "random")},
-        "stacked_passes": groups,
-        "grid_points": len(points),
-        "inner_models": inner_models,
-        "early_stopping": {"patience": spec.patience, "validation_fraction": validation_fraction}
-        if spec.patience
-        else None,
-        "device": device,
-        "epochs": spec.epochs,
-        "train_seconds": round(train_seconds, 3),
-        "train_gflop": round(train_flops / 1e9, 3),
-        "train_gflops_per_s": round(train_flops / train_seconds / 1e9, 3) if train_seconds > 0 else None,
-    }
-    metric_frame = pd.DataFrame(metric_rows, columns=METRIC_KEYS if not metric_rows else None)
-    predictions = _predictions(prediction_parts, split_ids, kinds, samples, y, classes, target)
+
+def _checkpoint_target(job: _Job, outcome: _Outcome, mlp: Output) -> dict | None:
+    """What a checkpoint keeps of its target beyond the classes: a standardised target's training mean and sd, or a
+    survival model's training median risk (the risk-group cut) and horizons; None for classes."""
+    if job.target.standardised:
+        return {"kind": job.target.name, "mean": outcome.target_mean, "sd": outcome.target_sd, "loss": job.task.loss}
+    if job.target.needs_train_output:
+        return {
+            "kind": job.target.name,
+            "median_risk": float(np.median(mlp.train[:, 0])),
+            "horizons": list(job.horizons),
+        }
+    return None
+
+
+def _write(
+    job: _Job, scored: _Scored, tuning_rows: list[dict], summary: dict, random_bin_width: float, started: float
+) -> None:
+    """Every table of the job, per output folder (a named panel's, or the collection part's), through tables.py."""
+    metric_frame = pd.DataFrame(scored.metrics, columns=METRIC_KEYS if not scored.metrics else None)
+    predictions = _predictions(
+        scored.predictions, job.split_ids, job.kinds, job.samples, job.y, job.classes, job.target
+    )
     null_keys = [(c, "string" if t == "text" else t) for c, t in NULLS.keys]
-    nulls = pd.DataFrame(null_rows, columns=[c for c, _ in null_keys] + list(history_names)).astype(
+    history_names = list(job.target.history)
+    nulls = pd.DataFrame(scored.nulls, columns=[c for c, _ in null_keys] + history_names).astype(
         {**dict(null_keys), **dict.fromkeys(history_names, "float64")}
     )
     # Genes constant or never observed in a split's training rows: input 0 in that split's models and baselines.
     silent = {}
-    for panel in panels:
-        by_gene = uninformative_by_gene(panel.genes, scale[:, [column[g] for g in panel.genes]], split_ids)
+    for panel in job.panels:
+        by_gene = uninformative_by_gene(panel.genes, job.scale[:, [job.column[g] for g in panel.genes]], job.split_ids)
         silent[(panel.folder, panel.name)] = by_gene
         if by_gene and sum(map(bool, silent.values())) <= 10:  # fit.json names them all
             log.warning(
                 "fit %s: panel %s: %d genes carry no information (constant or all missing in the training rows; "
                 "input 0, they contribute nothing): %s",
-                unit.name,
+                job.unit.name,
                 panel.name,
                 len(by_gene),
-                describe_uninformative(by_gene, len(split_ids)),
+                describe_uninformative(by_gene, len(job.split_ids)),
             )
-    for folder, table in panel_table.groupby("folder", sort=False):
+    for folder, table in job.panel_table.groupby("folder", sort=False):
         names = set(table["panel"])
-        mine = [p for p in panels if p.folder == folder]
+        mine = [p for p in job.panels if p.folder == folder]
         sizes_here = {pool_size(len(p.genes), random_bin_width) for p in mine}
         out = Path(folder)
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         PANELS.write(table.drop(columns="folder"), out / "panels.tsv")
         _write_history(
             out / "history.parquet",
-            [h for h in history_parts if h[0].folder == folder],
-            split_ids,
-            kinds,
-            spec.epochs,
+            [h for h in scored.history if h[0].folder == folder],
+            job.split_ids,
+            job.kinds,
+            job.spec.epochs,
             history_names,
             silent,
         )
@@ -471,9 +592,6 @@ def fit_unit(
         info = {**summary, "panels_here": len(mine), "seconds": round(time.perf_counter() - started, 3)}
         info["uninformative"] = {p.name: silent[(p.folder, p.name)] for p in mine if silent[(p.folder, p.name)]}
         (out / "fit.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    log.info("fit %s: %s", unit.name, json.dumps(summary))
-    return summary
 
 
 @dataclass
