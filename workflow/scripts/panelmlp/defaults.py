@@ -32,6 +32,26 @@ def with_defaults(section: str, values: Mapping | None) -> dict:
     return {**schema_defaults(section), **dict(values or {})}
 
 
+def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH) -> object:
+    """The schema's default of one dotted key (``model.inner_folds``, ``model.early_stopping.patience``).
+
+    A key inside an object that may be null (``model.early_stopping``) keeps
+    its default as ``x-default``: a ``default`` there would make Snakemake's
+    ``validate()`` fill it into a null value and fail. A key without either is
+    an error: a library caller must not invent one.
+    """
+    node: dict = _schema(str(schema_path))
+    for part in key.split("."):
+        properties = node.get("properties", {})
+        if part not in properties:
+            raise KeyError(f"{key}: not a key of the config schema")
+        node = properties[part]
+    for name in ("default", "x-default"):
+        if name in node:
+            return copy.deepcopy(node[name])
+    raise KeyError(f"{key}: the config schema gives no default")
+
+
 @cache
 def _schema(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .checkpoint import save_checkpoint
+from .defaults import schema_default
 from .epoch_metrics import HISTORY_METRICS
 from .evaluate import Baseline, Fold, Output, baselines_for
 from .io import read_cohort_genes
@@ -321,9 +322,11 @@ def _plan(
     strata = y[:, 1].astype(np.int64) if y.ndim == 2 else y  # what validation rows and inner folds stratify by
     spec = TrainSpec.from_config(dict(model))
     early = model.get("early_stopping") or {}
-    validation_fraction = float(early.get("validation_fraction", 0.2))
+    validation_fraction = float(
+        early.get("validation_fraction", schema_default("model.early_stopping.validation_fraction"))
+    )
     if early:
-        spec.patience = int(early.get("patience", 50))
+        spec.patience = int(early.get("patience", schema_default("model.early_stopping.patience")))
 
     # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
     universe = resolved.universe
@@ -380,7 +383,7 @@ def _plan(
         spec=spec,
         validation_fraction=validation_fraction,
         points=grid_points(model.get("grid") or None),
-        inner_k=int(model.get("inner_folds", 3)),
+        inner_k=int(model.get("inner_folds", schema_default("model.inner_folds"))),
         genes=genes,
         column=column,
         x=x,

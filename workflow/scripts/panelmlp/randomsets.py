@@ -36,14 +36,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+from .defaults import schema_default, with_defaults
+
 ALPHA = 0.05
 """The q-value the random-panel test must be able to reach (``compare.ALPHA``)."""
 
-DEFAULT_BIN_WIDTH = 0.1
-"""``evaluate.random_bin_width``: relative width of a size bin (0 = one pool per exact size)."""
+DEFAULT_BIN_WIDTH = float(schema_default("evaluate.random_bin_width"))
+"""The schema's ``evaluate.random_bin_width``: relative width of a size bin (0 = one pool per exact size)."""
 
-DEFAULT_BUDGET = 200_000
-"""``evaluate.random_budget``: most random-panel models ``evaluate.random_panels: auto`` may plan."""
+DEFAULT_BUDGET = int(schema_default("evaluate.random_budget"))
+"""The schema's ``evaluate.random_budget``: most random-panel models ``evaluate.random_panels: auto`` may plan."""
 
 
 def pool_size(n_genes: int, width: float = DEFAULT_BIN_WIDTH) -> int:
@@ -184,6 +186,7 @@ def listed_panels(
     skipped whatever the cohort holds).
     """
     from .gmt import read_gmt  # pandas: only when the run has collections
+    from .units import collection_defaults
 
     sizes: list[tuple[str, int]] = []
     read: dict[str, dict[str, int]] = {}
@@ -192,7 +195,7 @@ def listed_panels(
             gmt = str(unit["gmt"])
             if gmt not in read:
                 read[gmt] = {s.name: len(s.genes) for s in read_gmt(gmt)}
-            floor = int(unit.get("min_size", 1))
+            floor = int(unit.get("min_size", collection_defaults()["min_size"]))
             own = str(unit["collection"]) if universe == "collection" else ""
             sizes += [(own, read[gmt][n]) for n in unit["sets"] if n in read[gmt] and read[gmt][n] >= floor]
         else:
@@ -207,15 +210,17 @@ def plan_for_run(
     evaluate: Mapping, split: Mapping, units: Iterable[Mapping], panel_size: Callable[[object], int | None]
 ) -> RandomPlan:
     """The run's :class:`RandomPlan` from the config's ``evaluate`` and ``split`` sections and the fit units."""
-    cv_splits = int(split.get("cv_folds", 5)) * int(split.get("cv_repeats", 2))
-    universe = str(evaluate.get("random_universe", "cohort"))
+    split = with_defaults("split", split)
+    evaluate = with_defaults("evaluate", evaluate)
+    cv_splits = int(split["cv_folds"]) * int(split["cv_repeats"])
+    universe = str(evaluate["random_universe"])
     listed = listed_panels(units, panel_size, universe)
     return plan_random_panels(
-        evaluate.get("random_panels", 0),
+        evaluate["random_panels"],
         [size for _, size in listed],
         cv_splits,
-        int(evaluate.get("random_budget", DEFAULT_BUDGET)),
-        float(evaluate.get("random_bin_width", DEFAULT_BIN_WIDTH)),
+        int(evaluate["random_budget"]),
+        float(evaluate["random_bin_width"]),
         universes=[u for u, _ in listed],
         universe=universe,
     )
