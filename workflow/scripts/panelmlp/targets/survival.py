@@ -20,8 +20,8 @@ over ``target.horizons`` and the integrated Brier score; ``td_auc_{h}`` per hori
 
 
 def horizon_column(days: float) -> str:
-    """The metrics.tsv column of the time-dependent AUC at ``days``: ``td_auc_365`` (``td_auc_182.5`` if not whole)."""
-    return f"td_auc_{int(days)}" if float(days).is_integer() else f"td_auc_{days:g}"
+    """The metrics.tsv column of the time-dependent AUC at ``days`` (whole days, as the schema asks): ``td_auc_365``."""
+    return f"td_auc_{round(days)}"
 
 
 def final_metrics(y_test: np.ndarray, output: np.ndarray, scoring: Scoring) -> dict:
