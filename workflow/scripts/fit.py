@@ -1,6 +1,9 @@
-from panelmlp.fit import fit_unit
-from panelmlp.runner import run
-from panelmlp.units import Unit
+import gc
+
+gc.disable()  # during the imports only: panelmlp.runner.run freezes what they made, then collects again
+from panelmlp.fit import fit_unit  # noqa: E402
+from panelmlp.runner import run  # noqa: E402
+from panelmlp.units import Unit  # noqa: E402
 
 run(
     snakemake.log,

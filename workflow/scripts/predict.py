@@ -1,5 +1,8 @@
-from panelmlp.predict import predict_step
-from panelmlp.runner import run
+import gc
+
+gc.disable()  # during the imports only: panelmlp.runner.run freezes what they made, then collects again
+from panelmlp.predict import predict_step  # noqa: E402
+from panelmlp.runner import run  # noqa: E402
 
 run(
     snakemake.log,

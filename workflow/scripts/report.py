@@ -1,5 +1,8 @@
-from panelmlp.report.build import build_report
-from panelmlp.runner import run
+import gc
+
+gc.disable()  # during the imports only: panelmlp.runner.run freezes what they made, then collects again
+from panelmlp.report.build import build_report  # noqa: E402
+from panelmlp.runner import run  # noqa: E402
 
 run(
     snakemake.log,

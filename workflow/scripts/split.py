@@ -1,5 +1,8 @@
-from panelmlp.runner import run
-from panelmlp.splits import split_step
+import gc
+
+gc.disable()  # during the imports only: panelmlp.runner.run freezes what they made, then collects again
+from panelmlp.runner import run  # noqa: E402
+from panelmlp.splits import split_step  # noqa: E402
 
 run(
     snakemake.log,

@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from .defaults import SCHEMA_PATH as SCHEMA_PATH
+from .defaults import read_schema_file
 from .defaults import schema_defaults as schema_defaults
 from .defaults import with_defaults as with_defaults
 
@@ -143,8 +144,8 @@ def duplicate_key_problem(path: str | Path) -> str | None:
 
 
 def read_schema(schema_path: str | Path) -> dict:
-    """The config schema as a dict."""
-    return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    """The config schema as a dict (a fresh copy of the one parse per process)."""
+    return read_schema_file(schema_path)
 
 
 def replaces(path: Sequence[str]) -> bool:

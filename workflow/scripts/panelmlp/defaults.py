@@ -52,6 +52,16 @@ def schema_default(key: str, schema_path: str | Path = SCHEMA_PATH) -> object:
     raise KeyError(f"{key}: the config schema gives no default")
 
 
+def read_schema_file(path: str | Path) -> dict:
+    """The config schema as a dict: parsed once per process (libyaml's parser where PyYAML has it), a fresh copy each call.
+
+    The Snakefile, the config checks and the planners all read it; PyYAML's pure-Python parser takes
+    about 45 ms each time.
+    """
+    return copy.deepcopy(_schema(str(Path(path).resolve())))
+
+
 @cache
 def _schema(path: str) -> dict:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)

@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.stats import rankdata
 
 from .compare import corrected_ci, panel_call, read_table
 from .errors import PanelMlpError
@@ -142,6 +141,8 @@ def roc_auc_rows(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
         return np.full(proba.shape[0], math.nan)
     classes = [1] if n_classes == 2 else range(n_classes)
     out = np.zeros(proba.shape[0])
+    from scipy.stats import rankdata  # here, not at the top: scipy.stats costs ~0.5 s
+
     for c in classes:
         positive = y == c
         n_pos, n_neg = int(positive.sum()), int((~positive).sum())
@@ -398,9 +399,6 @@ def importance_step(
     beside them in ``checkpoints/{directory}/``); ``listed`` is
     ``evaluate.importance``.
     """
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
     summary = read_table(summary_path)
     scope = panels_in_scope(calls_of(summary), listed)
     folders: dict[tuple[str, str], tuple[Path, list[str]]] = {}
@@ -415,7 +413,10 @@ def importance_step(
     tests, ratio = _test_rows(splits)
     cv_splits = set(splits.loc[splits["kind"] == "cv", "split_id"].astype(str))
     frames = []
-    if scope:
+    if scope:  # torch only when a model is scored: it costs ~1 s to import
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
         wanted = sorted({g for s in scope for g in folders.get((s.collection, s.panel), (None, []))[1]})
         sample_id = pq.read_schema(cohort).metadata[b"panelmlp.sample_id"].decode()
         from .scaling import read_matrix

@@ -17,7 +17,6 @@ scikit-survival is imported lazily and only by :func:`cox_ridge`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 TIED_TOL = 1e-8
 """Risks closer than this count as tied (scikit-survival's ``tied_tol``)."""
@@ -401,6 +400,8 @@ def logrank(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> tuple[flo
         chi2 = float(np.linalg.solve(cov[: k - 1, : k - 1], z) @ z)
     except np.linalg.LinAlgError:
         return float("nan"), float("nan")
+    from scipy import stats  # here, not at the top: scipy.stats costs every importer ~0.5 s
+
     return chi2, float(stats.chi2.sf(chi2, k - 1))
 
 

@@ -31,13 +31,11 @@ import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from .defaults import SCHEMA_PATH, schema_defaults
+from .defaults import SCHEMA_PATH, read_schema_file, schema_defaults
 from .errors import PanelMlpError
 from .gmt import GeneSet, panel_dir_name, read_gmt, resolve_sets
 from .panels import check_panel, panel_genes
@@ -72,10 +70,9 @@ PanelSpec = str | tuple[str, ...]
 """A named panel as a unit holds it: ``all``, the path of a gene file, or its genes."""
 
 
-@lru_cache(maxsize=4)
 def _schema(schema_path: str | Path) -> dict:
-    """The config schema, read once (PyYAML only: the fit job's env has no jsonschema, so no panelmlp.config)."""
-    return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    """The config schema (PyYAML only: the fit job's env has no jsonschema, so no panelmlp.config)."""
+    return read_schema_file(schema_path)
 
 
 def collection_defaults(schema_path: str | Path = SCHEMA_PATH) -> dict[str, object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ from .figures import TEMPLATE, points_per_curve
 from .genesets import genesets_section
 from .importance import importance_section, read_gene_table
 from .inputs import (
+    Key,
     Panel,
     Run,
     as_list,
@@ -69,8 +70,13 @@ def target_values(inputs: Mapping, labels: Mapping) -> list[float] | None:
     return splits.loc[splits["split_id"] == "holdout", "y"].astype(float).tolist()
 
 
-def make_context(inputs: Mapping, run: Run, panels: Sequence[Panel], config: Mapping, random_panels: int) -> Context:
-    """What every panel's details share: pair-plot values (one read of the cohort), null distributions, labels."""
+def make_context(
+    inputs: Mapping, run: Run, panels: Sequence[Panel], config: Mapping, random_panels: int, n_panels: int | None = None
+) -> Context:
+    """What every panel's details share: pair-plot values (one read of the cohort), null distributions, labels.
+
+    ``panels``: those with details; ``n_panels``: the screen's size when that is more.
+    """
     max_genes = int((config.get("report") or {}).get("pairplot_max_genes") or DEFAULT_PAIRPLOT_GENES)
     genes = pair_genes(panels, max_genes)
     pair = pair_data(str(inputs["cohort"]), str(inputs["splits"]), [g for gs in genes.values() for g in gs])
@@ -82,20 +88,65 @@ def make_context(inputs: Mapping, run: Run, panels: Sequence[Panel], config: Map
         pair_genes=genes,
         permutation_nulls=permutation_nulls(run.nulls, panels[0].score.metric if panels else "roc_auc"),
         random_pools=random_pools(run.nulls, panels[0].score.metric if panels else "roc_auc"),
-        n_panels=len(panels),
+        n_panels=len(panels) if n_panels is None else n_panels,
         random_panels=random_panels,
         explain=len(panels) <= FEW_PANELS,
         points=points_per_curve(len(panels)),
     )
 
 
-def detail_blocks(inputs: Mapping, panels: Sequence[Panel], ctx: Context) -> dict[tuple[str, str], str]:
-    """Every panel's details block, unit by unit; sets each panel's facts for its verdict on the way."""
+DETAILED_MAX = 200
+"""Up to this many panels every panel has its details (verdict and figures); a larger screen details at most this many."""
+
+TOP_DETAILED = 50
+"""A large screen details its best this many panels, beside those with a call and those with driver genes."""
+
+CALLED = ("set-specific", "predictive", "unconfirmed")
+"""Levels whose panels a large screen always details (up to :data:`DETAILED_MAX`)."""
+
+
+def detailed_panels(panels: Sequence[Panel], genes: pd.DataFrame | None) -> list[Panel]:
+    """The panels that get details: all up to :data:`DETAILED_MAX`; in a larger screen those a reader needs.
+
+    Those are the panels whose verdict box opens the report, then in rank
+    order the set-specific, predictive and unconfirmed ones, the ones with
+    driver genes (genes.tsv: every panel with a call, and those
+    ``evaluate.importance`` lists) and the best :data:`TOP_DETAILED`, at most
+    :data:`DETAILED_MAX` in all. Every panel keeps its row in the ranked table.
+    A report's size then stops growing with the panels beyond one table row
+    each (about 0.7 KB, against 13 KB for a panel's details).
+    """
+    if len(panels) <= DETAILED_MAX:
+        return list(panels)
+    listed = set()
+    if genes is not None and {"collection", "panel"} <= set(genes.columns):
+        listed = set(zip(genes["collection"].astype(str), genes["panel"].astype(str), strict=True))
+    boxed = {p.key for p in boxes_shown(panels)}
+    wanted = [p for p in panels if p.key in boxed or p.key in listed or p.level in CALLED or p.rank <= TOP_DETAILED]
+    keep = boxed | {p.key for p in wanted[: max(0, DETAILED_MAX - len(boxed))]}
+    return [p for p in panels if p.key in keep]
+
+
+def detail_blocks(
+    inputs: Mapping,
+    panels: Sequence[Panel],
+    ctx: Context,
+    up_front: Collection[Key] | None = None,
+    partial: bool = False,
+) -> dict[Key, str]:
+    """Every panel's details block, unit by unit; sets each panel's facts for its verdict on the way.
+
+    ``up_front``: the panels whose verdict box opens the report (default: as
+    :func:`verdict.boxes_shown` picks among ``panels``). ``partial``:
+    ``panels`` are the few of a large screen that get details, so only their
+    rows are read.
+    """
     by_key = {p.key: p for p in panels}
-    up_front = {p.key for p in boxes_shown(panels)}
-    blocks: dict[tuple[str, str], str] = {}
+    up_front = {p.key for p in boxes_shown(panels)} if up_front is None else set(up_front)
+    blocks: dict[Key, str] = {}
     open_ = ctx.explain
-    for unit in unit_tables(inputs):
+    wanted = set(by_key) if partial else None
+    for unit in unit_tables(inputs, wanted):
         for key, metrics in unit.metrics.items():
             panel = by_key.get(key)
             if panel is None:
@@ -111,10 +162,18 @@ def detail_blocks(inputs: Mapping, panels: Sequence[Panel], ctx: Context) -> dic
     return blocks
 
 
-def details_section(panels: Sequence[Panel], blocks: Mapping[tuple[str, str], str], ctx: Context) -> str:
-    """All panels' details in rank order, with the figure guide once on top when they are many."""
+def details_section(panels: Sequence[Panel], blocks: Mapping[Key, str], ctx: Context) -> str:
+    """The details of the panels in rank order, with the figure guide once on top when they are many."""
     if ctx.explain:
         intro = "Each panel's verdict and figures. Click a panel's line to fold it."
+    elif len(panels) < ctx.n_panels:
+        intro = (
+            f"The {len(panels)} of the {ctx.n_panels} panels a reader needs first, in rank order: the set-specific, "
+            f"predictive and unconfirmed ones, those with driver genes (section 7) and the best {TOP_DETAILED}, "
+            f"at most {DETAILED_MAX}. Click one (or its name in the ranked table) to open its verdict and draw its "
+            "figures. Every other panel is a row of the ranked table in section 1, which its search box filters by "
+            "set name, collection or gene; its outputs are in results/panels/."
+        )
     else:
         intro = (
             f"Each of the {len(panels)} panels in rank order; click one (or its name in the ranked table) to open its verdict "
@@ -167,15 +226,24 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
     started = time.perf_counter()
     run = read_run(inputs)
     panels = panels_of(run.summary, run.panel_table)
+    genes = read_gene_table(inputs.get("genes"))
+    detailed = detailed_panels(panels, genes)
+    partial = len(detailed) < len(panels)
     ids = Ids()
-    for p in panels:
+    for p in detailed:
         p.anchor = ids.make("panel", f"{p.collection}-{p.name}" if p.collection else p.name)
     permutations, random_panels = null_counts(config, panels)
-    ctx = make_context(inputs, run, panels, config, random_panels)
-    blocks = detail_blocks(inputs, panels, ctx)
+    ctx = make_context(inputs, run, detailed, config, random_panels, len(panels))
+    blocks = detail_blocks(inputs, detailed, ctx, {p.key for p in boxes_shown(panels)}, partial)
     slots = Figures()
     verdict = verdict_section_body(
-        panels, run.labels, ranked_table(panels), permutations, random_panels, screen=read_screen(inputs)
+        panels,
+        run.labels,
+        ranked_table(panels, search=partial),
+        permutations,
+        random_panels,
+        screen=read_screen(inputs),
+        detailed=len(detailed) if partial else None,
     )
     sections = [
         section("verdict", verdict),
@@ -185,13 +253,13 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
         comparison_section(panels, run.summary, slots),
         nulls_section(panels, ctx.random_pools, slots),
         importance_section(
-            read_gene_table(inputs.get("genes")),
+            genes,
             read_gene_table(inputs.get("genes_screen")),
             run.panel_table,
             config,
             slots,
         ),
-        details_section(panels, blocks, ctx),
+        details_section(detailed, blocks, ctx),
         external_section(inputs, run.summary),
         provenance_section(config, library_versions()),
     ]

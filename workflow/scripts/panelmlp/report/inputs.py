@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,9 +261,21 @@ class Rows:
             column = frame[name]
             if column.dtype.kind in "biuf":
                 columns[name] = column.to_numpy()
+            elif isinstance(column.dtype, pd.CategoricalDtype):
+                # history.parquet's names: one str object per category, shared by its rows (a unit of 100
+                # panels has a million history rows; a str per row and column would take hundreds of MB)
+                categories = _text(pd.Series(column.cat.categories, dtype=object))
+                codes = column.cat.codes.to_numpy()
+                shared = categories[codes] if len(categories) else np.full(len(codes), "", dtype=object)
+                columns[name] = np.where(codes >= 0, shared, "").astype(object)
             else:
-                columns[name] = column.astype(object).where(column.notna(), "").astype(str).to_numpy(dtype=object)
+                columns[name] = _text(column)
         return cls(columns)
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """A column as ``str`` objects, '' where missing."""
+    return column.astype(object).where(column.notna(), "").astype(str).to_numpy(dtype=object)
 
 
 def rows_by_panel(frame: pd.DataFrame) -> dict[Key, Rows]:
@@ -271,7 +283,9 @@ def rows_by_panel(frame: pd.DataFrame) -> dict[Key, Rows]:
     if frame.empty:
         return {}
     rows = Rows.of(frame)
-    codes, _ = pd.factorize(pd.Series(rows["collection"] + "\x00" + rows["panel"]))
+    collections, _ = pd.factorize(rows["collection"])
+    names, unique_names = pd.factorize(rows["panel"])
+    codes, _ = pd.factorize(collections.astype(np.int64) * max(len(unique_names), 1) + names)  # first appearance
     order = np.argsort(codes, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
     ends = np.r_[starts[1:], len(order)]
@@ -292,8 +306,16 @@ class UnitTables:
     tuning: dict[Key, Rows] = field(default_factory=dict)
 
 
-def unit_tables(inputs: Mapping[str, str | Sequence[str]]) -> Iterator[UnitTables]:
-    """Each unit's history, metrics, predictions and (when given) tuning table, one unit at a time."""
+def unit_tables(
+    inputs: Mapping[str, str | Sequence[str]], wanted: Collection[Key] | None = None
+) -> Iterator[UnitTables]:
+    """Each unit's history, metrics, predictions and (when given) tuning table, one unit at a time.
+
+    ``wanted``: only these panels' rows are needed (a large screen details a
+    few of its panels). A unit's metrics are read whole; its history and
+    predictions, the bulk of a unit's outputs, only for its wanted panels, and
+    not at all when it has none. None reads every unit whole.
+    """
     keys = ("history", "metrics", "predictions")
     lists = {k: as_list(inputs.get(k, [])) for k in keys}
     n = len(lists["metrics"])
@@ -306,12 +328,31 @@ def unit_tables(inputs: Mapping[str, str | Sequence[str]]) -> Iterator[UnitTable
     for history, metrics, predictions, tuned in zip(
         lists["history"], lists["metrics"], lists["predictions"], tuning, strict=True
     ):
+        if wanted is None:
+            yield UnitTables(
+                history=rows_by_panel(pd.read_parquet(history)),
+                metrics=rows_by_panel(read_table(metrics)),
+                predictions=rows_by_panel(pd.read_parquet(predictions)),
+                tuning=rows_by_panel(read_table(tuned)) if tuned else {},
+            )
+            continue
+        by_panel = {k: v for k, v in rows_by_panel(read_table(metrics)).items() if k in wanted}
+        if not by_panel:
+            yield UnitTables(history={}, metrics={}, predictions={})
+            continue
+        names = sorted({name for _collection, name in by_panel})
+        only = [("panel", "in", names)]
         yield UnitTables(
-            history=rows_by_panel(pd.read_parquet(history)),
-            metrics=rows_by_panel(read_table(metrics)),
-            predictions=rows_by_panel(pd.read_parquet(predictions)),
-            tuning=rows_by_panel(read_table(tuned)) if tuned else {},
+            history=_only(rows_by_panel(pd.read_parquet(history, filters=only)), by_panel),
+            metrics=by_panel,
+            predictions=_only(rows_by_panel(pd.read_parquet(predictions, filters=only)), by_panel),
+            tuning=_only(rows_by_panel(read_table(tuned)), by_panel) if tuned else {},
         )
+
+
+def _only(tables: dict[Key, Rows], keep: Collection[Key]) -> dict[Key, Rows]:
+    """The tables of the panels in ``keep`` (a panel name filter can also match a namesake of another collection)."""
+    return {k: v for k, v in tables.items() if k in keep}
 
 
 PAIR_MAX_SAMPLES = 500

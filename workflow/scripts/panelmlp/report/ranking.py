@@ -57,15 +57,17 @@ def _columns(
     return [*cols, ("call", True)]
 
 
-def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool) -> str:
-    """One panel's row."""
+def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bool, search: bool = False) -> str:
+    """One panel's row; ``search``: a large screen's row, its name linked only when the panel has details (its
+    anchor set), and its name, collection and genes in ``data-s`` for the search box."""
     auc, lr = p.auc, p.row(p.score.baseline, p.score.metric)
     which = THIRD_COLUMN.get(p.score.kind, THIRD_COLUMN["classification"])[0]
     acc, maj = p.row("mlp", which), p.row(p.score.trivial, which)
     cells = [_num(str(p.rank), p.rank)]
     if collections:
         cells.append(f"<td>{esc(p.collection)}</td>")
-    cells.append(f'<td data-v="{esc(p.name)}"><a href="#{p.anchor}">{esc(p.name)}</a></td>')
+    name = f'<a href="#{p.anchor}">{esc(p.name)}</a>' if p.anchor or not search else esc(p.name)
+    cells.append(f'<td data-v="{esc(p.name)}">{name}</td>')
     cells.append(_num(str(p.n_genes), p.n_genes))
     cells.append(_num(f"<b>{fmt(auc['cv_mean'])}</b> [{fmt(auc['ci_low'])}, {fmt(auc['ci_high'])}]", auc["cv_mean"]))
     cells.append(_num(fmt(lr["cv_mean"]), lr["cv_mean"]))
@@ -79,11 +81,18 @@ def _row(p: Panel, collections: bool, permutations: bool, random: bool, best: bo
         cells.append(_num(fmt(auc["random_pct"], 0), auc["random_pct"]))
     cells.append(f'<td class="num" data-v="{LEVEL_ORDER[p.level]}">{tag(p.level)}</td>')
     attrs = ' class="best"' if best else ""
+    if search:
+        attrs += f' data-s="{esc(" ".join([p.collection, p.name, *p.genes]).lower())}"'
     return f"<tr{attrs}>{''.join(cells)}</tr>"
 
 
-def ranked_table(panels: Sequence[Panel]) -> str:
-    """All panels, best first, the best highlighted; permutation and random-panel columns only when those ran."""
+def ranked_table(panels: Sequence[Panel], search: bool = False) -> str:
+    """All panels, best first, the best highlighted; permutation and random-panel columns only when those ran.
+
+    ``search``: a large screen, where only some panels have details; the table
+    then gets a search box (:data:`SEARCH_SCRIPT`) over the panels' names,
+    collections and genes, and links only the panels with details.
+    """
     collections = any(p.collection for p in panels)
     permutations = any(int(p.auc["n_permutations"] or 0) for p in panels)
     random = any(int(p.auc["n_random"] or 0) for p in panels)
@@ -93,10 +102,46 @@ def ranked_table(panels: Sequence[Panel]) -> str:
         for c, num in _columns(collections, permutations, random, score)
     )
     best = bool(panels) and not math.isnan(float(panels[0].auc["cv_mean"]))
-    rows = "".join(_row(p, collections, permutations, random, best and i == 0) for i, p in enumerate(panels))
+    rows = "".join(_row(p, collections, permutations, random, best and i == 0, search) for i, p in enumerate(panels))
     table = f'<table class="sortable ranked"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     table = f'<div class="{"scroll" if len(panels) > SCROLL_ROWS else "wide"}">{table}</div>'
+    if search:
+        table = _search_box(len(panels)) + table + f"<script>{SEARCH_SCRIPT}</script>"
     return f"<h3>All {len(panels)} panels, ranked</h3>{table}" + _caption(permutations, random, score)
+
+
+SEARCH_SCRIPT = """
+(function () {
+  "use strict";
+  var box = document.getElementById("ranked-search"), shown = document.getElementById("ranked-shown");
+  var rows = Array.prototype.slice.call(document.querySelector("table.ranked").tBodies[0].rows);
+  var timer = null;
+  function filter() {
+    var words = box.value.toLowerCase().split(/\\s+/).filter(Boolean), n = 0;
+    rows.forEach(function (row) {
+      var text = row.getAttribute("data-s");
+      var hit = words.every(function (w) { return text.indexOf(w) >= 0; });
+      row.hidden = !hit;
+      n += hit;
+    });
+    shown.textContent = words.length ? n + " of " + rows.length + " panels match" : "";
+  }
+  box.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(filter, 150); });
+})();
+"""
+"""Filters the ranked table of a large screen: rows whose name, collection or genes hold every word typed."""
+
+
+def _search_box(n_panels: int) -> str:
+    """The search box above a large screen's ranked table (its script follows the table, so runs once it is parsed)."""
+    return (
+        f'<p><label>Find panels: <input type="search" id="ranked-search" size="40" '
+        f'placeholder="set, collection or gene" aria-label="find among the {n_panels} panels">'
+        f'</label> <span class="muted" id="ranked-shown"></span></p>'
+        '<p class="caption">Typing keeps the rows whose set name, collection or genes contain every word typed. '
+        "A linked name has its verdict and figures in section 8; the other panels are their row here (their outputs "
+        "are in results/panels/).</p>"
+    )
 
 
 def _caption(permutations: bool, random: bool, score: Score = CLASSIFICATION) -> str:

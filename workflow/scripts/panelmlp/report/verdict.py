@@ -571,15 +571,25 @@ def verdict_section_body(
     permutations: int,
     random_panels: int,
     screen: Mapping | None = None,
+    detailed: int | None = None,
 ) -> str:
-    """The verdict section: headline (the screen first), warnings, the ranked table, and the selected verdict boxes."""
+    """The verdict section: headline (the screen first), warnings, the ranked table, and the selected verdict boxes.
+
+    ``detailed``: how many panels have details when a large screen details only some (None: all do).
+    """
     family = sum(1 for p in panels if beats_random(p.auc) != "not run")
     warnings = warnings_html(len(panels), permutations, random_panels, family)
     text, level = headline(panels, labels, warned=bool(warnings), screen=screen)
     shown = boxes_shown(panels)
     boxes = "".join(verdict_box(p, labels, len(panels), random_panels, family) for p in shown)
     note = ""
-    if len(shown) < len(panels):
+    if detailed is not None:
+        note = (
+            f'<p class="muted">Verdicts of {len(shown)} of the {len(panels)} panels are shown here (set-specific, predictive '
+            f"and unconfirmed panels and the best {TOP_BOXES}); {detailed} panels have their verdict and figures in section 8, "
+            "and the call column of the table above gives every panel's.</p>"
+        )
+    elif len(shown) < len(panels):
         note = (
             f'<p class="muted">Verdicts of {len(shown)} of the {len(panels)} panels are shown here (set-specific, predictive '
             f"and unconfirmed panels and the best {TOP_BOXES}); every panel's verdict is in its details (section 7).</p>"
