@@ -135,7 +135,7 @@ def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
     group = cv.groupby(keys, sort=False).ngroup().to_numpy()
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
-    ends = np.r_[starts[1:], len(order)]
+    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
     key_values = [cv[c].to_numpy(dtype=object) for c in keys]
     truth_all = cv["true_label"].astype(str).to_numpy()
     values = {c: cv[c].to_numpy(np.float64) for c in value_columns}

@@ -491,7 +491,7 @@ def summarise(
     order = np.argsort(group, kind="stable")
     order = order[group[order] >= 0]  # rows with a missing key belong to no group, as in groupby
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
-    ends = np.r_[starts[1:], len(order)]
+    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
     key_columns = [metrics[c].to_numpy(dtype=object) for c in ("collection", "panel", "model")]
     kinds = metrics["kind"].to_numpy(dtype=object)
     test_share = (metrics["n_test"] / metrics["n_train"]).to_numpy(np.float64)
