@@ -240,7 +240,7 @@ def _permutation_part(panels: Sequence[Panel]) -> str:
         "shuffled, and scored on the true test labels: what this pipeline scores when there is nothing to find. "
         f"The permutation p-value is the share of replicates whose mean CV {ran[0].score.name} reaches the real one (add-one estimate, "
         f"so never below 1/(N+1) = {fmt_p(1 / (n + 1))}). <b>{passed} of {len(ran)}</b> panels have a permutation q &lt; {ALPHA}. "
-        "Each panel's null distribution is drawn in its details (section 7).</p>"
+        "Each panel's null distribution is drawn in its details (section 8).</p>"
     )
 
 

@@ -592,7 +592,7 @@ def verdict_section_body(
     elif len(shown) < len(panels):
         note = (
             f'<p class="muted">Verdicts of {len(shown)} of the {len(panels)} panels are shown here (set-specific, predictive '
-            f"and unconfirmed panels and the best {TOP_BOXES}); every panel's verdict is in its details (section 7).</p>"
+            f"and unconfirmed panels and the best {TOP_BOXES}); every panel's verdict is in its details (section 8).</p>"
         )
     return (
         f'<div class="headline level-{level}">{text}</div>'
