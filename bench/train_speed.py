@@ -8,12 +8,30 @@ compare like with like.
 
     python bench/train_speed.py            # K = 1, 10, 100, 1000
     python bench/train_speed.py --quick    # 200 epochs, K up to 100
+
+The part job of a gene-set screen (issue 16): 550 models (50 ten-gene sets x
+11 splits of an 85-sample cohort, 68 training and 17 test rows per split, as
+the real cohort's 5x2 CV plus holdout), hidden 64, batch 32, every model's
+per-epoch test metrics tracked as fit does, on the fit job's 2 threads. Its
+training rate (GFLOP/s, as fit.json's train_gflops_per_s) is printed beside
+torch.mm's rate on 2048 x 2048 float32 at the same thread count, alternating,
+repeated, with medians; ``--before DIR`` times another tree's
+``workflow/scripts/panelmlp`` in the same process, alternating with this one:
+
+    python bench/train_speed.py --part-job [--threads 2] [--repeats 3] [--epochs 1000] [--before /tmp/old/workflow/scripts/panelmlp]
+    python bench/train_speed.py --profile --threads 1 --epochs 100 [--before DIR]   # time per phase
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import statistics
+import sys
+import time
 import warnings
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -113,10 +131,178 @@ def panelmlp_models(x_train, y_train, x_test, y_test, k: int, epochs: int) -> No
     train_models(data, TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu"), threads=1)
 
 
+def part_job_data(module: ModuleType, n_sets: int = 50, n_splits: int = 11, seed: int = 0):
+    """A collection part job's models as ``module.ModelSet``: ``n_sets`` ten-gene sets on each of ``n_splits`` splits.
+
+    85 samples x 2,000 genes; each split 68 training and 17 test rows (the real
+    cohort's shape), statistics from the training rows; the sets' models of a
+    split share stream (split, 0), and every model is tracked.
+    """
+    rng = np.random.default_rng(seed)
+    n, n_test, genes, size = 85, 17, 2000, 10
+    x = rng.normal(size=(n, genes)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=n) > 0).astype(np.int64)
+    train = np.zeros((n_splits, n), bool)
+    test = np.zeros((n_splits, n), bool)
+    for s in range(n_splits):
+        perm = rng.permutation(n)
+        test[s, perm[:n_test]] = True
+        train[s, perm[n_test:]] = True
+    sets = np.stack([rng.choice(genes, size, replace=False) for _ in range(n_sets)])
+    split = np.repeat(np.arange(n_splits), n_sets)
+    k = len(split)
+    return module.ModelSet(
+        x=x,
+        mean=np.stack([x[t].mean(axis=0) for t in train]),
+        scale=np.stack([x[t].std(axis=0) for t in train]),
+        cols=np.tile(sets, (n_splits, 1)),
+        split=split,
+        labels=y[None],
+        label=np.zeros(k, int),
+        stream=split.copy(),
+        streams=[(f"cv{s}", 0) for s in range(n_splits)],
+        train=train,
+        test=test,
+        tracked=np.ones(k, bool),
+    )
+
+
+def mm_rate(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """torch.mm GFLOP/s on ``size`` x ``size`` float32 at ``threads`` threads (median of ``repeats``)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times) / 1e9
+
+
+def load_tree(path: Path) -> ModuleType:
+    """Another tree's ``panelmlp`` package, imported as ``panelmlp_before`` (its train module is returned)."""
+    spec = importlib.util.spec_from_file_location(
+        "panelmlp_before", path / "__init__.py", submodule_search_locations=[str(path)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["panelmlp_before"] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module("panelmlp_before.train")
+
+
+def part_job(threads: int, repeats: int, epochs: int, before: Path | None) -> None:
+    """The part job's GFLOP/s beside torch.mm's, alternating, ``repeats`` times; medians and the share."""
+    import panelmlp.train as after
+
+    trees = {"after": after} if before is None else {"before": load_tree(before), "after": after}
+    print(f"machine: {machine()}; torch {torch.__version__}, {threads} threads; part job: 550 models, {epochs} epochs")
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    per_step: dict[str, list[float]] = {name: [] for name in trees}
+    mms: list[float] = []
+    for rep in range(repeats):
+        for name, module in trees.items():
+            data = part_job_data(module)
+            spec = module.TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu")
+            result = module.train_models(data, spec, threads=threads)
+            rates[name].append(result.flops / result.seconds / 1e9)
+            per_step[name].append(result.seconds / (epochs * 3) * 1e3)
+        mms.append(mm_rate(threads))
+        line = "  ".join(f"{n} {rates[n][-1]:.1f} GFLOP/s ({per_step[n][-1]:.2f} ms/step)" for n in trees)
+        print(f"repeat {rep + 1}: {line}  mm {mms[-1]:.1f} GFLOP/s", flush=True)
+    mm = statistics.median(mms)
+    print(f"median mm 2048^2, {threads} threads: {mm:.1f} GFLOP/s")
+    for name in trees:
+        rate = statistics.median(rates[name])
+        step = statistics.median(per_step[name])
+        print(f"median {name}: {rate:.1f} GFLOP/s, {step:.2f} ms per step of 550 models, {100 * rate / mm:.1f}% of mm")
+    print(f"target >= 12% of mm: {statistics.median(rates['after']) >= 0.12 * mm}")
+
+
+def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
+    """CPU time of each phase of the part job (torch.profiler, ``record_function`` around each), for the README."""
+    import dataclasses
+    import functools
+
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    model = importlib.import_module(module.__name__.rsplit(".", 1)[0] + ".model")
+    saved = {
+        "feed": module._Feed.__call__,
+        "forward": model.StackedMLP.forward,
+        "backward": model.StackedMLP.backward,
+        "adam": module._Optimizer.step,
+        "head_of": module.head_of,
+    }
+
+    def labelled(function, label):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with record_function(label(*args, **kwargs)):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    test_rows = 17
+    module._Feed.__call__ = labelled(
+        saved["feed"], lambda self, rows, *a, **k: "feed (test)" if rows.shape[1] == test_rows else "feed (minibatch)"
+    )
+    model.StackedMLP.forward = labelled(
+        saved["forward"],
+        lambda self, x, *a, **k: "forward (test)" if x.shape[1] == test_rows and not a else "forward (minibatch)",
+    )
+    model.StackedMLP.backward = labelled(saved["backward"], lambda *a, **k: "backward")
+    module._Optimizer.step = labelled(saved["adam"], lambda *a, **k: "adam")
+
+    def head_of(*args):
+        head = saved["head_of"](*args)
+        loss = labelled(head.loss_and_grad, lambda out, *a: "loss (test)" if out.shape[1] == test_rows else "loss")
+        metrics = labelled(head.metrics, lambda *a: "metrics (test)")
+        return dataclasses.replace(head, loss_and_grad=loss, metrics=metrics)
+
+    module.head_of = head_of
+    try:
+        data = part_job_data(module)
+        spec = module.TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu")
+        module.train_models(data, dataclasses.replace(spec, epochs=3), threads=threads)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            result = module.train_models(data, spec, threads=threads)
+    finally:
+        module._Feed.__call__ = saved["feed"]
+        model.StackedMLP.forward = saved["forward"]
+        model.StackedMLP.backward = saved["backward"]
+        module._Optimizer.step = saved["adam"]
+        module.head_of = saved["head_of"]
+    names = ("feed", "forward", "backward", "adam", "loss", "metrics")
+    rows = [(e.key, e.cpu_time_total / 1e3) for e in prof.key_averages() if e.key.startswith(names)]
+    total = result.seconds * 1e3
+    print(f"{module.__name__}: loop {total:.0f} ms, {epochs} epochs, {threads} thread(s)")
+    for key, ms in sorted(rows, key=lambda row: -row[1]):
+        print(f"  {key:<22}{ms:>9.1f} ms {100 * ms / total:>5.1f}%")
+    rest = total - sum(ms for _, ms in rows)
+    print(f"  {'rest (Python loop...)':<22}{rest:>9.1f} ms {100 * rest / total:>5.1f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="200 epochs and K up to 100")
+    parser.add_argument("--part-job", action="store_true", help="the 550-model part job beside torch.mm only")
+    parser.add_argument("--threads", type=int, default=2, help="part job: threads (the collection fit job's 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="part job: alternating repeats")
+    parser.add_argument("--epochs", type=int, default=1000, help="part job: epochs")
+    parser.add_argument("--before", type=Path, help="part job: another tree's workflow/scripts/panelmlp to time too")
+    parser.add_argument("--profile", action="store_true", help="part job: time per phase (torch.profiler)")
     args = parser.parse_args()
+    if args.profile:
+        import panelmlp.train as after
+
+        trees = ([load_tree(args.before)] if args.before else []) + [after]
+        for module in trees:
+            profile_phases(module, args.epochs, args.threads)
+        return
+    if args.part_job:
+        part_job(args.threads, args.repeats, args.epochs, args.before)
+        return
     epochs = 200 if args.quick else 1000
     ks = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
     torch.set_num_threads(1)

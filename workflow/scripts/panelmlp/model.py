@@ -94,12 +94,17 @@ IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}
 """Activations applied in place: their gradient is a function of the output alone (relu: ``z > 0`` iff ``a > 0``)."""
 
 
-def _act_backward(g: torch.Tensor, z: torch.Tensor, a: torch.Tensor, activation: str) -> torch.Tensor:
+def _act_backward(
+    g: torch.Tensor, z: torch.Tensor, a: torch.Tensor, activation: str, in_place: bool = False
+) -> torch.Tensor:
     """Gradient w.r.t. the pre-activation ``z``, given the gradient ``g`` w.r.t. ``a = act(z)``.
 
-    For the activations of :data:`IN_PLACE`, ``z`` may be the output itself.
+    For the activations of :data:`IN_PLACE`, ``z`` may be the output itself. ``in_place`` lets ReLU's
+    gradient overwrite ``g`` (same numbers, no new ``[K, B, h]`` tensor).
     """
     if activation == "relu":
+        if in_place:
+            return torch.ops.aten.threshold_backward.grad_input(g, z, 0, grad_input=g)
         return torch.ops.aten.threshold_backward(g, z, 0)
     if activation == "tanh":
         return torch.ops.aten.tanh_backward(g, a)
@@ -135,6 +140,16 @@ class StackedMLP:
         cache = []
         h = x
         for layer, (w, b) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
+            tracked = torch.is_grad_enabled() and (h.requires_grad or w.requires_grad or b.requires_grad)
+            if self.activation == "relu" and not tracked:
+                # One product, then bias and ReLU in one fused in-place pass: the same numbers as baddbmm + relu_
+                # (the product is rounded, then the bias added), one pass fewer over [K, B, h]. Not under
+                # autograd, which has no derivative of the fused operation.
+                a = z = torch.ops.aten._add_relu_(torch.bmm(h, w), b)
+                out = a * drop_masks[layer] if drop_masks is not None else a
+                cache.append((h, z, a))
+                h = out
+                continue
             z = torch.baddbmm(b, h, w)
             if self.activation in IN_PLACE:
                 # The backward of these needs only the output (relu: its sign), so z can be overwritten.
@@ -196,7 +211,8 @@ class StackedMLP:
             g = g * w_next.transpose(1, 2) if last_hidden else torch.bmm(g, w_next.transpose(1, 2))
             if drop_masks is not None:
                 g = g * drop_masks[layer]
-            g = _act_backward(g, z, a, self.activation)
+            # g is a fresh temporary here, so the activation's gradient may overwrite it.
+            g = _act_backward(g, z, a, self.activation, in_place=not g.requires_grad)
             grads.append(bias_grad(g, slots[2 * layer + 1]))
             grads.append(weight_grad(h_in, g, slots[2 * layer]))
         grads.reverse()

@@ -1,0 +1,189 @@
+"""One fused pass of a whole part job equals each of its models trained alone.
+
+The pass holds panels of different sizes (zero-padded to the widest), their
+permutation nulls (permuted labels on stream ``(split, p)``), random-panel
+nulls (on the panel's stream ``(split, 0)``), two grid points (learning rate,
+weight decay, dropout) and early stopping, on one worker thread and on
+several. Alone, a model has only its own split, stream, labels, genes (no
+padding) and hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from panelmlp import train as train_module
+from panelmlp.train import ModelSet, TrainSpec, permuted_labels, train_models
+
+SPEC = TrainSpec(hidden=[16], epochs=40, batch_size=16, lr=0.01, patience=6)
+POINTS = [{"lr": 0.01, "weight_decay": 0.0, "dropout": 0.0}, {"lr": 0.003, "weight_decay": 1e-3, "dropout": 0.2}]
+
+
+def _job(seed: int = 3) -> tuple[ModelSet, list[np.ndarray]]:
+    """A part job: 3 splits x (3 panels + 2 permutations + 8 random panels) x 2 grid points, and each model's genes."""
+    rng = np.random.default_rng(seed)
+    n, g, n_splits = 90, 30, 3
+    x = rng.normal(1.0, 2.0, size=(n, g)).astype(np.float32)
+    y = (x[:, 0] - x[:, 3] + rng.normal(size=n) > 1.0).astype(np.int64)
+    train = np.zeros((n_splits, n), bool)
+    valid = np.zeros((n_splits, n), bool)
+    for s in range(n_splits):
+        perm = rng.permutation(n)
+        train[s, perm[:55]] = True
+        valid[s, perm[55:70]] = True
+    test = ~(train | valid)
+    mean = np.stack([x[t].mean(axis=0) for t in train])
+    scale = np.stack([x[t].std(axis=0) for t in train])
+    panels = [np.array([0, 3, 7]), np.array([1, 3, 5, 9, 11]), np.arange(12, 20)]
+    randoms = [rng.choice(g, 5, replace=False) for _ in range(8)]
+    labels = [y]
+    genes, split, label, stream_names, point_of, real = [], [], [], [], [], []
+    for s in range(n_splits):
+        for p_i, _point in enumerate(POINTS):
+            for i, cols in enumerate([*panels, *randoms]):  # real panels and random-panel nulls: stream (split, 0)
+                real.append(i < len(panels))  # tracked (per-epoch history), as fit tracks real panels
+                genes.append(cols)
+                split.append(s)
+                label.append(0)
+                stream_names.append((f"cv{s}", 0))
+                point_of.append(p_i)
+            for perm in (1, 2):  # permutation nulls of the 5-gene panel: stream (split, perm), own labels
+                labels.append(permuted_labels(y, train[s], SPEC.seed, f"cv{s}", perm))
+                real.append(False)
+                genes.append(panels[1])
+                split.append(s)
+                label.append(len(labels) - 1)
+                stream_names.append((f"cv{s}", perm))
+                point_of.append(p_i)
+    unique = list(dict.fromkeys(stream_names))
+    width = max(len(c) for c in genes)
+    padded = np.full((len(genes), width), -1, dtype=np.int64)
+    for i, cols in enumerate(genes):
+        padded[i, : len(cols)] = cols
+
+    def per_model(key: str) -> np.ndarray:
+        return np.array([POINTS[p][key] for p in point_of], dtype=float)
+
+    data = ModelSet(
+        x=x,
+        mean=mean,
+        scale=scale,
+        cols=padded,
+        split=np.array(split),
+        labels=np.stack(labels),
+        label=np.array(label),
+        stream=np.array([unique.index(name) for name in stream_names]),
+        streams=unique,
+        train=train,
+        test=test,
+        valid=valid,
+        tracked=np.array(real),
+        lr=per_model("lr"),
+        weight_decay=per_model("weight_decay"),
+        dropout=per_model("dropout"),
+    )
+    return data, genes
+
+
+def _alone(data: ModelSet, genes: list[np.ndarray], k: int) -> ModelSet:
+    """Model ``k`` with only its own split, stream, labels, genes and hyper-parameters."""
+    s = data.split[k]
+    return dataclasses.replace(
+        data,
+        mean=data.mean[[s]],
+        scale=data.scale[[s]],
+        cols=genes[k][None],
+        split=np.array([0]),
+        labels=data.labels[[data.label[k]]],
+        label=np.array([0]),
+        stream=np.array([0]),
+        streams=[data.streams[data.stream[k]]],
+        train=data.train[[s]],
+        test=data.test[[s]],
+        valid=data.valid[[s]],
+        tracked=np.array([True]),
+        lr=data.lr[[k]],
+        weight_decay=data.weight_decay[[k]],
+        dropout=data.dropout[[k]],
+    )
+
+
+@pytest.fixture(scope="module")
+def job() -> tuple[ModelSet, list[np.ndarray]]:
+    return _job()
+
+
+CHUNK_MODELS = 40
+"""Models per chunk in these tests (hidden 16, batch 16), so that the job has two chunks, each cut between workers."""
+
+
+@pytest.fixture(scope="module")
+def fused(job) -> dict[int, object]:
+    """The job trained in one pass on 1, 2 and 3 threads (workers allowed from 8 models each)."""
+    data, _ = job
+    out = {}
+    saved = train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES
+    train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES = 8, 4 * 16 * 16 * CHUNK_MODELS
+    try:
+        for threads in (1, 2, 3):
+            out[threads] = train_models(data, SPEC, threads=threads)
+    finally:
+        train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES = saved
+        torch.set_num_threads(1)
+    return out
+
+
+def test_the_job_is_cut_between_workers_and_holds_every_kind_of_model(job, monkeypatch):
+    data, genes = job
+    monkeypatch.setattr(train_module, "WORKER_MIN_MODELS", 8)
+    k = data.n_models
+    sizes = [data.cols.shape[1], *SPEC.hidden, 1]
+    assert train_module._n_workers(k, 2, sizes, torch.device("cpu")) == 2
+    assert train_module._n_workers(k, 1, sizes, torch.device("cpu")) == 1
+    assert train_module._n_workers(k, 2, [300, 16, 1], torch.device("cpu")) == 1  # wide models: intra-op threads
+    bounds = train_module._even_chunks(k, CHUNK_MODELS)
+    assert bounds == [(0, 39), (39, 78)]
+    # Each chunk cut 32 models from its start: two pieces per chunk, alternately on worker 0 and 1.
+    assert train_module._units([bounds] * 4, 2, k) == [(0, 32, 0), (32, 39, 1), (39, 71, 0), (71, 78, 1)]
+    # Steps with different chunks (models with fewer steps per epoch): one worker.
+    assert train_module._units([bounds, [(0, 30)]], 2, k) == [(0, k, 0)]
+    assert {len(c) for c in genes} == {3, 5, 8}
+    assert len(data.streams) == 9 and data.labels.shape[0] == 13
+    assert len(set(data.lr)) == 2 and (data.dropout > 0).any()
+
+
+def test_workers_change_no_number(fused):
+    """Worker threads train pieces of the chunks one thread trains, cut where no rounding changes: bit for bit."""
+    one = fused[1]
+    for threads in (2, 3):
+        other = fused[threads]
+        np.testing.assert_array_equal(one.history, other.history)
+        np.testing.assert_array_equal(one.final, other.final)
+        np.testing.assert_array_equal(one.test_scores, other.test_scores)
+        np.testing.assert_array_equal(one.best_epoch, other.best_epoch)
+        for a, b in zip(one.stack.params, other.stack.params, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_each_model_equals_itself_trained_alone(job, fused):
+    data, genes = job
+    together = fused[3]
+    tracked_pos = {int(m): j for j, m in enumerate(together.tracked)}
+    stopped_early = 0
+    for k in range(data.n_models):
+        alone = train_models(_alone(data, genes, k), SPEC, threads=1)
+        assert alone.best_epoch[0] == together.best_epoch[k]
+        assert alone.stopped_epoch[0] == together.stopped_epoch[k]
+        stopped_early += int(together.stopped_epoch[k] < SPEC.epochs)
+        np.testing.assert_allclose(alone.final[0], together.final[k], atol=1e-5)
+        valid = together.test_index[k] >= 0
+        np.testing.assert_allclose(alone.test_scores[0][valid], together.test_scores[k][valid], atol=1e-5)
+        state = together.state_dict(k)
+        for key, value in alone.state_dict(0).items():
+            torch.testing.assert_close(value, state[key], atol=1e-5, rtol=0)
+        if k in tracked_pos:
+            np.testing.assert_allclose(alone.history[:, 0], together.history[:, tracked_pos[k]], atol=1e-5)
+    assert stopped_early > 0  # early stopping did act in this job
