@@ -3,7 +3,7 @@
 The pass holds panels of different sizes (zero-padded to the widest), their
 permutation nulls (permuted labels on stream ``(split, p)``), random-panel
 nulls (on the panel's stream ``(split, 0)``), two grid points (learning rate,
-weight decay, dropout) and early stopping, on one worker thread and on
+weight decay, dropout) and early stopping, on one intra-op thread and on
 several. Alone, a model has only its own split, stream, labels, genes (no
 padding) and hyper-parameters.
 """
@@ -117,46 +117,34 @@ def job() -> tuple[ModelSet, list[np.ndarray]]:
 
 
 CHUNK_MODELS = 40
-"""Models per chunk in these tests (hidden 16, batch 16), so that the job has two chunks, each cut between workers."""
+"""Models per chunk in these tests (hidden 16, batch 16), so that the job's pass has two chunks."""
 
 
 @pytest.fixture(scope="module")
 def fused(job) -> dict[int, object]:
-    """The job trained in one pass on 1, 2 and 3 threads (workers allowed from 8 models each)."""
+    """The job trained in one pass on 1, 2 and 3 intra-op threads, cut into chunks of CHUNK_MODELS models."""
     data, _ = job
     out = {}
-    saved = train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES
-    train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES = 8, 4 * 16 * 16 * CHUNK_MODELS
+    saved = train_module.CHUNK_BYTES
+    train_module.CHUNK_BYTES = 4 * 16 * 16 * CHUNK_MODELS
     try:
         for threads in (1, 2, 3):
             out[threads] = train_models(data, SPEC, threads=threads)
     finally:
-        train_module.WORKER_MIN_MODELS, train_module.CHUNK_BYTES = saved
+        train_module.CHUNK_BYTES = saved
         torch.set_num_threads(1)
     return out
 
 
-def test_the_job_is_cut_between_workers_and_holds_every_kind_of_model(job, monkeypatch):
+def test_the_pass_holds_every_kind_of_model(job):
     data, genes = job
-    monkeypatch.setattr(train_module, "WORKER_MIN_MODELS", 8)
-    k = data.n_models
-    sizes = [data.cols.shape[1], *SPEC.hidden, 1]
-    assert train_module._n_workers(k, 2, sizes, torch.device("cpu")) == 2
-    assert train_module._n_workers(k, 1, sizes, torch.device("cpu")) == 1
-    assert train_module._n_workers(k, 2, [300, 16, 1], torch.device("cpu")) == 1  # wide models: intra-op threads
-    bounds = train_module._even_chunks(k, CHUNK_MODELS)
-    assert bounds == [(0, 39), (39, 78)]
-    # Each chunk cut 32 models from its start: two pieces per chunk, alternately on worker 0 and 1.
-    assert train_module._units([bounds] * 4, 2, k) == [(0, 32, 0), (32, 39, 1), (39, 71, 0), (71, 78, 1)]
-    # Steps with different chunks (models with fewer steps per epoch): one worker.
-    assert train_module._units([bounds, [(0, 30)]], 2, k) == [(0, k, 0)]
     assert {len(c) for c in genes} == {3, 5, 8}
     assert len(data.streams) == 9 and data.labels.shape[0] == 13
     assert len(set(data.lr)) == 2 and (data.dropout > 0).any()
 
 
-def test_workers_change_no_number(fused):
-    """Worker threads train pieces of the chunks one thread trains, cut where no rounding changes: bit for bit."""
+def test_threads_change_no_number(fused):
+    """More intra-op threads split the same operations: bit for bit the same models."""
     one = fused[1]
     for threads in (2, 3):
         other = fused[threads]

@@ -19,26 +19,6 @@ same width, start from the same weights (common random numbers, which make the
 comparison of a panel with random gene sets sharper). A model whose minibatches
 for the epoch are used up is not stepped. So a model trained among K follows
 the same trajectory as trained alone.
-
-Each model's seed stream, from ``model.seed`` through :func:`panelmlp.seeds.stream_rng`:
-
-- a real panel of split ``s``: stream ``(s, 0)``; a random-panel null of
-  split ``s``: the same stream ``(s, 0)`` (common random numbers with the
-  panel it is compared with); permutation null ``p`` of split ``s``: stream
-  ``(s, p)``, whose labels are the split's training labels shuffled by
-  ``(s, p, STREAM_LABELS)``;
-- initial weights: ``(s, p, STREAM_INIT)``, drawn at the model's own input
-  width (a narrower model is zero-padded to the stack's width, and its
-  padding weights stay zero); epoch shuffles: ``(s, p, STREAM_SHUFFLE)``,
-  one key per row and epoch; dropout masks: ``(s, p, STREAM_DROPOUT)``, the
-  uniforms of the stream's own minibatches; early stopping's validation rows
-  (drawn in :mod:`panelmlp.fit`): ``(s, p, STREAM_VALID)``.
-
-One pass trains every model of a job that shares the network's shape: panels
-of different sizes, their grid points, permutation and random-panel nulls.
-A step is a few batched products over all of them; with several CPU threads,
-worker threads train disjoint pieces of the step's chunks (:func:`_units`),
-cut so that every model's numbers are bit for bit those of one thread.
 """
 
 from __future__ import annotations
@@ -47,7 +27,6 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -503,6 +482,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     steps_sorted = own_steps[order]
     change = (np.diff(steps_sorted) != 0) | (np.diff(hyper_id[order]) != 0)
     group_ends = [int(i) for i in np.flatnonzero(change) + 1] + [k_models]
+    group_starts = [0, *group_ends[:-1]]
     n_train = n_train_split[data.split[order]]
     width = int(n_train.max())
     steps_per_epoch = int(steps_sorted[0])
@@ -517,9 +497,15 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     biases = [torch.from_numpy(b).to(device) for _, b in init]
     del init
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, head.build_classes)
+    optimizer = _Optimizer(
+        stack,
+        spec,
+        group_ends,
+        [lr_k[order[a]] for a in group_starts],
+        [wd_k[order[a]] for a in group_starts],
+    )
     grad_buffers = [torch.empty_like(p) for p in stack.params]
     feed = _Feed(data, order, dtype, device)
-    n_threads = int(threads) if threads else torch.get_num_threads()
 
     stream_of = torch.tensor(data.stream[order], device=device)
     label_rows = torch.tensor(data.labels, dtype=torch.long if head.class_codes else dtype, device=device)
@@ -539,46 +525,30 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     labels_t = torch.tensor(data.labels, dtype=dtype if head.float_labels else torch.long, device=device)
     one_labelling = data.labels.shape[0] == 1
     chunk = _chunk_models(bs, sizes)
-    # Each step's chunks as one thread cuts them (equal chunks of the step's active models); with several
-    # workers, each chunk is cut further into pieces, one per worker (see _units).
-    actives = [int((steps_sorted > step).sum()) for step in range(steps_per_epoch)]
-    bounds = [_even_chunks(active, chunk) for active in actives]
-    units = _units(bounds, _n_workers(k_models, n_threads, sizes, device), k_models)
-    n_workers = 1 + max(w for _, _, w in units)
-    # One optimiser per unit: a group cut by a unit boundary counts its steps on both sides alike (its models
-    # all step at the same steps), and Adam's arithmetic is elementwise, so the cut changes no number.
-    worker_opts: list[list[tuple[_Optimizer, list[torch.Tensor], int, int]]] = [[] for _ in range(n_workers)]
-    for lo, hi, w in units:
-        ends = sorted({min(max(e, lo), hi) - lo for e in group_ends} - {0})
-        starts = [lo, *(lo + e for e in ends[:-1])]
-        opt = _Optimizer(
-            _slice(stack, lo, hi), spec, ends, [lr_k[order[a]] for a in starts], [wd_k[order[a]] for a in starts]
-        )
-        opt.prepare([min(max(a - lo, 0), hi - lo) for a in actives])
-        worker_opts[w].append((opt, [g[lo:hi] for g in grad_buffers], lo, hi))
     plans = []
-    for step, active in enumerate(actives):
+    for step in range(steps_per_epoch):
+        active = int((steps_sorted > step).sum())
         slots = step * bs + np.arange(min(bs, width - step * bs))
         valid = torch.tensor(slots[None, :] < n_train[:active, None], dtype=dtype, device=device)
-
-        def _chunk_plan(lo: int, hi: int, valid: torch.Tensor = valid) -> _ChunkPlan:
-            return _ChunkPlan(
-                keeps=sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0}),
-                keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
-                lo=lo,
-                hi=hi,
-                stack=_slice(stack, lo, hi),
-                grads=[g[lo:hi] for g in grad_buffers],
-                streams=stream_of[lo:hi],
-                labels=None if one_labelling else label_of[lo:hi, None],
-                valid=valid[lo:hi],
-                n_valid=valid[lo:hi].sum(1).clamp(min=1),
+        parts = []
+        even = -(-active // -(-active // chunk))  # the same number of chunks, of equal size
+        for lo in range(0, active, even):
+            hi = min(active, lo + even)
+            chunk_keeps = sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0})
+            parts.append(
+                _ChunkPlan(
+                    keeps=chunk_keeps,
+                    keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
+                    lo=lo,
+                    hi=hi,
+                    stack=_slice(stack, lo, hi),
+                    grads=[g[lo:hi] for g in grad_buffers],
+                    streams=stream_of[lo:hi],
+                    labels=None if one_labelling else label_of[lo:hi, None],
+                    valid=valid[lo:hi],
+                    n_valid=valid[lo:hi].sum(1).clamp(min=1),
+                )
             )
-
-        if n_workers == 1:
-            parts = [[_chunk_plan(lo, hi) for lo, hi in bounds[step]]]
-        else:
-            parts = [[_chunk_plan(lo, hi) for lo, hi, uw in units if uw == w] for w in range(n_workers)]
         plans.append(
             _StepPlan(
                 active=active,
@@ -588,6 +558,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                 flops=per_model_step * active * len(slots),
             )
         )
+    optimizer.prepare([p.active for p in plans])
 
     test_index, test_valid = _padded_index(data.test)
     test_rows = torch.tensor(test_index[data.split[order]], device=device)
@@ -607,24 +578,18 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
 
     test_chunk = max(1, FEED_BLOCK_FLOATS // max(1, t_width * max(sizes)))  # forward only: few passes, big chunks
     # The test inputs never change: keep the tracked models' standardised test rows when they are small.
-    # Each worker scores the tracked models of its units.
-    tracked_of = [
-        [(lo, tracked_sorted[(tracked_sorted >= lo) & (tracked_sorted < hi)]) for _, _, lo, hi in opts]
-        for opts in worker_opts
-    ]
     cached_inputs: dict[tuple[int, int], torch.Tensor] = {}
     if n_tracked * t_width * sizes[0] <= TEST_CACHE_FLOATS:
-        for _, ids in itertools.chain.from_iterable(tracked_of):
-            for lo, hi in _runs(ids, test_chunk):
-                cached_inputs[(lo, hi)] = feed(test_rows[lo:hi], lo, buffer=None)
+        for lo, hi in _runs(tracked_sorted, test_chunk):
+            cached_inputs[(lo, hi)] = feed(test_rows[lo:hi], lo, buffer=None)
 
-    def test_logits(ids: np.ndarray, buffer: str = "test") -> torch.Tensor:
+    def test_logits(ids: np.ndarray) -> torch.Tensor:
         """Logits ``[k, T, out]`` of the models at sorted positions ``ids`` (ascending) on their test rows."""
         parts = []
         for lo, hi in _runs(ids, test_chunk):
             inputs = cached_inputs.get((lo, hi))
             if inputs is None:
-                inputs = feed(test_rows[lo:hi], lo, buffer=buffer)
+                inputs = feed(test_rows[lo:hi], lo, buffer="test")
             parts.append(_slice(stack, lo, hi).forward(inputs)[0])
         return torch.cat(parts)
 
@@ -648,18 +613,28 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     best_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
     stopped_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
 
-    def run_epoch(
-        w: int, orders: torch.Tensor, epoch_masks: dict[float, list[torch.Tensor]] | None, loss_row: torch.Tensor
-    ) -> list[tuple[int, torch.Tensor]]:
-        """Worker ``w``'s share of one epoch: every step of its models, then their test logits (per unit start)."""
-        with torch.inference_mode():
-            buffer = f"train{w}"
+    started = time.perf_counter()
+    with torch.inference_mode():
+        pending: list[torch.Tensor] = []
+        pending_start = 0
+        orders_block = torch.empty(0)
+        for epoch in range(spec.epochs):
+            if epoch % order_block == 0:
+                n_block = min(order_block, spec.epochs - epoch)
+                orders_block = torch.tensor(_epoch_orders(shuffle_rngs, stream_train, n_block, width), device=device)
+            orders = orders_block[:, epoch % order_block]
+            epoch_masks = None
+            if drop_rngs:
+                epoch_masks = _dropout_masks(
+                    drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
+                )
+            loss_row = train_loss[epoch]
             for step, plan in enumerate(plans):
-                for part in plan.chunks[w]:
+                for part in plan.chunks:
                     if stopper is not None and not stopper.live[part.lo : part.hi].any():
                         continue  # every model of the chunk has stopped: frozen, not stepped
                     rows = orders[part.streams, plan.start : plan.stop]
-                    xb = feed(rows, part.lo, buffer=buffer)
+                    xb = feed(rows, part.lo)
                     yb = labels_t[0][rows] if part.labels is None else labels_t[part.labels, rows]
                     masks = None
                     if epoch_masks is not None and part.keeps:
@@ -670,70 +645,28 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     part.stack.backward(grad, cache, masks, out=part.grads)
                     if not head.output_bias:
                         part.grads[-1].zero_()  # the last layer's bias has no gradient (see Head.output_bias)
-                for opt, grads, _, _ in worker_opts[w]:
-                    opt.step(grads, step)
-            return [(lo, test_logits(ids, buffer=f"test{w}")) for lo, ids in tracked_of[w] if len(ids)]
-
-    # Several workers: Python threads, one intra-op thread each (see _n_workers).
-    pool = (
-        ThreadPoolExecutor(n_workers - 1, initializer=torch.set_num_threads, initargs=(1,)) if n_workers > 1 else None
-    )
-    if pool is not None:
-        torch.set_num_threads(1)
-    epoch_flops = sum(plan.flops for plan in plans)
-    started = time.perf_counter()
-    try:
-        with torch.inference_mode():
-            pending: list[torch.Tensor] = []
-            pending_start = 0
-            orders_block = torch.empty(0)
-            for epoch in range(spec.epochs):
-                if epoch % order_block == 0:
-                    n_block = min(order_block, spec.epochs - epoch)
-                    orders_block = torch.tensor(
-                        _epoch_orders(shuffle_rngs, stream_train, n_block, width), device=device
-                    )
-                orders = orders_block[:, epoch % order_block]
-                epoch_masks = None
-                if drop_rngs:
-                    epoch_masks = _dropout_masks(
-                        drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
-                    )
-                loss_row = train_loss[epoch]
-                if pool is None:
-                    outs = [run_epoch(0, orders, epoch_masks, loss_row)]
-                else:
-                    futures = [pool.submit(run_epoch, w, orders, epoch_masks, loss_row) for w in range(1, n_workers)]
-                    outs = [run_epoch(0, orders, epoch_masks, loss_row)] + [f.result() for f in futures]
-                flops += epoch_flops
-                if n_tracked:
-                    parts = [t for _, t in sorted(itertools.chain.from_iterable(outs), key=lambda pair: pair[0])]
-                    pending.append(parts[0] if len(parts) == 1 else torch.cat(parts))
-                    flops += per_test_epoch
-                    if len(pending) == block:
-                        flush(pending_start, pending)
-                        pending, pending_start = [], epoch + 1
-                if stopper is not None and stopper.after_epoch(epoch):
-                    for opt, _, lo, hi in itertools.chain.from_iterable(worker_opts):
-                        opt.prepare([min(max(a - lo, 0), hi - lo) for a in actives], stopper.live[lo:hi])
-                    if not stopper.live.any():
-                        break
-        # Still on the workers' one intra-op thread: the scores do not depend on how many there were.
-        with torch.inference_mode():
-            flush(pending_start, pending)
-            if stopper is not None:
-                stopper.restore()
-                best_epoch = stopper.best_epoch
-                stopped_epoch = stopper.stopped_epoch
-            final_logits = test_logits(np.arange(k_models))
-            final_metrics = metrics_fn(final_logits, y_test, test_ok)
-            final_rows, _ = loss_fn(final_logits, y_test, test_ok.to(dtype), n_test)
-            train_loss /= torch.tensor(n_train, dtype=dtype, device=device)
-            prob = head.scores(final_logits)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-            torch.set_num_threads(n_threads)
+                optimizer.step(grad_buffers, step)
+                flops += plan.flops
+            if n_tracked:
+                pending.append(test_logits(tracked_sorted))
+                flops += per_test_epoch
+                if len(pending) == block:
+                    flush(pending_start, pending)
+                    pending, pending_start = [], epoch + 1
+            if stopper is not None and stopper.after_epoch(epoch):
+                optimizer.prepare([p.active for p in plans], stopper.live)
+                if not stopper.live.any():
+                    break
+        flush(pending_start, pending)
+        if stopper is not None:
+            stopper.restore()
+            best_epoch = stopper.best_epoch
+            stopped_epoch = stopper.stopped_epoch
+        final_logits = test_logits(np.arange(k_models))
+        final_metrics = metrics_fn(final_logits, y_test, test_ok)
+        final_rows, _ = loss_fn(final_logits, y_test, test_ok.to(dtype), n_test)
+        train_loss /= torch.tensor(n_train, dtype=dtype, device=device)
+        prob = head.scores(final_logits)
     seconds = time.perf_counter() - started
 
     loss_np = train_loss.cpu().numpy()
@@ -891,8 +824,7 @@ class _StepPlan:
     active: int
     start: int
     stop: int
-    chunks: list[list[_ChunkPlan]]
-    """Per worker (see :func:`_units`), the chunks of its models."""
+    chunks: list[_ChunkPlan]
     flops: float
 
 
@@ -909,65 +841,6 @@ def _chunk_models(rows: int, sizes: Sequence[int]) -> int:
     """
     widest = max(sizes[1:]) if len(sizes) > 1 else 1
     return max(1, CHUNK_BYTES // (4 * rows * widest))
-
-
-WORKER_MIN_MODELS = 64
-"""Models per worker thread at least: with fewer, one thread's intra-op parallelism does as well."""
-
-WORKER_MAX_INPUTS = 256
-"""Widest first layer trained by worker threads; wider models' products are large enough for intra-op threads."""
-
-PIECE_ALIGN = 32
-"""Chunks are cut into workers' pieces at multiples of this many models from the chunk's start (see :func:`_units`)."""
-
-
-def _n_workers(k: int, threads: int, sizes: Sequence[int], device: torch.device) -> int:
-    """Worker threads for ``k`` models: several when many small models train on several CPU threads.
-
-    A step of small models is a few dozen torch operations of a few hundred
-    microseconds each. Spread over intra-op threads, every one of them ends in
-    a barrier, and a thread that the operating system has paused (another job
-    on the same cores) stalls all of them: under load that made two threads
-    several times slower than one. Worker threads instead train disjoint
-    models, one intra-op thread each, and meet once per epoch.
-    """
-    if device.type != "cpu" or threads < 2 or sizes[0] > WORKER_MAX_INPUTS:
-        return 1
-    return max(1, min(threads, k // WORKER_MIN_MODELS))
-
-
-def _even_chunks(active: int, chunk: int) -> list[tuple[int, int]]:
-    """Models ``0 .. active`` in the fewest chunks of at most ``chunk``, of equal size."""
-    if active <= 0:
-        return []
-    even = -(-active // -(-active // chunk))
-    return [(lo, min(active, lo + even)) for lo in range(0, active, even)]
-
-
-def _units(bounds: Sequence[Sequence[tuple[int, int]]], n_workers: int, k: int) -> list[tuple[int, int, int]]:
-    """``(lo, hi, worker)`` units of models, each with its own optimiser; one unit of all models on one worker.
-
-    With several workers, every chunk of a step (as one thread cuts them) is
-    cut into one piece per worker, at multiples of :data:`PIECE_ALIGN` models
-    from the chunk's start. An elementwise kernel runs whole vectors from the
-    start of its tensor and the last few elements through scalar code, and a
-    transcendental function (the loss's sigmoid) can round differently in the
-    two; cut there, every element of a piece takes the path it took in the
-    whole chunk, so each model's numbers are those of one thread, bit for bit.
-    That needs the same chunks in every step (all models step every step, as
-    in a screen's part job); otherwise one worker trains them all.
-    """
-    if n_workers < 2 or any(list(b) != list(bounds[0]) for b in bounds) or not bounds or not bounds[0]:
-        return [(0, k, 0)]
-    units = []
-    for lo, hi in bounds[0]:
-        cuts = {lo, hi}
-        for i in range(1, n_workers):
-            cut = lo + PIECE_ALIGN * round((hi - lo) * i / n_workers / PIECE_ALIGN)
-            if lo < cut < hi:
-                cuts.add(cut)
-        units.extend((a, b, w) for w, (a, b) in enumerate(itertools.pairwise(sorted(cuts))))
-    return units
 
 
 def _slice(stack: StackedMLP, lo: int, hi: int) -> StackedMLP:
