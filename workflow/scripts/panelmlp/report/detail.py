@@ -175,7 +175,12 @@ def panel_figures(
     notes: dict[str, str] = {}
     _pair(panel, ctx, figs, notes)
     if history is not None and len(history):
-        loss = "Loss (Cox partial likelihood)" if ctx.labels.get("kind") == "survival" else None
+        kind = ctx.labels.get("kind")
+        regression_loss = "L1" if ctx.labels.get("loss") == "l1" else "MSE"
+        loss = {  # classes: the default title, cross-entropy
+            "survival": "Loss (Cox partial likelihood)",
+            "regression": f"Loss ({regression_loss}, standardised target)",
+        }.get(kind)
         figs["curves"] = figures.epoch_curves(history, ctx.points, loss)
         notes["curves"] = _curves_note(history, panel, ctx.points)
     else:
