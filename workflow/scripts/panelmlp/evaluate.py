@@ -50,6 +50,11 @@ class Output:
     test: np.ndarray
     train: np.ndarray | None = None
 
+    @property
+    def train_median(self) -> float | None:
+        """The median score of the training rows (a survival model's risk-group cut), or None without them."""
+        return None if self.train is None else float(np.median(self.train[:, 0]))
+
 
 @dataclass(frozen=True)
 class Baseline:

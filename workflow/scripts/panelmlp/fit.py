@@ -487,7 +487,7 @@ def _score(
         for baseline in baselines:
             outputs[baseline.name] = baseline.fit_score(fold)
         for name, output in outputs.items():
-            cut = float(np.median(output.train[:, 0])) if output.train is not None else None
+            cut = output.train_median
             scored.metrics.append(
                 {
                     "collection": panel.collection,
@@ -536,7 +536,7 @@ def _checkpoint_target(job: _Job, outcome: _Outcome, mlp: Output) -> dict | None
     if job.target.needs_train_output:
         return {
             "kind": job.target.name,
-            "median_risk": float(np.median(mlp.train[:, 0])),
+            "median_risk": mlp.train_median,
             "horizons": list(job.horizons),
         }
     return None

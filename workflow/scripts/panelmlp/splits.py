@@ -394,6 +394,23 @@ def _regression_step(
     }
     if summary["values"]["sd"] == 0:
         raise PanelMlpError(f"config target.column: {column!r} has the same value for every sample; nothing to predict")
+    return _write_summary(summary, out_labels)
+
+
+def _stratified_splits(labels: Labels, split: Mapping) -> pd.DataFrame:
+    """:func:`make_splits` with the config's split section (classes, or a survival target's event status)."""
+    return make_splits(
+        labels,
+        test_size=split["test_size"],
+        random_state=split["random_state"],
+        stratify=split["stratify"],
+        cv_folds=split["cv_folds"],
+        cv_repeats=split["cv_repeats"],
+    )
+
+
+def _write_summary(summary: dict, out_labels: str) -> dict:
+    """labels.json, and the same summary in the log; returns it."""
     Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("split: %s", json.dumps(summary))
     return summary
@@ -436,14 +453,7 @@ def _survival_step(
         unmatched=found.unmatched_label,
         unmatched_values=found.unmatched_values,
     )
-    table = make_splits(
-        stratified,
-        test_size=split["test_size"],
-        random_state=split["random_state"],
-        stratify=split["stratify"],
-        cv_folds=split["cv_folds"],
-        cv_repeats=split["cv_repeats"],
-    )
+    table = _stratified_splits(stratified, split)
     table["y"] = table["sample_id"].map(found.time).astype("float64")
     table["event"] = table["sample_id"].map(found.event).astype("int64")
     table.to_parquet(out_splits, index=False)
@@ -481,9 +491,7 @@ def _survival_step(
             bad["column"],
             bad["value"],
         )
-    Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    log.info("split: %s", json.dumps(summary))
-    return summary
+    return _write_summary(summary, out_labels)
 
 
 def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out_splits: str, out_labels: str) -> dict:
@@ -500,14 +508,7 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
     if not target.get("classes"):
         raise PanelMlpError("config target.classes: a classification target needs classes (label: regex)")
     found = derive_labels(values, target["classes"], target.get("positive"))
-    table = make_splits(
-        found,
-        test_size=split["test_size"],
-        random_state=split["random_state"],
-        stratify=split["stratify"],
-        cv_folds=split["cv_folds"],
-        cv_repeats=split["cv_repeats"],
-    )
+    table = _stratified_splits(found, split)
     table.to_parquet(out_splits, index=False)
     summary = {
         "kind": "classification",
@@ -522,6 +523,4 @@ def split_step(cohort: str, sample_id: str, target: Mapping, split: Mapping, out
         "class_counts": found.counts(),
         "splits": {k: int(v) for k, v in table.groupby("kind")["split_id"].nunique().items()},
     }
-    Path(out_labels).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    log.info("split: %s", json.dumps(summary))
-    return summary
+    return _write_summary(summary, out_labels)
