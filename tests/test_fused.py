@@ -103,7 +103,7 @@ def _alone(data: ModelSet, genes: list[np.ndarray], k: int) -> ModelSet:
         streams=[data.streams[data.stream[k]]],
         train=data.train[[s]],
         test=data.test[[s]],
-        valid=data.valid[[s]],
+        valid=None if data.valid is None else data.valid[[s]],
         tracked=np.array([True]),
         lr=data.lr[[k]],
         weight_decay=data.weight_decay[[k]],
@@ -175,3 +175,75 @@ def test_each_model_equals_itself_trained_alone(job, fused):
         if k in tracked_pos:
             np.testing.assert_allclose(alone.history[:, 0], together.history[:, tracked_pos[k]], atol=1e-5)
     assert stopped_early > 0  # early stopping did act in this job
+
+
+# Without early stopping and dropout (a screen's usual part job), chunks train one after another through blocks
+# of epochs, on worker threads when there are several threads.
+PLAIN = dataclasses.replace(SPEC, patience=0)
+
+
+def _plain_job() -> tuple[ModelSet, list[np.ndarray]]:
+    """The job above without validation rows and dropout: every model trains on its own, chunk by chunk."""
+    data, genes = _job(seed=5)
+    return dataclasses.replace(data, valid=None, dropout=np.zeros(data.n_models)), genes
+
+
+@pytest.fixture(scope="module")
+def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
+    """The plain job trained by the epoch-by-epoch loop and chunk by chunk on 1, 2 and 3 threads.
+
+    Chunks of 12 models (7 chunks), 8 models per worker at least, history blocks of 7 epochs (6 blocks, the
+    last shorter): every boundary the chunk-by-chunk loop has is crossed.
+    """
+    data, genes = _plain_job()
+    saved = (train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS)
+    n_tracked = int(data.tracked.sum())
+    t_width = int(data.test.sum(axis=1).max())
+    train_module.CHUNK_BYTES = 4 * 16 * 16 * 12
+    train_module.WORKER_MIN_MODELS = 8
+    train_module.HISTORY_BLOCK_FLOATS = 7 * n_tracked * t_width
+    out = {}
+    try:
+        train_module.CHUNK_BLOCKS = False
+        out["epochs"] = train_models(data, PLAIN, threads=1)
+        train_module.CHUNK_BLOCKS = True
+        for threads in (1, 2, 3):
+            out[f"blocks{threads}"] = train_models(data, PLAIN, threads=threads)
+    finally:
+        train_module.CHUNK_BLOCKS = True
+        train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS = saved
+        torch.set_num_threads(1)
+    return data, genes, out
+
+
+def _assert_same(one, other) -> None:
+    np.testing.assert_array_equal(one.history, other.history)
+    np.testing.assert_array_equal(one.final, other.final)
+    np.testing.assert_array_equal(one.test_scores, other.test_scores)
+    for a, b in zip(one.stack.params, other.stack.params, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_chunk_blocks_and_worker_threads_change_no_number(plain):
+    """Chunk after chunk, on one worker thread or several, is the epoch-by-epoch loop bit for bit."""
+    data, _genes, out = plain
+    assert [out[f"blocks{t}"].workers for t in (1, 2, 3)] == [1, 2, 3]  # the workers did share the chunks
+    assert np.isfinite(out["epochs"].history).all() and out["epochs"].history.shape[0] == PLAIN.epochs
+    for threads in (1, 2, 3):
+        _assert_same(out["epochs"], out[f"blocks{threads}"])
+    # The FLOPs counted are the same work, whichever loop did it.
+    assert out["blocks2"].flops == pytest.approx(out["epochs"].flops, rel=1e-12)
+
+
+def test_chunk_blocks_train_each_model_as_alone(plain):
+    data, genes, out = plain
+    together = out["blocks2"]
+    tracked_pos = {int(m): j for j, m in enumerate(together.tracked)}
+    for k in range(0, data.n_models, 3):
+        alone = train_models(_alone(data, genes, k), PLAIN, threads=1)
+        np.testing.assert_allclose(alone.final[0], together.final[k], atol=1e-5)
+        state = together.state_dict(k)
+        for key, value in alone.state_dict(0).items():
+            torch.testing.assert_close(value, state[key], atol=1e-5, rtol=0)
+        if k in tracked_pos:
+            np.testing.assert_allclose(alone.history, together.history[:, [tracked_pos[k]]], atol=1e-5)

@@ -27,6 +27,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,6 +179,8 @@ class TrainResult:
     """Multiply-adds x 2 of every matrix product of training and per-epoch scoring."""
     seconds: float = 0.0
     """Wall time of the training loop (after the data are on the device)."""
+    workers: int = 1
+    """Worker threads that trained the chunks (1: the calling thread alone)."""
 
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Model ``k`` as a :func:`panelmlp.model.build_mlp` ``state_dict`` at its own input width."""
@@ -230,47 +233,57 @@ class _Optimizer:
         self.group_wd = [float(v) for v in group_wd]
         device = self.params[0].device
         self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.groups]
-        self.first = True
+        self.first = [True] * len(self.groups)
+        """SGD: whether a group's momentum buffer is still unset (its first update copies the gradient)."""
 
     def prepare(self, actives: Sequence[int], live: np.ndarray | None = None) -> None:
         """Build the tensor lists each step of an epoch updates (``actives[j]``: models active in step j).
 
         ``live`` (in stack order) leaves stopped models out.
         """
-        self.plans = []
-        for active in actives:
-            live_groups: list[int] = []
-            buckets: dict[tuple[float, float], dict[str, list]] = {}
-            for g, (a, b) in enumerate(self.groups):
-                hi = min(b, active)
-                if a >= hi:
-                    continue
-                runs = [(a, hi)] if live is None else _true_runs(live, a, hi)
-                if not runs:
-                    continue
-                live_groups.append(g)
-                lists = buckets.setdefault(
-                    (self.group_lr[g], self.group_wd[g]), {"params": [], "m": [], "v": [], "steps": [], "ranges": []}
-                )
-                for lo, up in runs:
-                    lists["ranges"].append((lo, up))
-                    for i, p in enumerate(self.params):
-                        lists["params"].append(p[lo:up])
-                        lists["m"].append(self.m[i][lo:up])
-                        if self.adam:
-                            lists["v"].append(self.v[i][lo:up])
-                        lists["steps"].append(self.steps[g])
-            self.plans.append((live_groups, buckets))
+        self.plans = [self.plan(0, active, live) for active in actives]
+
+    def plan(self, lo: int, hi: int, live: np.ndarray | None = None) -> tuple[list[int], dict]:
+        """What one update of models ``lo .. hi`` touches: their groups, and per (lr, weight decay) the tensor lists.
+
+        ``lo`` and ``hi`` must fall on group boundaries (each group has one step count).
+        """
+        live_groups: list[int] = []
+        buckets: dict[tuple[float, float], dict[str, list]] = {}
+        for g, (a, b) in enumerate(self.groups):
+            a, b = max(a, lo), min(b, hi)
+            if a >= b:
+                continue
+            runs = [(a, b)] if live is None else _true_runs(live, a, b)
+            if not runs:
+                continue
+            live_groups.append(g)
+            lists = buckets.setdefault(
+                (self.group_lr[g], self.group_wd[g]), {"params": [], "m": [], "v": [], "steps": [], "ranges": []}
+            )
+            for start, stop in runs:
+                lists["ranges"].append((start, stop, g))
+                for i, p in enumerate(self.params):
+                    lists["params"].append(p[start:stop])
+                    lists["m"].append(self.m[i][start:stop])
+                    if self.adam:
+                        lists["v"].append(self.v[i][start:stop])
+                    lists["steps"].append(self.steps[g])
+        return live_groups, buckets
 
     def step(self, grads: Sequence[torch.Tensor], step: int) -> None:
         """Update the live models active in ``step`` of the epoch from their gradients (``grads`` cover them)."""
+        self.apply(self.plans[step], grads)
+
+    def apply(self, plan: tuple[list[int], dict], grads: Sequence[torch.Tensor]) -> None:
+        """One update of the models of ``plan`` (from :meth:`plan`), from their gradients (``grads`` cover them)."""
         spec = self.spec
-        live_groups, buckets = self.plans[step]
+        live_groups, buckets = plan
         if self.adam:
             for g in live_groups:
                 self.steps[g] += 1
             for (lr, wd), lists in buckets.items():
-                gs = [grad[lo:up] for lo, up in lists["ranges"] for grad in grads]
+                gs = [grad[lo:up] for lo, up, _g in lists["ranges"] for grad in grads]
                 torch._fused_adam_(
                     lists["params"],
                     gs,
@@ -288,19 +301,20 @@ class _Optimizer:
                 )
             return
         for (lr, wd), lists in buckets.items():
-            for lo, up in lists["ranges"]:
+            for lo, up, g in lists["ranges"]:
                 for p, grad, m in zip(self.params, grads, self.m, strict=True):
                     p_a, g_a, m_a = p[lo:up], grad[lo:up], m[lo:up]
                     if wd:
                         g_a = g_a.add(p_a, alpha=wd)
                     if spec.momentum:
-                        if self.first:
+                        if self.first[g]:
                             m_a.copy_(g_a)
                         else:
                             m_a.mul_(spec.momentum).add_(g_a)
                         g_a = m_a
                     p_a.sub_(g_a, alpha=lr)
-        self.first = False
+        for g in live_groups:
+            self.first[g] = False
 
 
 def _true_runs(mask: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -383,6 +397,12 @@ class _Feed:
         self.shift = torch.tensor(shift[:, None, :], dtype=dtype, device=device)
         self.has_nan = bool(np.isnan(matrix).any())
 
+    def flat_index(self, rows: torch.Tensor, start: int = 0) -> torch.Tensor | None:
+        """Premade inputs only: the row of :attr:`premade` of models ``start ..``'s rows ``[k, b]``, else None."""
+        if self.premade is None:
+            return None
+        return rows + self.offsets[start : start + rows.shape[0]]
+
     def __call__(self, rows: torch.Tensor, start: int = 0, buffer: str | None = "train") -> torch.Tensor:
         """Inputs ``[k, b, G]`` of models ``start .. start+k`` for their rows ``[k, b]``.
 
@@ -402,6 +422,22 @@ class _Feed:
             index = (rows + self.offsets[start : start + k]).reshape(-1)
             torch.index_select(self.premade, 0, index, out=out.view(k * b, self.width))
             return out
+        return self._gather(rows, start, out)
+
+    def premade_rows(self, index: torch.Tensor, buffer: str = "train") -> torch.Tensor:
+        """Premade inputs ``[k, b, G]`` of the flat rows ``index`` ``[k, b]`` (contiguous), in the named buffer."""
+        k, b = index.shape
+        size = k * b * self.width
+        store = self.buffers.get(buffer)
+        if store is None or store.numel() < size:
+            store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
+        out = store[:size].view(k, b, self.width)
+        torch.index_select(self.premade, 0, index.view(-1), out=out.view(k * b, self.width))
+        return out
+
+    def _gather(self, rows: torch.Tensor, start: int, out: torch.Tensor) -> torch.Tensor:
+        """On-demand inputs of models ``start ..`` for ``rows``, standardised into ``out``."""
+        k, b = rows.shape
         if self.cols is None:
             torch.index_select(self.x, 0, rows.reshape(-1), out=out.view(k * b, self.width))
         else:
@@ -497,6 +533,18 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     biases = [torch.from_numpy(b).to(device) for _, b in init]
     del init
     stack = StackedMLP(weights, biases, spec.activation, spec.dropout, head.build_classes)
+    # Fixed chunks of models, each small enough for its activations to stay in cache. Without early stopping
+    # and dropout, a chunk trains a whole block of epochs before the next one (see _Blocks); its optimiser
+    # groups then must not reach into another chunk, since a group counts its own Adam steps.
+    chunk = _chunk_models(bs, sizes)
+    n_chunks = -(-k_models // chunk)
+    if k_models >= 2 * WORKER_MIN_MODELS:
+        n_chunks += n_chunks % 2  # an even number, for two worker threads; whatever the threads, the same chunks
+    workers = max(1, min(threads or 1, n_chunks, k_models // WORKER_MIN_MODELS)) if device.type == "cpu" else 1
+    even = -(-k_models // n_chunks)
+    bounds = [(lo, min(k_models, lo + even)) for lo in range(0, k_models, even)]
+    group_ends = sorted(set(group_ends) | {hi for _lo, hi in bounds})
+    group_starts = [0, *group_ends[:-1]]
     optimizer = _Optimizer(
         stack,
         spec,
@@ -524,31 +572,30 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # Everything a step needs that does not change between epochs, as views.
     labels_t = torch.tensor(data.labels, dtype=dtype if head.float_labels else torch.long, device=device)
     one_labelling = data.labels.shape[0] == 1
-    chunk = _chunk_models(bs, sizes)
+
+    def part_of(lo: int, hi: int, valid: torch.Tensor) -> _ChunkPlan:
+        """Models ``lo .. hi`` in one step, whose batch slots are valid where ``valid`` (rows from model 0) is."""
+        return _ChunkPlan(
+            keeps=sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0}),
+            keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
+            lo=lo,
+            hi=hi,
+            stack=_slice(stack, lo, hi),
+            grads=[g[lo:hi] for g in grad_buffers],
+            streams=stream_of[lo:hi],
+            labels=None if one_labelling else label_of[lo:hi, None],
+            valid=valid[lo:hi],
+            n_valid=valid[lo:hi].sum(1).clamp(min=1),
+        )
+
     plans = []
+    step_valid = []
     for step in range(steps_per_epoch):
         active = int((steps_sorted > step).sum())
         slots = step * bs + np.arange(min(bs, width - step * bs))
         valid = torch.tensor(slots[None, :] < n_train[:active, None], dtype=dtype, device=device)
-        parts = []
-        even = -(-active // -(-active // chunk))  # the same number of chunks, of equal size
-        for lo in range(0, active, even):
-            hi = min(active, lo + even)
-            chunk_keeps = sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0})
-            parts.append(
-                _ChunkPlan(
-                    keeps=chunk_keeps,
-                    keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
-                    lo=lo,
-                    hi=hi,
-                    stack=_slice(stack, lo, hi),
-                    grads=[g[lo:hi] for g in grad_buffers],
-                    streams=stream_of[lo:hi],
-                    labels=None if one_labelling else label_of[lo:hi, None],
-                    valid=valid[lo:hi],
-                    n_valid=valid[lo:hi].sum(1).clamp(min=1),
-                )
-            )
+        step_valid.append(valid)
+        parts = [part_of(lo, min(hi, active), valid) for lo, hi in bounds if lo < active]
         plans.append(
             _StepPlan(
                 active=active,
@@ -576,29 +623,44 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_test_epoch = per_model_test * n_tracked * t_width
     flops = 0.0
 
-    test_chunk = max(1, FEED_BLOCK_FLOATS // max(1, t_width * max(sizes)))  # forward only: few passes, big chunks
+    test_chunk = _chunk_models(max(bs, t_width), sizes)  # like a step's chunks: each pass over the activations in cache
+    stopper = _EarlyStopping.create(
+        data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device, loss_fn
+    )
+    # Chunk after chunk (each a whole block of epochs) when every model's epochs are its own business: no early
+    # stopping (which scores every model after every epoch) and no dropout (masks drawn per epoch for all streams).
+    blocked = CHUNK_BLOCKS and stopper is None and drop_rngs is None
+    tracked_runs = (
+        [
+            run
+            for lo, hi in bounds
+            for run in _runs(tracked_sorted[(tracked_sorted >= lo) & (tracked_sorted < hi)], test_chunk)
+        ]
+        if blocked
+        else _runs(tracked_sorted, test_chunk)
+    )
     # The test inputs never change: keep the tracked models' standardised test rows when they are small.
     cached_inputs: dict[tuple[int, int], torch.Tensor] = {}
     if n_tracked * t_width * sizes[0] <= TEST_CACHE_FLOATS:
-        for lo, hi in _runs(tracked_sorted, test_chunk):
+        for lo, hi in tracked_runs:
             cached_inputs[(lo, hi)] = feed(test_rows[lo:hi], lo, buffer=None)
 
-    def test_logits(ids: np.ndarray) -> torch.Tensor:
+    def test_logits(ids: np.ndarray, buffer: str = "test") -> torch.Tensor:
         """Logits ``[k, T, out]`` of the models at sorted positions ``ids`` (ascending) on their test rows."""
         parts = []
         for lo, hi in _runs(ids, test_chunk):
             inputs = cached_inputs.get((lo, hi))
             if inputs is None:
-                inputs = feed(test_rows[lo:hi], lo, buffer="test")
+                inputs = feed(test_rows[lo:hi], lo, buffer=buffer)
             parts.append(_slice(stack, lo, hi).forward(inputs)[0])
         return torch.cat(parts)
 
-    def flush(start: int, logits: list[torch.Tensor]) -> None:
-        """Test loss and metrics of a block of epochs of the tracked models."""
-        if not logits:
+    def flush(start: int, logits: torch.Tensor) -> None:
+        """Test loss and metrics of a block of epochs of the tracked models, from their logits ``[n_ep, tracked, T, out]``."""
+        n_ep = logits.shape[0]
+        if not n_ep:
             return
-        n_ep = len(logits)
-        stacked = torch.cat(logits)  # [n_ep * tracked, T, out]
+        stacked = logits.reshape(n_ep * n_tracked, *logits.shape[2:])
         yt = y_test[tracked_t].repeat(n_ep, *([1] * (y_test.dim() - 1)))
         ok = test_ok[tracked_t].repeat(n_ep, 1)
         nt = n_test[tracked_t].repeat(n_ep)
@@ -607,57 +669,152 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         values = metrics_fn(stacked, yt, ok)
         history[start : start + n_ep, :, 2:] = values.view(n_ep, n_tracked, -1).cpu().numpy()
 
-    stopper = _EarlyStopping.create(
-        data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device, loss_fn
-    )
     best_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
     stopped_epoch = np.full(k_models, spec.epochs, dtype=np.int64)
 
+    def one_step(part: _ChunkPlan, xb: torch.Tensor, yb: torch.Tensor, loss_row: torch.Tensor, masks) -> None:
+        """Forward, loss and backward of one chunk's models in one step; gradients into the chunk's buffers."""
+        logits, cache = part.stack.forward(xb, masks)
+        row_loss, grad = loss_fn(logits, yb, part.valid, part.n_valid)
+        loss_row[part.lo : part.hi] += row_loss.sum(1)
+        part.stack.backward(grad, cache, masks, out=part.grads)
+        if not head.output_bias:
+            part.grads[-1].zero_()  # the last layer's bias has no gradient (see Head.output_bias)
+
+    def train_blocked() -> float:
+        """Train chunk after chunk, each through a whole block of epochs; returns the FLOPs.
+
+        A model's work is the same as in the epoch-by-epoch loop (the same minibatches, chunks and products), in
+        another order: its chunk's parameters, optimiser state and activations stay in cache through the block
+        instead of every model's being streamed from memory in every step. Bit for bit the same numbers.
+        """
+        n_block = min(order_block, block)
+        # Per chunk and step: the chunk's models still active in the step, and their optimiser update.
+        chunk_steps = []
+        for lo, hi in bounds:
+            steps = []
+            for step, plan in enumerate(plans):
+                top = min(hi, plan.active)
+                if lo < top:
+                    steps.append((plan, part_of(lo, top, step_valid[step]), optimizer.plan(lo, top)))
+            tracked_here = tracked_sorted[(tracked_sorted >= lo) & (tracked_sorted < hi)]
+            first = int(np.searchsorted(tracked_sorted, lo))
+            chunk_steps.append((lo, hi, steps, tracked_here, first))
+
+        def run_chunk(
+            entry: tuple, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str
+        ) -> float:
+            """One chunk through the epochs of a block (``buffer``: the worker's own input buffer); its FLOPs."""
+            lo, hi, steps, tracked_here, first = entry
+            streams = stream_of[lo:hi]
+            done = 0.0
+            for e in range(orders_block.shape[1]):
+                model_rows = orders_block[streams, e]
+                epoch_y = labels_t[0][model_rows] if one_labelling else labels_t[label_of[lo:hi, None], model_rows]
+                flat = feed.flat_index(model_rows, lo)
+                loss_row = train_loss[epoch0 + e]
+                for plan, part, update in steps:
+                    k = part.hi - lo
+                    yb = epoch_y[:k, plan.start : plan.stop]
+                    if flat is None:
+                        xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
+                    else:
+                        xb = feed.premade_rows(flat[:k, plan.start : plan.stop].contiguous(), buffer)
+                    one_step(part, xb, yb, loss_row, None)
+                    optimizer.apply(update, grad_buffers)
+                    done += per_model_step * k * (plan.stop - plan.start)
+                if len(tracked_here):
+                    logits[e, first : first + len(tracked_here)] = test_logits(tracked_here, buffer="test" + buffer)
+            return done
+
+        def run_worker(entries: list, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, w: int) -> float:
+            with torch.inference_mode():  # thread-local: a worker thread sets its own
+                return sum(run_chunk(entry, orders_block, epoch0, logits, f"train{w}") for entry in entries)
+
+        # With several threads, each worker thread trains its own chunks on one intra-op thread: the models of
+        # a step are too small for torch to split one product well across threads, and workers meet only at the
+        # end of a block. Each model's operations are the same as on one thread (the same bits).
+        shares = [chunk_steps[w::workers] for w in range(workers)]
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        intra = torch.get_num_threads()
+        done = 0.0
+        try:
+            if pool is not None:
+                torch.set_num_threads(1)
+            for epoch0 in range(0, spec.epochs, n_block):
+                n_ep = min(n_block, spec.epochs - epoch0)
+                orders_block = torch.tensor(_epoch_orders(shuffle_rngs, stream_train, n_ep, width), device=device)
+                logits = torch.empty((n_ep, n_tracked, t_width, sizes[-1]), dtype=dtype, device=device)
+                if pool is None:
+                    done += run_worker(chunk_steps, orders_block, epoch0, logits, 0)
+                else:
+                    futures = [
+                        pool.submit(run_worker, share, orders_block, epoch0, logits, w)
+                        for w, share in enumerate(shares)
+                    ]
+                    done += sum(f.result() for f in futures)
+                if n_tracked:
+                    flush(epoch0, logits)
+                    done += per_test_epoch * n_ep
+        finally:
+            if pool is not None:
+                pool.shutdown()
+                torch.set_num_threads(intra)
+        return done
+
     started = time.perf_counter()
     with torch.inference_mode():
-        pending: list[torch.Tensor] = []
-        pending_start = 0
-        orders_block = torch.empty(0)
-        for epoch in range(spec.epochs):
-            if epoch % order_block == 0:
-                n_block = min(order_block, spec.epochs - epoch)
-                orders_block = torch.tensor(_epoch_orders(shuffle_rngs, stream_train, n_block, width), device=device)
-            orders = orders_block[:, epoch % order_block]
-            epoch_masks = None
-            if drop_rngs:
-                epoch_masks = _dropout_masks(
-                    drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
-                )
-            loss_row = train_loss[epoch]
-            for step, plan in enumerate(plans):
-                for part in plan.chunks:
-                    if stopper is not None and not stopper.live[part.lo : part.hi].any():
-                        continue  # every model of the chunk has stopped: frozen, not stepped
-                    rows = orders[part.streams, plan.start : plan.stop]
-                    xb = feed(rows, part.lo)
-                    yb = labels_t[0][rows] if part.labels is None else labels_t[part.labels, rows]
-                    masks = None
-                    if epoch_masks is not None and part.keeps:
-                        masks = _chunk_masks(epoch_masks, part, step, rows.shape[1])
-                    logits, cache = part.stack.forward(xb, masks)
-                    row_loss, grad = loss_fn(logits, yb, part.valid, part.n_valid)
-                    loss_row[part.lo : part.hi] += row_loss.sum(1)
-                    part.stack.backward(grad, cache, masks, out=part.grads)
-                    if not head.output_bias:
-                        part.grads[-1].zero_()  # the last layer's bias has no gradient (see Head.output_bias)
-                optimizer.step(grad_buffers, step)
-                flops += plan.flops
-            if n_tracked:
-                pending.append(test_logits(tracked_sorted))
-                flops += per_test_epoch
-                if len(pending) == block:
-                    flush(pending_start, pending)
-                    pending, pending_start = [], epoch + 1
-            if stopper is not None and stopper.after_epoch(epoch):
-                optimizer.prepare([p.active for p in plans], stopper.live)
-                if not stopper.live.any():
-                    break
-        flush(pending_start, pending)
+        if blocked:
+            flops += train_blocked()
+        else:
+            pending: list[torch.Tensor] = []
+            pending_start = 0
+            orders_block = torch.empty(0)
+            for epoch in range(spec.epochs):
+                if epoch % order_block == 0:
+                    n_block = min(order_block, spec.epochs - epoch)
+                    orders_block = torch.tensor(
+                        _epoch_orders(shuffle_rngs, stream_train, n_block, width), device=device
+                    )
+                orders = orders_block[:, epoch % order_block]
+                epoch_masks = None
+                if drop_rngs:
+                    epoch_masks = _dropout_masks(
+                        drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
+                    )
+                loss_row = train_loss[epoch]
+                # Every model's rows and labels of the epoch at once; a chunk's step takes views of them.
+                model_rows = orders[stream_of]
+                epoch_y = labels_t[0][model_rows] if one_labelling else labels_t[label_of[:, None], model_rows]
+                flat = feed.flat_index(model_rows)
+                for step, plan in enumerate(plans):
+                    step_index = None if flat is None else flat[: plan.active, plan.start : plan.stop].contiguous()
+                    for part in plan.chunks:
+                        if stopper is not None and not stopper.live[part.lo : part.hi].any():
+                            continue  # every model of the chunk has stopped: frozen, not stepped
+                        yb = epoch_y[part.lo : part.hi, plan.start : plan.stop]
+                        if step_index is None:
+                            xb = feed(model_rows[part.lo : part.hi, plan.start : plan.stop], part.lo)
+                        else:
+                            xb = feed.premade_rows(step_index[part.lo : part.hi])
+                        masks = None
+                        if epoch_masks is not None and part.keeps:
+                            masks = _chunk_masks(epoch_masks, part, step, plan.stop - plan.start)
+                        one_step(part, xb, yb, loss_row, masks)
+                    optimizer.step(grad_buffers, step)
+                    flops += plan.flops
+                if n_tracked:
+                    pending.append(test_logits(tracked_sorted))
+                    flops += per_test_epoch
+                    if len(pending) == block:
+                        flush(pending_start, torch.stack(pending))
+                        pending, pending_start = [], epoch + 1
+                if stopper is not None and stopper.after_epoch(epoch):
+                    optimizer.prepare([p.active for p in plans], stopper.live)
+                    if not stopper.live.any():
+                        break
+            if pending:
+                flush(pending_start, torch.stack(pending))
         if stopper is not None:
             stopper.restore()
             best_epoch = stopper.best_epoch
@@ -696,6 +853,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         dropout=drop_k,
         flops=flops,
         seconds=seconds,
+        workers=workers if blocked else 1,
     )
 
 
@@ -827,6 +985,12 @@ class _StepPlan:
     chunks: list[_ChunkPlan]
     flops: float
 
+
+WORKER_MIN_MODELS = 64
+"""A worker thread of the chunk-by-chunk loop gets at least this many models (fewer: one thread does all)."""
+
+CHUNK_BLOCKS = True
+"""Train chunk after chunk through blocks of epochs where that is allowed (tests switch it off to compare)."""
 
 CHUNK_BYTES = 1 << 21
 """Bytes of one hidden activation tensor of a chunk of models: small enough for a chunk to stay in cache."""
