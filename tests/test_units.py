@@ -90,7 +90,17 @@ def test_a_collection_is_cut_into_parts_smallest_sets_first(tmp_path):
     ]
     assert plan.folders == ("glial", "screen/part-001", "screen/part-002", "screen/part-003")
     part = plan.jobs["screen/part-002"].as_params()
-    assert list(part) == ["name", "collection", "gmt", "sets", "min_size", "max_size", "min_coverage", "out_dir"]
+    assert list(part) == [
+        "name",
+        "collection",
+        "gmt",
+        "sets",
+        "min_size",
+        "max_size",
+        "min_coverage",
+        "out_dir",
+        "sets_before",
+    ]
     assert part == {
         "name": "screen/part-002",
         "collection": "screen",
@@ -100,7 +110,9 @@ def test_a_collection_is_cut_into_parts_smallest_sets_first(tmp_path):
         "max_size": 500,
         "min_coverage": 0.8,
         "out_dir": "results/panels/screen/part-002",
+        "sets_before": 3,
     }
+    assert [plan.jobs[u].sets_before for u in plan.jobs] == [0, 3, 6]
     assert plan.jobs["screen/part-001"].files() == [str(gmt)]
     assert plan.collection_sets() == {
         "screen": (str(gmt), ["SET_2", "SET_5", "SET_1", "SET_4", "SET_6", "SET_0", "SET_3"])

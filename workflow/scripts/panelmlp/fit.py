@@ -25,7 +25,9 @@ genes present in the cohort (named panels always draw from the cohort).
 ``evaluate.random_panels`` sets are drawn per size bin (``randomsets.pool_size``:
 panels of nearby sizes share one pool, drawn at the bin's size). A pool is drawn
 from a seed of the model seed and the pool size alone, so every job that needs
-it draws, and trains, the same sets.
+it draws, and trains, the same sets. Within a collection, the first part
+(in part order) whose sets need a pool trains it and the later parts do not:
+compare and the report read the nulls of every part.
 """
 
 from __future__ import annotations
@@ -331,7 +333,10 @@ def _plan(
     # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
     universe = resolved.universe
     sizes = pool_sizes([len(p.genes) for p in panels], random_bin_width) if random_panels and cv else []
-    sizes = [n for n in sizes if n < len(universe)]
+    # A pool an earlier part of the collection needs is trained there, once (compare and the report read every
+    # part's nulls).
+    taken = set(pool_sizes(resolved.earlier_sizes, random_bin_width)) if sizes and resolved.earlier_sizes else set()
+    sizes = [n for n in sizes if n < len(universe) and n not in taken]
     pools = {n: random_gene_sets(len(universe), n, random_panels, spec.seed) for n in sizes}
     index_of = {g: i for i, g in enumerate(available)}
     used = sorted(

@@ -536,7 +536,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # Fixed chunks of models, each small enough for its activations to stay in cache. Without early stopping
     # and dropout, a chunk trains a whole block of epochs before the next one (see _Blocks); its optimiser
     # groups then must not reach into another chunk, since a group counts its own Adam steps.
-    chunk = _chunk_models(bs, sizes)
+    chunk = _chunk_models(bs, sizes, None if device.type == "cpu" else GPU_CHUNK_BYTES)
     n_chunks = -(-k_models // chunk)
     if k_models >= 2 * WORKER_MIN_MODELS:
         n_chunks += n_chunks % 2  # an even number, for two worker threads; whatever the threads, the same chunks
@@ -623,7 +623,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_test_epoch = per_model_test * n_tracked * t_width
     flops = 0.0
 
-    test_chunk = _chunk_models(max(bs, t_width), sizes)  # like a step's chunks: each pass over the activations in cache
+    test_chunk = _chunk_models(max(bs, t_width), sizes, None if device.type == "cpu" else GPU_CHUNK_BYTES)
     stopper = _EarlyStopping.create(
         data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device, loss_fn
     )
@@ -996,7 +996,11 @@ CHUNK_BYTES = 1 << 21
 """Bytes of one hidden activation tensor of a chunk of models: small enough for a chunk to stay in cache."""
 
 
-def _chunk_models(rows: int, sizes: Sequence[int]) -> int:
+GPU_CHUNK_BYTES = 1 << 28
+"""On a GPU a chunk's hidden activations may take this much: there, one wide product beats many cached ones."""
+
+
+def _chunk_models(rows: int, sizes: Sequence[int], limit: int | None = None) -> int:
     """Models per chunk: each elementwise pass over ``[chunk, rows, hidden]`` then runs in cache.
 
     Activations of thousands of models at once (tens of MB) make every
@@ -1004,7 +1008,7 @@ def _chunk_models(rows: int, sizes: Sequence[int]) -> int:
     2-3 times faster, while a chunk still amortises the per-operation cost.
     """
     widest = max(sizes[1:]) if len(sizes) > 1 else 1
-    return max(1, CHUNK_BYTES // (4 * rows * widest))
+    return max(1, (CHUNK_BYTES if limit is None else limit) // (4 * rows * widest))
 
 
 def _slice(stack: StackedMLP, lo: int, hi: int) -> StackedMLP:

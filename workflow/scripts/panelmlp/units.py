@@ -121,6 +121,9 @@ class Unit:
     max_size: int | None = field(default_factory=_default("max_size"))
     min_coverage: float = field(default_factory=_default("min_coverage"))
     out_dir: str = ""
+    sets_before: int = 0
+    """A collection part: how many of the collection's sets (in part order) the parts before it hold. The random
+    pool of a size bin is trained by the first part that needs it; later parts leave it to that one."""
 
     @property
     def is_collection(self) -> bool:
@@ -166,6 +169,7 @@ class Unit:
                 "max_size": self.max_size,
                 "min_coverage": self.min_coverage,
                 "out_dir": self.out_dir,
+                "sets_before": self.sets_before,
             }
         return {
             "name": self.name,
@@ -200,6 +204,7 @@ class Unit:
                 max_size=params.get("max_size", defaults["max_size"]),
                 min_coverage=params.get("min_coverage", defaults["min_coverage"]),
                 out_dir=str(params.get("out_dir", f"{PANELS_DIR}/{name}")),
+                sets_before=int(params.get("sets_before", 0)),
             )
         if "panels" not in params:
             raise PanelMlpError("fit unit: params lack panels (named panels) or collection and gmt; rerun snakemake")
@@ -297,7 +302,7 @@ def collection_units(name: str, spec: Mapping, per_job: int, gmt: str) -> list[U
         sets = read_gmt(gmt)
     except PanelMlpError as exc:
         raise PanelMlpError(f"config panels.{name}: {exc}") from None
-    ordered = [s.name for s in sorted(sets, key=lambda s: (len(s.genes), s.line))]
+    ordered = [s.name for s in _part_order(sets)]
     parts = math.ceil(len(ordered) / per_job)
     digits = max(3, len(str(parts)))
     defaults = collection_defaults()
@@ -314,9 +319,15 @@ def collection_units(name: str, spec: Mapping, per_job: int, gmt: str) -> list[U
                 max_size=spec.get("max_size", defaults["max_size"]),
                 min_coverage=spec.get("min_coverage", defaults["min_coverage"]),
                 out_dir=f"{PANELS_DIR}/{unit}",
+                sets_before=j * per_job,
             )
         )
     return units
+
+
+def _part_order(sets: Sequence[GeneSet]) -> list[GeneSet]:
+    """A collection's sets in the order its parts take them: by listed size, then by line in the file."""
+    return sorted(sets, key=lambda s: (len(s.genes), s.line))
 
 
 def plan_units(config: Mapping, project_path: Callable[[str], str] | None = None) -> Plan:
@@ -417,6 +428,9 @@ class Resolved:
     table: pd.DataFrame
     universe: list[str]
     universe_name: str
+    earlier_sizes: list[int] = field(default_factory=list)
+    """A collection part: the size (genes found) of every kept set of the parts before it, whose random pools
+    those parts train."""
 
 
 def resolve(unit: Unit | Mapping, available: Sequence[str], random_universe: str = "cohort") -> Resolved:
@@ -505,7 +519,19 @@ def resolve(unit: Unit | Mapping, available: Sequence[str], random_universe: str
         if status == "kept"
     ]
     universe, universe_name = _universe(unit, sets, available, random_universe)
-    return Resolved(panels, frame, universe, universe_name)
+    earlier = _part_order(sets)[: unit.sets_before]
+    earlier_sizes = []
+    if earlier:
+        before = resolve_sets(
+            earlier,
+            available,
+            min_size=int(unit.min_size),
+            max_size=unit.max_size,
+            min_coverage=float(unit.min_coverage),
+            collection_names=[s.name for s in sets],
+        )
+        earlier_sizes = [len(g) for g, st in zip(before["genes_found"], before["status"], strict=True) if st == "kept"]
+    return Resolved(panels, frame, universe, universe_name, earlier_sizes)
 
 
 def _universe(unit: Unit, sets: Sequence[GeneSet], available: Sequence[str], which: str) -> tuple[list[str], str]:
