@@ -21,6 +21,7 @@ other and against scikit-learn.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -132,7 +133,9 @@ def _newton(x: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: int) -
     for _ in range(max_iter):
         p = _sigmoid(z)
         residual = p - y
-        grad = np.r_[c * (x.T @ residual) + w, c * residual.sum()]
+        grad = np.empty(d + 1)  # [c X^T r + w, c sum(r)], filled in place (np.r_ costs more than the rest)
+        grad[:d] = c * (x.T @ residual) + w
+        grad[d] = c * residual.sum()
         abs_residual = np.abs(residual)
         if _converged(grad[:d], c * (abs_x.T @ abs_residual) + np.abs(w), grad[d], c * abs_residual.sum(), tol):
             break
@@ -152,6 +155,87 @@ def _newton(x: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: int) -
         b -= t * step_b
         z = x @ w + b
     return w, b
+
+
+def _newton_rows(x: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_newton` of many problems of one shape at once: ``x`` ``[M, n, d]``, ``y`` ``[M, n]`` -> ``(w [M, d], b [M])``.
+
+    Each problem takes the steps it would take alone, with the same floating-
+    point operations in the same order: stacked matrix products and solves
+    call the same BLAS and LAPACK routines per problem as one problem does,
+    row sums of C-ordered arrays round as 1-D sums, and the step halving runs
+    per problem. So each result is bit for bit :func:`_newton`'s; only the
+    numpy calls are shared, which is what a fit of 10 genes on 68 rows costs.
+    Problems drop out as they converge.
+    """
+    m, n, d = x.shape
+    abs_x = np.abs(x)
+    w, b = np.zeros((m, d)), np.zeros(m)
+    z = np.zeros((m, n))
+    live = np.arange(m)
+    for _ in range(max_iter):
+        if not len(live):
+            break
+        xl, yl, wl, zl = x[live], y[live], w[live], z[live]
+        xt = xl.transpose(0, 2, 1)
+        p = _sigmoid(zl)
+        residual = p - yl
+        grad = np.empty((len(live), d + 1))
+        grad[:, :d] = c * np.matmul(xt, residual[:, :, None])[:, :, 0] + wl
+        grad[:, d] = c * residual.sum(axis=1)
+        abs_residual = np.abs(residual)
+        size = c * np.matmul(abs_x[live].transpose(0, 2, 1), abs_residual[:, :, None])[:, :, 0] + np.abs(wl)
+        size_b = c * abs_residual.sum(axis=1)
+        converged = np.all(np.abs(grad[:, :d]) <= tol * size, axis=1) & (np.abs(grad[:, d]) <= tol * size_b)
+        going = ~converged
+        live, xl, xt, yl, wl, zl, p, grad = (a[going] for a in (live, xl, xt, yl, wl, zl, p, grad))
+        if not len(live):
+            break
+        curvature = c * p * (1 - p)
+        weighted = xl * np.sqrt(curvature)[:, :, None]
+        hessian = np.empty((len(live), d + 1, d + 1))
+        hessian[:, :d, :d] = np.matmul(weighted.transpose(0, 2, 1), weighted)
+        hessian[:, np.arange(d), np.arange(d)] += 1.0
+        hessian[:, :d, d] = hessian[:, d, :d] = np.matmul(xt, curvature[:, :, None])[:, :, 0]
+        hessian[:, d, d] = curvature.sum(axis=1) + _INTERCEPT_RIDGE
+        step = np.linalg.solve(hessian, grad[:, :, None])[:, :, 0]
+        step_w, step_b = np.ascontiguousarray(step[:, :d]), step[:, d]
+        dz = np.matmul(xl, step_w[:, :, None])[:, :, 0] + step_b[:, None]
+        t = _step_lengths(
+            zl, dz, yl, c, _row_dot(wl, step_w), _row_dot(step_w, step_w), _row_dot(grad, np.ascontiguousarray(step))
+        )
+        moving = t != 0.0  # no representable decrease left: converged to rounding
+        live, xl, wl, t, step_w, step_b = (a[moving] for a in (live, xl, wl, t, step_w, step_b))
+        wl -= t[:, None] * step_w
+        w[live] = wl
+        b[live] -= t * step_b
+        z[live] = np.matmul(xl, wl[:, :, None])[:, :, 0] + b[live][:, None]
+    return w, b
+
+
+def _row_dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``u[m] @ v[m]`` per row of two ``[M, k]`` arrays, by the same BLAS dot product as each row alone."""
+    return np.matmul(u[:, None, :], v[:, :, None])[:, 0, 0]
+
+
+def _step_lengths(
+    z: np.ndarray, dz: np.ndarray, y: np.ndarray, c: float, ws: np.ndarray, ss: np.ndarray, decrement: np.ndarray
+) -> np.ndarray:
+    """:func:`_step_length` of each row of ``z``, ``dz``, ``y`` ``[M, n]`` (and ``ws``, ``ss``, ``decrement`` ``[M]``)."""
+    t = np.ones(len(z))
+    found = np.zeros(len(z))
+    trying = np.arange(len(z))
+    y_dz = _row_dot(y, dz)
+    while len(trying):
+        tt = t[trying]
+        loss_change = np.sum(_softplus_change(z[trying], tt[:, None] * dz[trying]), axis=1) + tt * y_dz[trying]
+        change = c * loss_change - tt * ws[trying] + 0.5 * tt * tt * ss[trying]
+        accepted = change <= -_ARMIJO * tt * decrement[trying]
+        found[trying[accepted]] = tt[accepted]
+        trying = trying[~accepted]
+        t[trying] *= 0.5
+        trying = trying[t[trying] >= _MIN_STEP]
+    return found
 
 
 class _RowSpace:
@@ -238,7 +322,7 @@ def logreg_proba(
             return majority_proba(y_train, len(x_test), 2)
         w, b = fit_binary_logreg(np.asarray(x_train, float), np.asarray(y_train, float), c)
         p = _sigmoid(np.asarray(x_test, float) @ w + b)
-        return np.c_[1 - p, p]
+        return np.stack([1 - p, p], axis=1)
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=5000)
@@ -246,6 +330,39 @@ def logreg_proba(
     proba = np.zeros((len(x_test), n_classes))
     proba[:, model.classes_] = model.predict_proba(x_test)
     return proba
+
+
+def logreg_proba_many(
+    x_trains: Sequence[np.ndarray],
+    y_trains: Sequence[np.ndarray],
+    x_tests: Sequence[np.ndarray],
+    n_classes: int,
+    c: float = 1.0,
+) -> list[np.ndarray]:
+    """:func:`logreg_proba` of many folds, each the same numbers as alone.
+
+    Two-class fits with no more genes than training rows run together per
+    shape (:func:`_newton_rows`); every other fold is fitted alone.
+    """
+    out: list[np.ndarray | None] = [None] * len(x_trains)
+    together: dict[tuple[int, int], list[int]] = {}
+    for i, (x, y) in enumerate(zip(x_trains, y_trains, strict=True)):
+        n, d = np.shape(x)
+        if n_classes == 2 and d <= n and len(np.unique(y)) == 2:
+            together.setdefault((n, d), []).append(i)
+        else:
+            out[i] = logreg_proba(x, y, x_tests[i], n_classes, c)
+    for members in together.values():
+        if len(members) == 1:
+            out[members[0]] = logreg_proba(x_trains[members[0]], y_trains[members[0]], x_tests[members[0]], 2, c)
+            continue
+        x = np.stack([np.asarray(x_trains[i], dtype=np.float64) for i in members])
+        y = np.stack([np.asarray(y_trains[i], dtype=np.float64) for i in members])
+        w, b = _newton_rows(x, y, c, tol=1e-10, max_iter=100)
+        for j, i in enumerate(members):
+            p = _sigmoid(np.asarray(x_tests[i], float) @ w[j] + b[j])
+            out[i] = np.stack([1 - p, p], axis=1)
+    return out
 
 
 SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}

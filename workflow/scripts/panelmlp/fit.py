@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from .checkpoint import save_checkpoint
 from .defaults import schema_default
 from .epoch_metrics import HISTORY_METRICS
-from .evaluate import Baseline, Fold, Output, baselines_for
+from .evaluate import Baseline, Fold, Output, baselines_for, fit_score_all
 from .io import read_cohort_genes
 from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
 from .scaling import (
@@ -454,83 +454,188 @@ def _tune(job: _Job, threads: int, stats: _Stats) -> tuple[np.ndarray, list[dict
     return chosen, rows, len(inner_keys)
 
 
+SCORE_CHUNK_BYTES = 64 * 2**20
+"""The standardised rows of at most this many bytes of models are held at once while their baselines are fitted
+together (a chunk has at least one model): hundreds of small panels in one chunk, a 20,000-gene panel alone."""
+
+
+@dataclass
+class _Prepared:
+    """One real model on its split, ready for its baselines: where it is, its rows, its fold and outputs so far."""
+
+    index: int
+    key: ModelKey
+    outcome: _Outcome
+    point: dict
+    test_rows: np.ndarray
+    train_rows: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    fold: Fold
+    outputs: dict[str, Output]
+    item_of: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Per baseline blind to the genes, its output's entry in the shared final-metric inputs."""
+
+
 def _score(
     job: _Job, outcomes: list[_Outcome], chosen: np.ndarray, baselines: Sequence[Baseline], options: dict
 ) -> _Scored:
     """Every trained model's rows: a null's last-epoch metrics; a real model's history, metrics and predictions
-    beside its baselines' on the same split, and its checkpoint."""
-    target, split_ids, y, x = job.target, job.split_ids, job.y, job.x
+    beside its baselines' on the same split, and its checkpoint.
+
+    Real models are scored in chunks (:data:`SCORE_CHUNK_BYTES`): each chunk's folds are standardised, each
+    baseline fits all of them at once where it can (:func:`panelmlp.evaluate.fit_score_all`; a baseline blind
+    to the genes once per split), then their rows are written; the kind's final metrics of every model are
+    computed together at the end (:func:`_final_metrics`). Every number is the one of a model scored alone.
+    """
+    target, split_ids = job.target, job.split_ids
     scored = _Scored()
-    base_hyper = dict(vars(job.spec))
-    for i, (k, outcome) in enumerate(zip(job.keys, outcomes, strict=True)):
+    for k, outcome in zip(job.keys, outcomes, strict=True):
         if k.kind != "panel":
             panel_name = job.panels[k.panel].name if k.panel >= 0 else ""
             collection = job.panels[k.panel].collection if k.panel >= 0 else job.universe_name
             scored.nulls.append(
                 [k.kind, collection, panel_name, len(k.cols), k.replicate, split_ids[k.split], *outcome.final]
             )
-            continue
-        panel = job.panels[k.panel]
-        point = job.points[chosen[i]]
-        history = outcome.history
-        if target.standardised and history is not None:
-            history = history.copy()
-            for name in target.in_target_units:  # back to the target's units (the network saw it standardised)
-                history[:, target.history.index(name)] *= outcome.target_sd
-        scored.history.append((panel, k.split, history, outcome.device, outcome.best_epoch))
-        n_test = int((outcome.rows >= 0).sum())
-        test_rows = outcome.rows[:n_test]
-        mean_s, scale_s = job.mean[k.split, k.cols], job.scale[k.split, k.cols]
-        train_rows = np.flatnonzero(job.train[k.split])
-        z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
-        z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
-        fold = Fold(z_train, y[train_rows], z_test, job.n_classes, options)
-        # Per model, the kind's outputs [n, out]: class probabilities, values in the target's units, or risks.
-        mlp = target.network_output(outcome.scores[:n_test], job.n_classes, outcome.target_mean, outcome.target_sd)
-        train_output = _train_risk(outcome.state, z_train, job.spec, point) if target.needs_train_output else None
-        outputs = {"mlp": Output(mlp, train_output)}
-        for baseline in baselines:
-            outputs[baseline.name] = baseline.fit_score(fold)
-        for name, output in outputs.items():
-            cut = output.train_median
-            scored.metrics.append(
-                {
-                    "collection": panel.collection,
-                    "panel": panel.name,
-                    "model": name,
-                    "split_id": split_ids[k.split],
-                    "kind": job.kinds[k.split],
-                    "n_train": len(train_rows),
-                    "n_test": n_test,
-                    "n_uninformative": int(uninformative(scale_s).sum()),
-                    **target.final_metrics(
-                        y[test_rows], output.test, Scoring(y[train_rows], output.train, job.horizons)
-                    ),
-                    "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
-                    "grid_point": point_label(point) if name == "mlp" else "",
-                }
-            )
-            scored.predictions.append((panel, name, k.split, test_rows, output.test, cut))
-        hyper = {**base_hyper, **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
-        save_checkpoint(
-            _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
-            outcome.state,
-            panel.genes,
-            mean_s,
-            scale_s,
-            job.classes,
-            job.positive,
-            hyper,
-            split_ids[k.split],
-            outcome.device,
-            target=_checkpoint_target(job, outcome, outputs["mlp"]),
-            extra={
-                "best_epoch": outcome.best_epoch,
-                "stopped_epoch": outcome.stopped_epoch,
-                "grid_point": point_label(point),
-            },
-        )
+    # ``items`` holds the inputs of the kind's final metrics, ``rows`` each metrics.tsv row as (keys before,
+    # index into items, keys after). A baseline blind to the genes (the majority class) gives every panel of a
+    # split the same output and metrics: fitted and scored once per split, kept with its test rows.
+    items: list[tuple[np.ndarray, np.ndarray, Scoring]] = []
+    rows: list[tuple[dict, int, dict]] = []
+    same_for_panels: dict[tuple[str, int], tuple[np.ndarray, Output, int]] = {}
+    real = [i for i, k in enumerate(job.keys) if k.kind == "panel"]
+    chunk: list[int] = []
+    held = 0
+    for j, i in enumerate(real):
+        chunk.append(i)
+        held += 8 * len(job.samples) * len(job.keys[i].cols)
+        if held >= SCORE_CHUNK_BYTES or j == len(real) - 1:
+            prepared = [_prepare(job, i, outcomes[i], chosen, options, scored) for i in chunk]
+            _fit_baselines(job, prepared, baselines, items, same_for_panels)
+            for model in prepared:
+                _model_rows(job, model, items, rows, scored)
+            chunk, held = [], 0
+    final = _final_metrics(target, items)
+    scored.metrics = [{**before, **final[at], **after} for before, at, after in rows]
     return scored
+
+
+def _prepare(job: _Job, i: int, outcome: _Outcome, chosen: np.ndarray, options: dict, scored: _Scored) -> _Prepared:
+    """Model ``i``'s history row (into ``scored``), standardised rows, fold and MLP output."""
+    target, y, x = job.target, job.y, job.x
+    k = job.keys[i]
+    panel = job.panels[k.panel]
+    point = job.points[chosen[i]]
+    history = outcome.history
+    if target.standardised and history is not None:
+        history = history.copy()
+        for name in target.in_target_units:  # back to the target's units (the network saw it standardised)
+            history[:, target.history.index(name)] *= outcome.target_sd
+    scored.history.append((panel, k.split, history, outcome.device, outcome.best_epoch))
+    n_test = int((outcome.rows >= 0).sum())
+    test_rows = outcome.rows[:n_test]
+    mean_s, scale_s = job.mean[k.split, k.cols], job.scale[k.split, k.cols]
+    train_rows = np.flatnonzero(job.train[k.split])
+    z_train = standardise(x, train_rows, k.cols, mean_s, scale_s)
+    z_test = standardise(x, test_rows, k.cols, mean_s, scale_s)
+    fold = Fold(z_train, y[train_rows], z_test, job.n_classes, options)
+    # Per model, the kind's outputs [n, out]: class probabilities, values in the target's units, or risks.
+    mlp = target.network_output(outcome.scores[:n_test], job.n_classes, outcome.target_mean, outcome.target_sd)
+    train_output = _train_risk(outcome.state, z_train, job.spec, point) if target.needs_train_output else None
+    return _Prepared(
+        i, k, outcome, point, test_rows, train_rows, mean_s, scale_s, fold, {"mlp": Output(mlp, train_output)}
+    )
+
+
+def _fit_baselines(
+    job: _Job,
+    prepared: Sequence[_Prepared],
+    baselines: Sequence[Baseline],
+    items: list[tuple[np.ndarray, np.ndarray, Scoring]],
+    same_for_panels: dict[tuple[str, int], tuple[np.ndarray, Output, int]],
+) -> None:
+    """Each baseline's output on every prepared model's fold, into its ``outputs`` (in the baselines' order).
+
+    A baseline that reads the genes fits all the folds at once where it can; one blind to them is fitted
+    once per split, and its final metrics' inputs are queued once (``items``), for every panel to share.
+    """
+    y = job.y
+    for baseline in baselines:
+        if baseline.reads_genes:
+            for model, output in zip(prepared, fit_score_all(baseline, [m.fold for m in prepared]), strict=True):
+                model.outputs[baseline.name] = output
+            continue
+        for model in prepared:
+            shared = same_for_panels.get((baseline.name, model.key.split))
+            if shared is None or not np.array_equal(shared[0], model.test_rows):
+                output = baseline.fit_score(model.fold)
+                items.append(
+                    (y[model.test_rows], output.test, Scoring(y[model.train_rows], output.train, job.horizons))
+                )
+                shared = (model.test_rows, output, len(items) - 1)
+                same_for_panels[(baseline.name, model.key.split)] = shared
+            model.outputs[baseline.name], model.item_of[baseline.name] = shared[1:]
+
+
+def _model_rows(
+    job: _Job,
+    model: _Prepared,
+    items: list[tuple[np.ndarray, np.ndarray, Scoring]],
+    rows: list[tuple[dict, int, dict]],
+    scored: _Scored,
+) -> None:
+    """A prepared model's metrics rows (their final metrics queued in ``items``), predictions and checkpoint."""
+    y, split_ids = job.y, job.split_ids
+    k, outcome, point, panel = model.key, model.outcome, model.point, job.panels[model.key.panel]
+    for name, output in model.outputs.items():
+        at = model.item_of.get(name)
+        if at is None:
+            at = len(items)
+            items.append((y[model.test_rows], output.test, Scoring(y[model.train_rows], output.train, job.horizons)))
+        before = {
+            "collection": panel.collection,
+            "panel": panel.name,
+            "model": name,
+            "split_id": split_ids[k.split],
+            "kind": job.kinds[k.split],
+            "n_train": len(model.train_rows),
+            "n_test": len(model.test_rows),
+            "n_uninformative": int(uninformative(model.scale).sum()),
+        }
+        after = {
+            "best_epoch": outcome.best_epoch if name == "mlp" else np.nan,
+            "grid_point": point_label(point) if name == "mlp" else "",
+        }
+        rows.append((before, at, after))
+        scored.predictions.append((panel, name, k.split, model.test_rows, output.test, output.train_median))
+    hyper = {**dict(vars(job.spec)), **{key: list(v) if isinstance(v, tuple) else v for key, v in point.items()}}
+    save_checkpoint(
+        _checkpoint_path(Path(panel.folder), panel, split_ids[k.split]),
+        outcome.state,
+        panel.genes,
+        model.mean,
+        model.scale,
+        job.classes,
+        job.positive,
+        hyper,
+        split_ids[k.split],
+        outcome.device,
+        target=_checkpoint_target(job, outcome, model.outputs["mlp"]),
+        extra={
+            "best_epoch": outcome.best_epoch,
+            "stopped_epoch": outcome.stopped_epoch,
+            "grid_point": point_label(point),
+        },
+    )
+
+
+def _final_metrics(target: TargetKind, items: Sequence[tuple[np.ndarray, np.ndarray, Scoring]]) -> list[dict]:
+    """The kind's final metrics of each ``(y_test, output, scoring)``: all at once where the kind can
+    (``final_metrics_many``, the same numbers as one at a time), else one at a time."""
+    many = getattr(target, "final_metrics_many", None)
+    if many is not None:
+        return many(items)
+    return [target.final_metrics(*item) for item in items]
 
 
 def _checkpoint_target(job: _Job, outcome: _Outcome, mlp: Output) -> dict | None:

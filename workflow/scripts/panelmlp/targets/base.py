@@ -10,7 +10,7 @@ compare, predict and report steps ask the kind and never test its name.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,9 @@ class TargetKind:
     sample_id), with their logical types (``text``, ``int64``, ``float64``); :mod:`panelmlp.tables` reads them."""
     final_metrics: Callable[[Any, Any, Scoring], dict] | None = None
     """``(y_test, output [n, out], scoring) -> {metric: value}``: one model's row of metrics.tsv."""
+    final_metrics_many: Callable[[Sequence[tuple[Any, Any, Scoring]]], list[dict]] | None = None
+    """``[(y_test, output, scoring), ...] -> [{metric: value}, ...]``: :attr:`final_metrics` of many models at
+    once, each the same numbers as alone (classification: the calibration fits run together); None: one at a time."""
     prediction_columns: Callable[..., dict] | None = None
     """``(y_rows, output [n, out], classes, cut) -> {column: array}``: the kind's columns of predictions.parquet."""
     needs_train_output: bool = False

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..metrics import METRICS, classification_metrics, predicted_classes
+from ..metrics import METRICS, classification_metrics, classification_metrics_many, predicted_classes
 from .base import UNBOUNDED, Scoring, TargetKind
 
 HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall", "f1", "roc_auc")
@@ -16,6 +16,12 @@ HISTORY_METRICS = ("train_loss", "test_loss", "accuracy", "precision", "recall",
 def final_metrics(y_test: np.ndarray, output: np.ndarray, scoring: Scoring) -> dict:
     """Accuracy to calibration of class probabilities ``[n, C]`` (see :func:`panelmlp.metrics.classification_metrics`)."""
     return classification_metrics(y_test, output)
+
+
+def final_metrics_many(items: Sequence[tuple[np.ndarray, np.ndarray, Scoring]]) -> list[dict]:
+    """:func:`final_metrics` of many ``(y_test, output, scoring)`` at once, each the same numbers as alone
+    (the calibration fits run together: :func:`panelmlp.metrics.classification_metrics_many`)."""
+    return classification_metrics_many([y for y, _, _ in items], [output for _, output, _ in items])
 
 
 def prediction_columns(y: np.ndarray, output: np.ndarray, classes: Sequence[str], cut: object = None) -> dict:
@@ -47,6 +53,7 @@ KIND = TargetKind(
     prediction_types=(("true_label", "text"), ("predicted_label", "text"), ("probability", "float64")),
     class_probabilities=True,
     final_metrics=final_metrics,
+    final_metrics_many=final_metrics_many,
     prediction_columns=prediction_columns,
 )
 """Classification: ROC-AUC 0.5 is a random ranking; the majority class and logistic regression stand beside it."""
