@@ -287,6 +287,7 @@ def fit_unit(
         "train_seconds": round(stats.seconds, 3),
         "train_gflop": round(stats.flops / 1e9, 3),
         "train_gflops_per_s": round(stats.flops / stats.seconds / 1e9, 3) if stats.seconds > 0 else None,
+        "train_workers": stats.workers,
     }
     _write(job, scored, tuning_rows, summary, random_bin_width, started)
     summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -752,6 +753,8 @@ class _Stats:
     flops: float = 0.0
     passes: int = 0
     device: str = "cpu"
+    workers: int = 1
+    """The most worker threads one stacked pass trained on (the chunk-by-chunk loop on several threads)."""
 
 
 def _stack_key(point: Mapping, spec: TrainSpec) -> tuple:
@@ -845,6 +848,7 @@ def _train_keys(
             stats.flops += result.flops
             stats.passes += 1
             stats.device = result.device
+            stats.workers = max(stats.workers, result.workers)
             tracked_pos = {int(m): j for j, m in enumerate(result.tracked)}
             for j, i in enumerate(members):
                 outcomes[i] = _Outcome(
