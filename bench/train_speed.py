@@ -196,6 +196,8 @@ def part_job(threads: int, repeats: int, epochs: int, before: Path | None) -> No
     import panelmlp.train as after
 
     trees = {"after": after} if before is None else {"before": load_tree(before), "after": after}
+    if threads > 1 and hasattr(after, "WORKER_THREADS"):
+        trees["after, intra-op threads"] = after  # the same trainer with torch's intra-op threads, not workers
     print(f"machine: {machine()}; torch {torch.__version__}, {threads} threads; part job: 550 models, {epochs} epochs")
     rates: dict[str, list[float]] = {name: [] for name in trees}
     per_step: dict[str, list[float]] = {name: [] for name in trees}
@@ -204,7 +206,11 @@ def part_job(threads: int, repeats: int, epochs: int, before: Path | None) -> No
         for name, module in trees.items():
             data = part_job_data(module)
             spec = module.TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu")
+            if hasattr(module, "WORKER_THREADS"):
+                module.WORKER_THREADS = name != "after, intra-op threads"  # "after": worker threads, always
             result = module.train_models(data, spec, threads=threads)
+            if hasattr(module, "WORKER_THREADS"):
+                module.WORKER_THREADS = None
             rates[name].append(result.flops / result.seconds / 1e9)
             per_step[name].append(result.seconds / (epochs * 3) * 1e3)
         mms.append(mm_rate(threads))

@@ -197,6 +197,7 @@ def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
     """
     data, genes = _plain_job()
     saved = (train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS)
+    train_module.WORKER_THREADS = True  # workers whatever the machine's load (None chooses by load)
     n_tracked = int(data.tracked.sum())
     t_width = int(data.test.sum(axis=1).max())
     train_module.CHUNK_BYTES = 4 * 16 * 16 * 12
@@ -211,6 +212,7 @@ def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
             out[f"blocks{threads}"] = train_models(data, PLAIN, threads=threads)
     finally:
         train_module.CHUNK_BLOCKS = True
+        train_module.WORKER_THREADS = None
         train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS = saved
         torch.set_num_threads(1)
     return data, genes, out
@@ -226,7 +228,7 @@ def _assert_same(one, other) -> None:
 
 def test_chunk_blocks_and_worker_threads_change_no_number(plain):
     """Chunk after chunk, on one worker thread or several, is the epoch-by-epoch loop bit for bit."""
-    data, _genes, out = plain
+    _data, _genes, out = plain
     assert [out[f"blocks{t}"].workers for t in (1, 2, 3)] == [1, 2, 3]  # the workers did share the chunks
     assert np.isfinite(out["epochs"].history).all() and out["epochs"].history.shape[0] == PLAIN.epochs
     for threads in (1, 2, 3):

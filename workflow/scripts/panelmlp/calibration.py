@@ -98,6 +98,19 @@ def _fit(y: np.ndarray, p: np.ndarray, constant_within_splits: bool) -> tuple[fl
     return slope, intercept, slope_se, intercept_se
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column's integer codes by first appearance and its distinct values (missing: code -1)."""
+    codes, uniques = pd.factorize(column)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _repeat_of(split_ids: np.ndarray) -> np.ndarray:
+    """The CV repeat of each distinct split id (``cv_r{repeat}_f{fold}``), NaN where it is none; one more NaN
+    last, which a missing split id's code, -1, picks."""
+    found = [_REPEAT.match(str(s)) for s in split_ids]
+    return np.array([float(m.group(1)) if m else math.nan for m in found] + [math.nan])
+
+
 def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
     """Slope and intercept of each (collection, panel, model, CV repeat)'s pooled test predictions, with Wald errors.
 
@@ -107,40 +120,53 @@ def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
     classes: the mean over classes of the one-vs-rest values of the
     ``prob_<class>`` columns (and of their standard errors). A regression
     target has none: an empty table.
+
+    Groups are numbered once on integer codes (the repeat parsed once per
+    distinct split id) and every table column is read as numpy once: pandas'
+    grouping and regex on the text columns cost more than the fits in a screen.
     """
     if "true_label" not in predictions or not len(predictions):
         return pd.DataFrame(columns=POOLED_COLUMNS)
     cv = predictions[predictions["kind"] == "cv"]
-    if "collection" not in cv:
-        cv = cv.assign(collection="")
-    repeat = cv["split_id"].astype(str).str.extract(_REPEAT, expand=False)
-    cv = cv.assign(repeat=pd.to_numeric(repeat), collection=cv["collection"].fillna("").astype(str))
-    cv = cv[cv["repeat"].notna()]
+    split_codes, split_ids = _codes(cv["split_id"])
+    repeat = _repeat_of(split_ids)[split_codes]
+    cv = cv[~np.isnan(repeat)]
+    split_codes, repeat = split_codes[~np.isnan(repeat)], repeat[~np.isnan(repeat)].astype(np.int64)
+    collections = cv["collection"].fillna("").astype(str) if "collection" in cv else pd.Series("", index=cv.index)
     class_columns = [c for c in cv.columns if c.startswith("prob_")]
     positive = None if class_columns else _positive_class(cv)
-    keys = ["collection", "panel", "model", "repeat"]
-    twice = cv.duplicated([*keys, "sample_id"])
+    # one code per (collection, panel, model, repeat), numbered by first appearance as groupby(sort=False)
+    parts = [_codes(collections), _codes(cv["panel"]), _codes(cv["model"])]
+    combined = np.zeros(len(cv), dtype=np.int64)
+    for codes, uniques in parts:
+        combined = combined * (len(uniques) + 1) + codes + 1  # + 1: a missing value (-1) is a value of its own
+    combined = combined * (int(repeat.max()) + 1 if len(repeat) else 1) + repeat
+    group, _ = pd.factorize(combined)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    sample_codes, samples = _codes(cv["sample_id"])
+    twice = pd.Series(group * (len(samples) + 1) + sample_codes + 1).duplicated().to_numpy()
+    key_values = [
+        collections.to_numpy(dtype=object),
+        cv["panel"].to_numpy(dtype=object),
+        cv["model"].to_numpy(dtype=object),
+        repeat,
+    ]
     if twice.any():
-        collection, panel, model, rep = cv[keys].to_numpy()[int(np.argmax(twice.to_numpy()))]
+        at = int(np.argmax(twice))
+        collection, panel, model, rep = (k[at] for k in key_values)
         raise PanelMlpError(
             f"predictions of {collection + '/' if collection else ''}{panel}, {model}, CV repeat {int(rep)}: "
             "a sample is predicted twice in one repeat (predictions.parquet from two runs?); "
             "rerun snakemake with --forcerun fit"
         )
     value_columns = class_columns or ["probability"]
+    values = {c: cv[c].to_numpy(np.float64) for c in value_columns}
     # per group and column: whether every split's predictions are one value (the majority baseline)
-    constant = (cv.groupby([*keys, "split_id"], sort=False)[value_columns].nunique() <= 1).groupby(level=keys).all()
-    # One pass over numpy columns (a pandas selection per group costs seconds over a screen of 1,000 sets);
-    # groups in order of first appearance, as groupby(sort=False).
-    group = cv.groupby(keys, sort=False).ngroup().to_numpy()
+    flat_all = np.column_stack([_constant_within(group, split_codes, values[c], n_groups) for c in value_columns])
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
     ends = np.r_[starts[1:], len(order)] if len(starts) else starts
-    key_values = [cv[c].to_numpy(dtype=object) for c in keys]
     truth_all = cv["true_label"].astype(str).to_numpy()
-    values = {c: cv[c].to_numpy(np.float64) for c in value_columns}
-    firsts = [tuple(k[order[start]] for k in key_values) for start in starts]
-    flat_all = constant.reindex(pd.MultiIndex.from_tuples(firsts, names=keys)).to_numpy() if firsts else []
     rows = []
     for g, (start, end) in enumerate(zip(starts, ends, strict=True)):
         at = order[start:end]
@@ -163,33 +189,50 @@ def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=POOLED_COLUMNS)
 
 
+def _constant_within(group: np.ndarray, split: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group: whether each of its splits predicts at most one distinct value (missing values left out)."""
+    ok = ~np.isnan(values)
+    cell = group[ok] * (int(split.max()) + 2 if len(split) else 1) + split[ok] + 1
+    order = np.lexsort((values[ok], cell))
+    cell, sorted_values = cell[order], values[ok][order]
+    # a new value within the same (group, split) cell breaks the group's constancy
+    differs = (cell[1:] == cell[:-1]) & (sorted_values[1:] != sorted_values[:-1])
+    constant = np.ones(n_groups, dtype=bool)
+    constant[group[ok][order][1:][differs]] = False
+    return constant
+
+
 def summarise_pooled(pooled: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per (collection, panel, model, metric): mean over repeats, sd across repeats, Wald interval, repeats with a fit."""
+    """Per (collection, panel, model, metric): mean over repeats, sd across repeats, Wald interval, repeats with a fit.
+
+    Groups in order of first appearance (as ``groupby(sort=False)``), each
+    summarised on numpy slices: a pandas selection per group and metric cost
+    more than the fits in a screen of many panels.
+    """
     z = float(ndtri(0.5 + level / 2))
+    columns = ["collection", "panel", "model", "metric", "cv_mean", "cv_sd", "ci_low", "ci_high", "n_splits"]
+    keys = ["collection", "panel", "model"]
+    if not len(pooled):
+        return pd.DataFrame([], columns=columns)
+    group = pooled.groupby(keys, sort=False).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")
+    order = order[group[order] >= 0]  # rows with a missing key belong to no group, as in groupby
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
+    key_values = [pooled[c].to_numpy(dtype=object) for c in keys]
+    numbers = {c: pooled[c].to_numpy(np.float64) for c in (*CALIBRATION, "slope_se", "intercept_se")}
     rows = []
-    for (collection, panel, model), part in pooled.groupby(["collection", "panel", "model"], sort=False):
+    for start, end in zip(starts, ends, strict=True):
+        at = order[start:end]
+        collection, panel, model = (k[at[0]] for k in key_values)
         for metric, se_column in zip(CALIBRATION, ("slope_se", "intercept_se"), strict=True):
-            ok = part[np.isfinite(part[metric].to_numpy(np.float64))]
-            values = ok[metric].to_numpy(np.float64)
+            ok = at[np.isfinite(numbers[metric][at])]
+            values = numbers[metric][ok]
             mean = float(values.mean()) if len(values) else math.nan
             sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-            se = float(np.sqrt(np.nanmean(ok[se_column].to_numpy(np.float64) ** 2))) if len(values) else math.nan
-            rows.append(
-                {
-                    "collection": collection,
-                    "panel": panel,
-                    "model": model,
-                    "metric": metric,
-                    "cv_mean": mean,
-                    "cv_sd": sd,
-                    "ci_low": mean - z * se,
-                    "ci_high": mean + z * se,
-                    "n_splits": len(values),
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["collection", "panel", "model", "metric", "cv_mean", "cv_sd", "ci_low", "ci_high", "n_splits"]
-    )
+            se = float(np.sqrt(np.nanmean(numbers[se_column][ok] ** 2))) if len(values) else math.nan
+            rows.append([collection, panel, model, metric, mean, sd, mean - z * se, mean + z * se, len(values)])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def pooled_summary(summary: pd.DataFrame, metrics_paths: Sequence[str]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from ..compare import pool_of
 from ..scaling import describe_uninformative
 from . import figures, nulls
 from .figures import Figure
-from .inputs import Key, PairData, Panel, Rows
+from .inputs import Key, PairData, Panel, Rows, first_rows
 from .page import caption, collapsed, esc, fmt, fmt_ci, fmt_p, json_block, packed_block
 from .verdict import tag, verdict_box
 
@@ -234,7 +234,7 @@ def _pair(panel: Panel, ctx: Context, figs: dict[str, Figure], notes: dict[str, 
 
 def _curves_note(history: Rows, panel: Panel, points: int) -> str:
     """How many splits the curves average, the device, the thinning, and the epochs early stopping kept."""
-    n_cv = len(np.unique(history["split_id"][history["kind"] == "cv"]))
+    n_cv = len(first_rows(history["split_id"][history["kind"] == "cv"]))
     _first, step = figures.epoch_grid(int(history["epoch"].max()), points)
     thinned = f" Drawn every {step} epochs, ending at the last." if step > 1 else ""
     return (
@@ -248,9 +248,9 @@ def uninformative_note(history: Rows) -> str:
     """The panel's genes that carried no information in some split (history.parquet's ``uninformative``), or ''."""
     if "uninformative" not in history or not len(history):
         return ""
-    _splits, first = np.unique(history["split_id"], return_index=True)
+    first = first_rows(history["split_id"])
     by_gene: dict[str, list[str]] = {}
-    for i in sorted(first):
+    for i in first.tolist():
         for gene in str(history["uninformative"][i]).split():
             by_gene.setdefault(gene, []).append(str(history["split_id"][i]))
     if not by_gene:
@@ -267,7 +267,7 @@ def early_stopping_note(history: Rows) -> str:
         return ""
     last = int(history["epoch"].max())
     stopped = bool(np.isnan(np.asarray(history["train_loss"], dtype=np.float64)).any())
-    _splits, first = np.unique(history["split_id"], return_index=True)
+    first = first_rows(history["split_id"])  # each split's first row, in order of appearance
     best = np.asarray(history["best_epoch"])[first].astype(np.int64)
     kinds = np.asarray(history["kind"])[first]
     if not stopped and (best == last).all():

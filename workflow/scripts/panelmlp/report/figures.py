@@ -26,7 +26,7 @@ import numpy as np
 
 from ..metrics import average_precision, pr_points, reliability_bins, roc_auc, roc_points
 from ..targets import KINDS
-from .inputs import Rows
+from .inputs import Rows, first_rows
 from .page import esc
 
 Figure = dict[str, Any]
@@ -527,7 +527,7 @@ def curves_of(history: Rows, limit: int = MAX_POINTS) -> Curves:
     index = (epoch[keep] - first) // step
     kind = history["kind"][keep]
     cv, hold = kind == "cv", kind == "holdout"
-    n_cv = len(np.unique(history["split_id"][history["kind"] == "cv"]))
+    n_cv = len(first_rows(history["split_id"][history["kind"] == "cv"]))
     columns = [c for _, cols in CURVE_CELLS for c in cols if c in history]
     out = Curves(first, step, n_cv, {}, {}, {})
     for column in columns:

@@ -296,14 +296,21 @@ def json_block(element_id: str, value: object) -> str:
     return f'<script type="application/json" id="{element_id}">{to_json(value)}</script>'
 
 
+PACK_LEVEL = 5
+"""gzip level of a panel's packed figures: 50 panels' figures (2.9 MB of JSON) take 65 ms at 5, 136 ms at 6, for 557
+against 550 KB."""
+
+
 def packed_block(element_id: str, value: object) -> str:
     """A ``<script type="application/gzip">`` element holding ``value`` as gzip-compressed, base64-encoded JSON.
 
     A panel's figures are mostly numbers, which gzip shrinks about fourfold:
-    200 panels then add under 3 MB to plotly.js's 5 instead of 10. The
-    compressed bytes carry no time stamp, so the page stays deterministic.
+    200 panels then add under 3 MB to plotly.js's 5 instead of 10. Level 5
+    (:data:`PACK_LEVEL`) packs them in half the time of zlib's default 6,
+    1% larger. The compressed bytes carry no time stamp, so the page stays
+    deterministic.
     """
-    packed = gzip.compress(to_json(value).encode("utf-8"), compresslevel=6, mtime=0)
+    packed = gzip.compress(to_json(value).encode("utf-8"), compresslevel=PACK_LEVEL, mtime=0)
     return f'<script type="application/gzip" id="{element_id}">{base64.b64encode(packed).decode("ascii")}</script>'
 
 
