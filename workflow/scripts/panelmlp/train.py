@@ -998,19 +998,35 @@ WORKER_MIN_MODELS = 64
 
 WORKER_THREADS: bool | None = None
 """With several threads, whether chunks train on worker threads of one intra-op thread each (True) or on torch's
-intra-op threads (False); None: workers when other work holds the cores (:func:`_cores_busy`). The numbers are
+intra-op threads (False); None: workers when other work holds the cores now (:func:`_cores_busy`). The numbers are
 the same either way. On a quiet machine intra-op threads are about 1.3x faster; when another process holds a
 core, each intra-op product waits at a barrier for a descheduled thread and workers are several times faster."""
 
 
-def _cores_busy(threads: int) -> bool:
-    """Whether the machine's load (1-minute average) and this job's threads add up to more than its cores."""
+def _cores_busy(threads: int, seconds: float = 0.1) -> bool:
+    """Whether other work holds cores this job's ``threads`` need: the CPUs busy over ``seconds`` (/proc/stat,
+    while this thread sleeps; steal time counts as busy) and ``threads`` add up to more than the cores.
+
+    The load average is no guide here: it remembers the workflow's own jobs of the last minute.
+    """
+
+    def times() -> list[int]:
+        with open("/proc/stat", encoding="ascii") as handle:
+            return [int(v) for v in handle.readline().split()[1:9]]
+
     try:
-        load = os.getloadavg()[0]
-    except OSError:
+        before = times()
+        time.sleep(seconds)
+        after = times()
+    except (OSError, ValueError):
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return load + threads > cores + 0.5
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta)
+    if total <= 0:
+        return False
+    cpus = os.cpu_count() or 1  # /proc/stat's first line sums every CPU of the machine
+    busy = (total - delta[3] - delta[4]) / total * cpus  # all but idle and iowait
+    return busy + threads > cpus + 0.5
 
 
 CHUNK_BLOCKS = True
