@@ -537,17 +537,13 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # Fixed chunks of models, each small enough for its activations to stay in cache. Without early stopping
     # and dropout, a chunk trains a whole block of epochs before the next one (see _Blocks); its optimiser
     # groups then must not reach into another chunk, since a group counts its own Adam steps.
-    chunk = _chunk_models(bs, sizes, None if device.type == "cpu" else GPU_CHUNK_BYTES)
+    on_cpu = device.type == "cpu"
+    chunk = _chunk_models(bs, sizes, None if on_cpu else GPU_CHUNK_BYTES)
+    chunk = min(chunk, _feed_models(bs, sizes[0], on_cpu))  # a wide panel's gathered minibatch stays bounded too
     n_chunks = -(-k_models // chunk)
     if k_models >= 2 * WORKER_MIN_MODELS:
         n_chunks += n_chunks % 2  # an even number, for two worker threads; whatever the threads, the same chunks
-    workers = 1
-    if (
-        device.type == "cpu"
-        and (threads or 1) > 1
-        and (WORKER_THREADS or (WORKER_THREADS is None and _cores_busy(threads)))
-    ):
-        workers = max(1, min(threads, n_chunks, k_models // WORKER_MIN_MODELS))
+    worker_cap = max(1, min(threads or 1, n_chunks, k_models // WORKER_MIN_MODELS)) if on_cpu else 1
     even = -(-k_models // n_chunks)
     bounds = [(lo, min(k_models, lo + even)) for lo in range(0, k_models, even)]
     group_ends = sorted(set(group_ends) | {hi for _lo, hi in bounds})
@@ -630,7 +626,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     per_test_epoch = per_model_test * n_tracked * t_width
     flops = 0.0
 
-    test_chunk = _chunk_models(max(bs, t_width), sizes, None if device.type == "cpu" else GPU_CHUNK_BYTES)
+    test_chunk = min(
+        _chunk_models(max(bs, t_width), sizes, None if on_cpu else GPU_CHUNK_BYTES),
+        _feed_models(t_width, sizes[0], on_cpu),
+    )
     stopper = _EarlyStopping.create(
         data, spec, order, stack, feed, label_rows, label_of, test_chunk, dtype, device, loss_fn
     )
@@ -738,6 +737,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             with torch.inference_mode():  # thread-local: a worker thread sets its own
                 return sum(run_chunk(entry, orders_block, epoch0, logits, f"train{w}") for entry in entries)
 
+        workers = 1
+        if worker_cap > 1 and (WORKER_THREADS or (WORKER_THREADS is None and _cores_busy(worker_cap))):
+            workers = worker_cap
+        used_workers[0] = workers
         # With several threads, each worker thread trains its own chunks on one intra-op thread: the models of
         # a step are too small for torch to split one product well across threads, and workers meet only at the
         # end of a block. Each model's operations are the same as on one thread (the same bits).
@@ -769,6 +772,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                 torch.set_num_threads(intra)
         return done
 
+    used_workers = [1]
     started = time.perf_counter()
     with torch.inference_mode():
         if blocked:
@@ -790,18 +794,17 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                         drop_rngs, stream_steps, bs, steps_per_epoch, spec.hidden, keeps, dtype, device
                     )
                 loss_row = train_loss[epoch]
-                # Every model's rows and labels of the epoch at once; a chunk's step takes views of them.
-                model_rows = orders[stream_of]
-                epoch_y = labels_t[0][model_rows] if one_labelling else labels_t[label_of[:, None], model_rows]
-                flat = feed.flat_index(model_rows)
                 for step, plan in enumerate(plans):
-                    step_index = None if flat is None else flat[: plan.active, plan.start : plan.stop].contiguous()
+                    # The step's rows and labels of every active model at once; a chunk takes views of them.
+                    rows = orders[stream_of[: plan.active], plan.start : plan.stop]
+                    step_y = labels_t[0][rows] if one_labelling else labels_t[label_of[: plan.active, None], rows]
+                    step_index = feed.flat_index(rows)
                     for part in plan.chunks:
                         if stopper is not None and not stopper.live[part.lo : part.hi].any():
                             continue  # every model of the chunk has stopped: frozen, not stepped
-                        yb = epoch_y[part.lo : part.hi, plan.start : plan.stop]
+                        yb = step_y[part.lo : part.hi]
                         if step_index is None:
-                            xb = feed(model_rows[part.lo : part.hi, plan.start : plan.stop], part.lo)
+                            xb = feed(rows[part.lo : part.hi], part.lo)
                         else:
                             xb = feed.premade_rows(step_index[part.lo : part.hi])
                         masks = None
@@ -860,7 +863,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         dropout=drop_k,
         flops=flops,
         seconds=seconds,
-        workers=workers if blocked else 1,
+        workers=used_workers[0],
     )
 
 
@@ -1004,15 +1007,24 @@ core, each intra-op product waits at a barrier for a descheduled thread and work
 
 
 def _cores_busy(threads: int, seconds: float = 0.1) -> bool:
-    """Whether other work holds cores this job's ``threads`` need: the CPUs busy over ``seconds`` (/proc/stat,
-    while this thread sleeps; steal time counts as busy) and ``threads`` add up to more than the cores.
+    """Whether other work holds the CPUs this process may run on: their busy time over ``seconds`` (/proc/stat,
+    while this thread sleeps; steal time counts as busy) and this job's ``threads`` add up to more than them.
 
-    The load average is no guide here: it remembers the workflow's own jobs of the last minute.
+    The load average is no guide here: it remembers the workflow's own jobs of the last minute, and counts the
+    whole machine where a job may be pinned to a few CPUs (taskset, a SLURM cpuset).
     """
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
-    def times() -> list[int]:
+    def times() -> dict[int, list[int]]:
+        out = {}
         with open("/proc/stat", encoding="ascii") as handle:
-            return [int(v) for v in handle.readline().split()[1:9]]
+            for line in handle:
+                name, *fields = line.split()
+                if not name.startswith("cpu"):
+                    break
+                if name != "cpu" and (allowed is None or int(name[3:]) in allowed):
+                    out[int(name[3:])] = [int(v) for v in fields[:8]]
+        return out
 
     try:
         before = times()
@@ -1020,13 +1032,13 @@ def _cores_busy(threads: int, seconds: float = 0.1) -> bool:
         after = times()
     except (OSError, ValueError):
         return False
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(delta)
-    if total <= 0:
-        return False
-    cpus = os.cpu_count() or 1  # /proc/stat's first line sums every CPU of the machine
-    busy = (total - delta[3] - delta[4]) / total * cpus  # all but idle and iowait
-    return busy + threads > cpus + 0.5
+    busy = 0.0
+    for cpu, old in before.items():
+        delta = [b - a for a, b in zip(old, after.get(cpu, old), strict=True)]
+        total = sum(delta)
+        if total > 0:
+            busy += (total - delta[3] - delta[4]) / total  # all but idle and iowait
+    return bool(before) and busy + threads > len(before) + 0.5
 
 
 CHUNK_BLOCKS = True
@@ -1038,6 +1050,13 @@ CHUNK_BYTES = 1 << 21
 
 GPU_CHUNK_BYTES = 1 << 28
 """On a GPU a chunk's hidden activations may take this much: there, one wide product beats many cached ones."""
+
+
+def _feed_models(rows: int, width: int, on_cpu: bool) -> int:
+    """Models whose gathered inputs ``[models, rows, width]`` fit in :data:`FEED_BLOCK_FLOATS` (on a GPU, in
+    :data:`GPU_CHUNK_BYTES`)."""
+    floats = FEED_BLOCK_FLOATS if on_cpu else GPU_CHUNK_BYTES // 4
+    return max(1, floats // max(1, rows * width))
 
 
 def _chunk_models(rows: int, sizes: Sequence[int], limit: int | None = None) -> int:
