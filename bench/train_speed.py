@@ -240,6 +240,11 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         "adam": module._Optimizer.step,
         "head_of": module.head_of,
     }
+    # The chunk-by-chunk loop (train.train_blocked) gathers with premade_rows and updates with apply.
+    if hasattr(module._Feed, "premade_rows"):
+        saved["premade"] = module._Feed.premade_rows
+    if hasattr(module._Optimizer, "apply"):
+        saved["apply"] = module._Optimizer.apply
 
     def labelled(function, label):
         @functools.wraps(function)
@@ -259,6 +264,13 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
     )
     model.StackedMLP.backward = labelled(saved["backward"], lambda *a, **k: "backward")
     module._Optimizer.step = labelled(saved["adam"], lambda *a, **k: "adam")
+    if "premade" in saved:
+        module._Feed.premade_rows = labelled(
+            saved["premade"],
+            lambda self, index, *a, **k: "feed (test)" if index.shape[1] == test_rows else "feed (minibatch)",
+        )
+    if "apply" in saved:
+        module._Optimizer.apply = labelled(saved["apply"], lambda *a, **k: "adam")
 
     def head_of(*args):
         head = saved["head_of"](*args)
@@ -279,6 +291,10 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         model.StackedMLP.backward = saved["backward"]
         module._Optimizer.step = saved["adam"]
         module.head_of = saved["head_of"]
+        if "premade" in saved:
+            module._Feed.premade_rows = saved["premade"]
+        if "apply" in saved:
+            module._Optimizer.apply = saved["apply"]
     names = ("feed", "forward", "backward", "adam", "loss", "metrics")
     rows = [(e.key, e.cpu_time_total / 1e3) for e in prof.key_averages() if e.key.startswith(names)]
     total = result.seconds * 1e3
