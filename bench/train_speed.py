@@ -240,9 +240,7 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         "adam": module._Optimizer.step,
         "head_of": module.head_of,
     }
-    # The chunk-by-chunk loop (train.train_blocked) gathers with premade_rows and updates with apply.
-    if hasattr(module._Feed, "premade_rows"):
-        saved["premade"] = module._Feed.premade_rows
+    # The chunk-by-chunk loop (train.train_blocked) updates with apply.
     if hasattr(module._Optimizer, "apply"):
         saved["apply"] = module._Optimizer.apply
 
@@ -264,11 +262,6 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
     )
     model.StackedMLP.backward = labelled(saved["backward"], lambda *a, **k: "backward")
     module._Optimizer.step = labelled(saved["adam"], lambda *a, **k: "adam")
-    if "premade" in saved:
-        module._Feed.premade_rows = labelled(
-            saved["premade"],
-            lambda self, index, *a, **k: "feed (test)" if index.shape[1] == test_rows else "feed (minibatch)",
-        )
     if "apply" in saved:
         module._Optimizer.apply = labelled(saved["apply"], lambda *a, **k: "adam")
 
@@ -291,8 +284,6 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         model.StackedMLP.backward = saved["backward"]
         module._Optimizer.step = saved["adam"]
         module.head_of = saved["head_of"]
-        if "premade" in saved:
-            module._Feed.premade_rows = saved["premade"]
         if "apply" in saved:
             module._Optimizer.apply = saved["apply"]
     names = ("feed", "forward", "backward", "adam", "loss", "metrics")

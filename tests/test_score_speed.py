@@ -1,8 +1,8 @@
 """The fit job's work outside training, made faster without changing a number (issue 16, part 3).
 
 - The calibration fits of many models run together (:func:`panelmlp.metrics.calibration_fits`): each
-  row's slope and intercept must be bit for bit the one-model fit, checked against the one-at-a-time
-  implementation they replace (kept here verbatim as the reference).
+  row's slope and intercept must be bit for bit the one-model fit, :func:`panelmlp.metrics.calibration_fit`
+  (unchanged; tests/test_calibration.py checks it against independent references).
 - Baselines blind to the genes (``reads_genes=False``) are scored once per split: their output must
   not depend on the genes.
 - Checkpoints hold each tensor alone, not the stack's storage it was cut from.
@@ -27,63 +27,11 @@ from panelmlp.metrics import (
     calibration_metrics_many,
     classification_metrics,
     classification_metrics_many,
-    logit,
 )
 from panelmlp.model import build_mlp
 from panelmlp.targets.classification import final_metrics, final_metrics_many
 from sklearn.metrics import confusion_matrix
 from test_fit import _collection, _fit, inputs  # noqa: F401 (inputs: the fit tests' cohort fixture)
-
-
-def _reference_newton(y: np.ndarray, z: np.ndarray, fit_slope: bool) -> tuple[float, float] | None:
-    """The one-model Newton fit as it was before the batched one (verbatim): the reference, bit for bit."""
-    a, b = 0.0, 1.0
-    eta = z.copy()
-    current = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
-    for _ in range(100):
-        mu = np.exp(-np.logaddexp(0.0, -eta))
-        w = mu * (1.0 - mu)
-        resid = y - mu
-        g0, h00 = float(resid.sum()), float(w.sum())
-        if fit_slope:
-            wz = w * z
-            g1, h01, h11 = float(resid @ z), float(wz.sum()), float(wz @ z)
-            det = h00 * h11 - h01 * h01
-            if not det > 0:
-                return None
-            da, db = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
-        else:
-            if not h00 > 0:
-                return None
-            da, db = g0 / h00, 0.0
-        if not (math.isfinite(da) and math.isfinite(db)):
-            return None
-        for _halving in range(60):
-            trial = (a + da) + (b + db) * z
-            value = float(np.sum(y * trial - np.logaddexp(0.0, trial)))
-            if value >= current - 1e-12 * abs(current):
-                break
-            da, db = da / 2, db / 2
-        a, b, eta, current = a + da, b + db, trial, value
-        if max(abs(da), abs(db)) < 1e-10:
-            return a, b
-    return None
-
-
-def _reference_fit(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """The one-model calibration fit as it was (verbatim but for the Newton above)."""
-    y = np.asarray(y, dtype=np.float64)
-    z = logit(p)
-    positives, negatives = z[y == 1], z[y == 0]
-    if len(positives) == 0 or len(negatives) == 0:
-        return math.nan, math.nan
-    offset = _reference_newton(y, z, fit_slope=False)
-    intercept = offset[0] if offset is not None else math.nan
-    separated = positives.min() >= negatives.max() or negatives.min() >= positives.max()
-    if z.min() == z.max() or separated:
-        return math.nan, intercept
-    joint = _reference_newton(y, z, fit_slope=True)
-    return (joint[1] if joint is not None else math.nan), intercept
 
 
 def _same(a: float, b: float) -> bool:
@@ -111,9 +59,8 @@ def test_batched_calibration_fits_are_each_fit_alone_bit_for_bit(n, seed):
     y, p = _cases(n, 60, seed)
     slopes, intercepts = calibration_fits(y, p)
     for m in range(len(y)):
-        want = _reference_fit(y[m], p[m])
+        want = calibration_fit(y[m], p[m])
         assert _same(slopes[m], want[0]) and _same(intercepts[m], want[1]), (m, slopes[m], intercepts[m], want)
-        assert all(_same(g, w) for g, w in zip(calibration_fit(y[m], p[m]), want, strict=True))
     assert np.isfinite(slopes).sum() > (30 if n >= 17 else 5)  # many rows have a slope: the batch fitted
     assert math.isnan(slopes[0]) and math.isnan(intercepts[0])  # one class: nothing to fit
     assert math.isnan(slopes[1]) and math.isfinite(intercepts[1])  # separated: no slope, an intercept
@@ -138,7 +85,7 @@ def test_metrics_of_many_models_are_each_model_alone():
         assert list(row) == list(alone)
         assert all(_same(float(row[k]), float(alone[k])) for k in row)
         rows = [(y == 1, proba[:, 1])] if proba.shape[1] == 2 else [(y == c, proba[:, c]) for c in range(3)]
-        want = np.array([_reference_fit(yy, pp) for yy, pp in rows]).mean(axis=0)
+        want = np.array([calibration_fit(yy, pp) for yy, pp in rows]).mean(axis=0)
         assert _same(row["calibration_slope"], float(want[0])) and _same(row["calibration_intercept"], float(want[1]))
         one, of_many = calibration_metrics(y, proba), calibration_metrics_many([y], [proba])[0]
         assert all(_same(one[k], of_many[k]) for k in one)

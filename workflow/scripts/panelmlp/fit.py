@@ -314,7 +314,7 @@ def _plan(
     """
     available = read_cohort_genes(cohort)
     unit = unit if isinstance(unit, Unit) else Unit.from_params(unit)
-    resolved = resolve(unit, available, random_universe)
+    resolved = resolve(unit, available, random_universe, earlier=bool(random_panels))
     panels = resolved.panels
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
     target = kind_of_labels(label_info)

@@ -398,12 +398,6 @@ class _Feed:
         self.shift = torch.tensor(shift[:, None, :], dtype=dtype, device=device)
         self.has_nan = bool(np.isnan(matrix).any())
 
-    def flat_index(self, rows: torch.Tensor, start: int = 0) -> torch.Tensor | None:
-        """Premade inputs only: the row of :attr:`premade` of models ``start ..``'s rows ``[k, b]``, else None."""
-        if self.premade is None:
-            return None
-        return rows + self.offsets[start : start + rows.shape[0]]
-
     def __call__(self, rows: torch.Tensor, start: int = 0, buffer: str | None = "train") -> torch.Tensor:
         """Inputs ``[k, b, G]`` of models ``start .. start+k`` for their rows ``[k, b]``.
 
@@ -424,17 +418,6 @@ class _Feed:
             torch.index_select(self.premade, 0, index, out=out.view(k * b, self.width))
             return out
         return self._gather(rows, start, out)
-
-    def premade_rows(self, index: torch.Tensor, buffer: str = "train") -> torch.Tensor:
-        """Premade inputs ``[k, b, G]`` of the flat rows ``index`` ``[k, b]`` (contiguous), in the named buffer."""
-        k, b = index.shape
-        size = k * b * self.width
-        store = self.buffers.get(buffer)
-        if store is None or store.numel() < size:
-            store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
-        out = store[:size].view(k, b, self.width)
-        torch.index_select(self.premade, 0, index.view(-1), out=out.view(k * b, self.width))
-        return out
 
     def _gather(self, rows: torch.Tensor, start: int, out: torch.Tensor) -> torch.Tensor:
         """On-demand inputs of models ``start ..`` for ``rows``, standardised into ``out``."""
@@ -586,7 +569,6 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             stack=_slice(stack, lo, hi),
             grads=[g[lo:hi] for g in grad_buffers],
             streams=stream_of[lo:hi],
-            labels=None if one_labelling else label_of[lo:hi, None],
             valid=valid[lo:hi],
             n_valid=valid[lo:hi].sum(1).clamp(min=1),
         )
@@ -717,15 +699,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             for e in range(orders_block.shape[1]):
                 model_rows = orders_block[streams, e]
                 epoch_y = labels_t[0][model_rows] if one_labelling else labels_t[label_of[lo:hi, None], model_rows]
-                flat = feed.flat_index(model_rows, lo)
                 loss_row = train_loss[epoch0 + e]
                 for plan, part, update in steps:
                     k = part.hi - lo
                     yb = epoch_y[:k, plan.start : plan.stop]
-                    if flat is None:
-                        xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
-                    else:
-                        xb = feed.premade_rows(flat[:k, plan.start : plan.stop].contiguous(), buffer)
+                    xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
                     one_step(part, xb, yb, loss_row, None)
                     optimizer.apply(update, grad_buffers)
                     done += per_model_step * k * (plan.stop - plan.start)
@@ -798,15 +776,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     # The step's rows and labels of every active model at once; a chunk takes views of them.
                     rows = orders[stream_of[: plan.active], plan.start : plan.stop]
                     step_y = labels_t[0][rows] if one_labelling else labels_t[label_of[: plan.active, None], rows]
-                    step_index = feed.flat_index(rows)
                     for part in plan.chunks:
                         if stopper is not None and not stopper.live[part.lo : part.hi].any():
                             continue  # every model of the chunk has stopped: frozen, not stepped
                         yb = step_y[part.lo : part.hi]
-                        if step_index is None:
-                            xb = feed(rows[part.lo : part.hi], part.lo)
-                        else:
-                            xb = feed.premade_rows(step_index[part.lo : part.hi])
+                        xb = feed(rows[part.lo : part.hi], part.lo)
                         masks = None
                         if epoch_masks is not None and part.keeps:
                             masks = _chunk_masks(epoch_masks, part, step, plan.stop - plan.start)
@@ -980,7 +954,6 @@ class _ChunkPlan:
     stack: StackedMLP
     grads: list[torch.Tensor]
     streams: torch.Tensor
-    labels: torch.Tensor | None
     valid: torch.Tensor
     n_valid: torch.Tensor
 

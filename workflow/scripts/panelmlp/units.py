@@ -433,7 +433,9 @@ class Resolved:
     those parts train."""
 
 
-def resolve(unit: Unit | Mapping, available: Sequence[str], random_universe: str = "cohort") -> Resolved:
+def resolve(
+    unit: Unit | Mapping, available: Sequence[str], random_universe: str = "cohort", earlier: bool = False
+) -> Resolved:
     """The panels a unit trains, its panels table and its random-panel universe; the GMT file is read once.
 
     Named panels: each panel's genes (a list, a file, or ``all`` = every gene
@@ -447,6 +449,8 @@ def resolve(unit: Unit | Mapping, available: Sequence[str], random_universe: str
     expression gene; ``collection``, for a collection part, the union of all of
     the collection's sets' genes present in the cohort, in the cohort's order
     (every part draws from the same universe); named panels keep the cohort.
+    ``earlier`` (a job with random panels): also resolve the sets of the parts
+    before this one, for :attr:`Resolved.earlier_sizes`.
     """
     unit = Unit.from_params(unit)
     columns = [*PANEL_COLUMNS, "folder"]
@@ -519,11 +523,11 @@ def resolve(unit: Unit | Mapping, available: Sequence[str], random_universe: str
         if status == "kept"
     ]
     universe, universe_name = _universe(unit, sets, available, random_universe)
-    earlier = _part_order(sets)[: unit.sets_before]
+    before_sets = _part_order(sets)[: unit.sets_before] if earlier else []
     earlier_sizes = []
-    if earlier:
+    if before_sets:
         before = resolve_sets(
-            earlier,
+            before_sets,
             available,
             min_size=int(unit.min_size),
             max_size=unit.max_size,
