@@ -27,7 +27,11 @@ the start before the first job (imports, parsing the Snakefile, the DAG), the
 gaps between jobs, the wrap-up after the last job, and the interpreter's exit.
 
     python bench/pipeline.py [--raw ../shared/data/gbm_data.csv] [--cores 2] [--repeat 3]
-                             [--before /tmp/before] [--tree NAME=DIR ...] [--one-panel-only]
+                             [--before /tmp/before] [--tree NAME=DIR[@PYTHON] ...] [--one-panel-only]
+
+``@PYTHON`` runs that tree's workflow with another environment's interpreter,
+e.g. this tree in an environment that also has the SLURM executor plugin
+(requirements-slurm.txt), whose loading every Snakemake start pays.
 """
 
 from __future__ import annotations
@@ -327,17 +331,22 @@ def one_panel(raw: str, args: argparse.Namespace, python: str) -> None:
     panel = random_sets(gene_names(Path(raw)), 1)[0]
     config = {"raw_csv": raw, "panels": {"glial": None, "microglia": None, "all": None, "one": panel}}
     trees = {"this tree": REPO}
+    pythons = {"this tree": python}
     if args.before:
         trees["before"] = Path(args.before).resolve()
     for item in args.tree:
-        name, _, path = item.partition("=")
+        name, _, spec = item.partition("=")
+        path, _, own_python = spec.partition("@")
         trees[name] = Path(path).resolve()
+        if own_python:
+            pythons[name] = own_python
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     tutorials = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             for name, tree in trees.items():
-                parts = timed_run(tree, Path(tmp) / f"{name.replace(' ', '-')}-{i}", config, python, args.cores)
+                work = Path(tmp) / f"{name.replace(' ', '-').replace(',', '')}-{i}"
+                parts = timed_run(tree, work, config, pythons.get(name, python), args.cores)
                 runs[name].append(parts)
             wall, _ = run([python, str(REPO / "bench" / "tutorial.py"), raw, str(Path(tmp) / "t.html")], REPO / "bench")
             tutorials.append(wall)
@@ -391,7 +400,13 @@ def main() -> None:
     parser.add_argument("--cores", default="2")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of one-panel run(s) and tutorial")
     parser.add_argument("--before", help="another project tree whose one-panel run is timed alongside")
-    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR", help="one more tree to time")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR[@PYTHON]",
+        help="one more tree to time (with another environment's python: e.g. one with the SLURM plugin installed)",
+    )
     parser.add_argument("--one-panel-only", action="store_true", help="skip the default-config runs")
     args = parser.parse_args()
     raw = str(Path(args.raw).resolve())

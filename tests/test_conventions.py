@@ -159,6 +159,20 @@ def test_envs_and_requirements_pin_the_same_versions():
             assert pins.get(pkg) == version, f"envs/{env}.yaml pins {pkg}=={version}, requirements.txt {pins.get(pkg)}"
 
 
+def test_the_slurm_plugin_has_its_own_pinned_requirements():
+    """The SLURM plugin (it imports pandas as Snakemake starts) only where jobs are submitted, pinned there."""
+    runtime = (REPO / "requirements.txt").read_text()
+    assert "snakemake-executor-plugin-slurm" not in runtime
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements-slurm.txt").read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert lines[0] == "-r requirements.txt"
+    assert all("==" in line for line in lines[1:]) and any(
+        line.startswith("snakemake-executor-plugin-slurm==") for line in lines
+    )
+    assert "requirements-slurm.txt" in (REPO / ".ci" / "run").read_text()
+    assert "pip install -r requirements-slurm.txt" in (REPO / "README.md").read_text()
+
+
 def test_config_errors_name_the_key_in_one_line():
     from panelmlp.config import config_error
 

@@ -20,10 +20,10 @@ from panelmlp.predict import (
     PanelModels,
     load_panel_models,
     predict_step,
-    prediction_name,
     read_new_samples,
     score_panel,
 )
+from panelmlp.predict_plan import prediction_name
 from panelmlp.synthetic import write_cohort
 from test_workflow import snakemake
 
@@ -397,7 +397,7 @@ def test_a_regression_ensemble_is_the_mean_of_predict_value(tmp_path):
 
 
 def test_the_plan_names_panels_collections_and_sets():
-    from panelmlp.predict import predict_csv_problem, prediction_plan
+    from panelmlp.predict_plan import predict_csv_problem, prediction_plan
 
     panels = {"glial": None, "planted": ["SIG1"], "sets": {"gmt": "s.gmt"}, "other": {"gmt": "o.gmt"}}
     units = {

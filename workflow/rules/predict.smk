@@ -1,9 +1,9 @@
-from panelmlp.predict import prediction_name, prediction_plan, predict_csv_problem
+from panelmlp.predict_plan import prediction_name, prediction_plan, predict_csv_problem
 
 # `snakemake predict --config predict_csv=new.csv`: score new samples with every panel's
 # checkpoints (training first where needed), and rebuild the report, which then has an
 # external-validation section: models, predictions and report.html always describe one config.
-# The plan and the checks live in panelmlp.predict.
+# The plan and the checks live in panelmlp.predict_plan (plain Python, loaded at every start).
 # The report's inputs from here: predict_report_inputs() in common.smk.
 
 

@@ -30,10 +30,12 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import PanelMlpError
+
+if TYPE_CHECKING:  # pandas loads where a table is built: the Snakefile imports this module
+    import pandas as pd
 
 SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 """Characters a panel directory name may contain."""
@@ -297,6 +299,8 @@ def resolve_sets(
                 "hint": hint,
             }
         )
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return table.astype({"line": "int64", "n_listed": "int64", "n_duplicates": "int64", "n_found": "int64"})
 

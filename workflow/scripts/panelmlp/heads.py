@@ -23,7 +23,7 @@ from .epoch_metrics import (
     regression_metrics,
     survival_epoch_metrics,
 )
-from .model import loss_and_grad, output_size
+from .model import logit_grad, loss_and_grad, output_size
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 MetricsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -51,6 +51,11 @@ class Head:
     """Whether the last layer's bias trains. The Cox partial likelihood does not change when every risk shifts by
     one constant, so that bias has no gradient: its computed gradient is rounding noise, which Adam would scale
     up to full steps in random directions. A Cox head keeps it at its initial value."""
+    grad_only: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """``(out [K, B, outputs], y, scale [K, B, 1]) -> d mean loss / d out``, the gradient of
+    :attr:`loss_and_grad` alone (``scale``: ``valid / n_valid``), where the per-row losses are each a function
+    of the row's own output: the chunk-by-chunk trainer then scores a whole block of epochs' training outputs at
+    once. None: the head's losses come with every step's gradient."""
 
 
 def squeeze(out: torch.Tensor) -> torch.Tensor:
@@ -74,7 +79,16 @@ def classification_head(n_classes: int, loss: str = "mse") -> Head:
     def metrics(out: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return metrics_from_logits(out, y, valid, n_classes)
 
-    return Head(output_size(n_classes), loss_fn, metrics, probabilities, n_classes == 2, n_classes, class_codes=True)
+    return Head(
+        output_size(n_classes),
+        loss_fn,
+        metrics,
+        probabilities,
+        n_classes == 2,
+        n_classes,
+        class_codes=True,
+        grad_only=logit_grad if n_classes == 2 else None,
+    )
 
 
 def regression_head(n_classes: int = 1, loss: str = "mse") -> Head:

@@ -561,6 +561,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
 
     def part_of(lo: int, hi: int, valid: torch.Tensor) -> _ChunkPlan:
         """Models ``lo .. hi`` in one step, whose batch slots are valid where ``valid`` (rows from model 0) is."""
+        n_valid = valid[lo:hi].sum(1).clamp(min=1)
         return _ChunkPlan(
             keeps=sorted({float(v) for v in keep_sorted[lo:hi] if v < 1.0}),
             keep_of=torch.tensor(keep_sorted[lo:hi], dtype=dtype, device=device)[:, None, None],
@@ -570,7 +571,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             grads=[g[lo:hi] for g in grad_buffers],
             streams=stream_of[lo:hi],
             valid=valid[lo:hi],
-            n_valid=valid[lo:hi].sum(1).clamp(min=1),
+            n_valid=n_valid,
+            scale=(valid[lo:hi] / n_valid[:, None]).unsqueeze(-1),
         )
 
     plans = []
@@ -618,6 +620,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # Chunk after chunk (each a whole block of epochs) when every model's epochs are its own business: no early
     # stopping (which scores every model after every epoch) and no dropout (masks drawn per epoch for all streams).
     blocked = CHUNK_BLOCKS and stopper is None and drop_rngs is None
+    deferred = blocked and head.grad_only is not None
+    # Each model's valid training slots [models, width] (per chunk start), for the deferred training losses.
+    slot_valid = torch.tensor(np.arange(width)[None, :] < n_train[:, None], dtype=dtype, device=device)
+    chunk_valid = {lo: slot_valid[lo:hi] for lo, hi in bounds}
+    ones_k = torch.ones(1, dtype=dtype, device=device)
     tracked_runs = (
         [
             run
@@ -635,8 +642,12 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
 
     def test_logits(ids: np.ndarray, buffer: str = "test") -> torch.Tensor:
         """Logits ``[k, T, out]`` of the models at sorted positions ``ids`` (ascending) on their test rows."""
+        return test_forward(_runs(ids, test_chunk), buffer)
+
+    def test_forward(runs: list[tuple[int, int]], buffer: str) -> torch.Tensor:
+        """Test logits of the models of ``runs`` (from :func:`_runs` with ``test_chunk``)."""
         parts = []
-        for lo, hi in _runs(ids, test_chunk):
+        for lo, hi in runs:
             inputs = cached_inputs.get((lo, hi))
             if inputs is None:
                 inputs = feed(test_rows[lo:hi], lo, buffer=buffer)
@@ -676,7 +687,9 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         another order: its chunk's parameters, optimiser state and activations stay in cache through the block
         instead of every model's being streamed from memory in every step. Bit for bit the same numbers.
         """
-        n_block = min(order_block, block)
+        # A chunk's rows and labels of a block of epochs ([models, epochs, slots]), and with grad_only its
+        # training outputs, stay within the history block's size too.
+        n_block = max(1, min(order_block, block, HISTORY_BLOCK_FLOATS // max(1, (bounds[0][1] - bounds[0][0]) * width)))
         # Per chunk and step: the chunk's models still active in the step, and their optimiser update.
         chunk_steps = []
         for lo, hi in bounds:
@@ -687,28 +700,51 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     steps.append((plan, part_of(lo, top, step_valid[step]), optimizer.plan(lo, top)))
             tracked_here = tracked_sorted[(tracked_sorted >= lo) & (tracked_sorted < hi)]
             first = int(np.searchsorted(tracked_sorted, lo))
-            chunk_steps.append((lo, hi, steps, tracked_here, first))
+            chunk_steps.append((lo, hi, steps, _runs(tracked_here, test_chunk), len(tracked_here), first))
 
         def run_chunk(
             entry: tuple, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str
         ) -> float:
             """One chunk through the epochs of a block (``buffer``: the worker's own input buffer); its FLOPs."""
-            lo, hi, steps, tracked_here, first = entry
+            lo, hi, steps, test_runs, n_here, first = entry
             streams = stream_of[lo:hi]
+            n_ep = orders_block.shape[1]
+            block_rows = orders_block[streams]  # [k, n_ep, width]
+            block_y = labels_t[0][block_rows] if one_labelling else labels_t[label_of[lo:hi, None, None], block_rows]
+            # Where the head allows it (grad_only), a step computes the gradient alone and keeps its outputs; the
+            # training losses of a stretch of epochs are then scored in one pass over them (the same per-row
+            # losses; their sums over a model's rows may differ from step-by-step sums in the last bit).
+            outs = torch.zeros((hi - lo, n_ep, width), dtype=dtype, device=device) if deferred else None
             done = 0.0
-            for e in range(orders_block.shape[1]):
-                model_rows = orders_block[streams, e]
-                epoch_y = labels_t[0][model_rows] if one_labelling else labels_t[label_of[lo:hi, None], model_rows]
+            for e in range(n_ep):
+                model_rows = block_rows[:, e]
+                epoch_y = block_y[:, e]
                 loss_row = train_loss[epoch0 + e]
                 for plan, part, update in steps:
                     k = part.hi - lo
                     yb = epoch_y[:k, plan.start : plan.stop]
                     xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
-                    one_step(part, xb, yb, loss_row, None)
+                    if outs is None:
+                        one_step(part, xb, yb, loss_row, None)
+                    else:
+                        out, cache = part.stack.forward(xb)
+                        outs[:k, e, plan.start : plan.stop] = out[..., 0]
+                        part.stack.backward(head.grad_only(out, yb, part.scale), cache, out=part.grads)
+                        if not head.output_bias:
+                            part.grads[-1].zero_()
                     optimizer.apply(update, grad_buffers)
                     done += per_model_step * k * (plan.stop - plan.start)
-                if len(tracked_here):
-                    logits[e, first : first + len(tracked_here)] = test_logits(tracked_here, buffer="test" + buffer)
+                if n_here:
+                    logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
+            if outs is not None:
+                k = hi - lo
+                rows, _ = loss_fn(
+                    outs.view(k * n_ep, width, 1),
+                    block_y.reshape(k * n_ep, width),
+                    chunk_valid[lo].repeat_interleave(n_ep, 0),
+                    ones_k.expand(k * n_ep),
+                )
+                train_loss[epoch0 : epoch0 + n_ep, lo:hi] += rows.sum(1).view(k, n_ep).T
             return done
 
         def run_worker(entries: list, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, w: int) -> float:
@@ -956,6 +992,8 @@ class _ChunkPlan:
     streams: torch.Tensor
     valid: torch.Tensor
     n_valid: torch.Tensor
+    scale: torch.Tensor
+    """``[k, B, 1]`` each batch slot's weight in its model's mean loss (``valid / n_valid``)."""
 
 
 @dataclass

@@ -32,11 +32,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .defaults import SCHEMA_PATH, read_schema_file, schema_defaults
 from .errors import PanelMlpError
+
+if TYPE_CHECKING:  # pandas loads where a table is built: the Snakefile imports this module
+    import pandas as pd
 from .gmt import GeneSet, panel_dir_name, read_gmt, resolve_sets
 from .panels import check_panel, panel_genes
 
@@ -452,6 +454,8 @@ def resolve(
     ``earlier`` (a job with random panels): also resolve the sets of the parts
     before this one, for :attr:`Resolved.earlier_sizes`.
     """
+    import pandas as pd
+
     unit = Unit.from_params(unit)
     columns = [*PANEL_COLUMNS, "folder"]
     if not unit.is_collection:
@@ -569,7 +573,7 @@ def panel_name_clash(panels: Mapping, collections: Mapping[str, tuple[str, Seque
 
 def _set_line(path: str | Path, name: str) -> int | None:
     """The line of gene set ``name`` in a GMT file, or None if the file cannot be read."""
-    from .gmt import read_gmt  # only here: the Snakefile imports this module, and gmt imports pandas
+    from .gmt import read_gmt
 
     try:
         return next((s.line for s in read_gmt(path) if s.name == name), None)
