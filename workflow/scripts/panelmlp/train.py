@@ -236,6 +236,8 @@ class _Optimizer:
         self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.groups]
         self.first = [True] * len(self.groups)
         """SGD: whether a group's momentum buffer is still unset (its first update copies the gradient)."""
+        self.grads: list[torch.Tensor] | None = None
+        """The gradient buffers every update reads (set by the trainer): plans made after hold their slices."""
 
     def prepare(self, actives: Sequence[int], live: np.ndarray | None = None) -> None:
         """Build the tensor lists each step of an epoch updates (``actives[j]``: models active in step j).
@@ -270,6 +272,8 @@ class _Optimizer:
                     if self.adam:
                         lists["v"].append(self.v[i][start:stop])
                     lists["steps"].append(self.steps[g])
+                    if self.grads is not None:
+                        lists.setdefault("grads", []).append(self.grads[i][start:stop])
         return live_groups, buckets
 
     def step(self, grads: Sequence[torch.Tensor], step: int) -> None:
@@ -284,7 +288,10 @@ class _Optimizer:
             for g in live_groups:
                 self.steps[g] += 1
             for (lr, wd), lists in buckets.items():
-                gs = [grad[lo:up] for lo, up, _g in lists["ranges"] for grad in grads]
+                if grads is self.grads and "grads" in lists:
+                    gs = lists["grads"]
+                else:
+                    gs = [grad[lo:up] for lo, up, _g in lists["ranges"] for grad in grads]
                 torch._fused_adam_(
                     lists["params"],
                     gs,
@@ -405,19 +412,36 @@ class _Feed:
         call with that name), or in a new tensor when ``buffer`` is None.
         """
         k, b = rows.shape
-        size = k * b * self.width
-        if buffer is None:
-            store = torch.empty(size, dtype=torch.float32, device=self.device)
-        else:
-            store = self.buffers.get(buffer)
-            if store is None or store.numel() < size:
-                store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
-        out = store[:size].view(k, b, self.width)
+        out = self._store(k * b, buffer).view(k, b, self.width)
         if self.premade is not None:
             index = (rows + self.offsets[start : start + k]).reshape(-1)
             torch.index_select(self.premade, 0, index, out=out.view(k * b, self.width))
             return out
         return self._gather(rows, start, out)
+
+    def indices(self, rows: torch.Tensor, start: int) -> torch.Tensor | None:
+        """For rows ``[k, E, b]`` of models ``start .. start+k`` over E epochs, their premade-row indices
+        ``[E, k, b]`` (contiguous: each epoch's a ready index for :meth:`rows_at`); None on the on-demand path."""
+        if self.premade is None:
+            return None
+        return (rows + self.offsets[start : start + rows.shape[0], :, None]).transpose(0, 1).contiguous()
+
+    def rows_at(self, index: torch.Tensor, buffer: str) -> torch.Tensor:
+        """Inputs ``[k, b, G]`` for a contiguous ``[k, b]`` slice of :meth:`indices` (the same as ``__call__``)."""
+        k, b = index.shape
+        out = self._store(k * b, buffer).view(k, b, self.width)
+        torch.index_select(self.premade, 0, index.view(-1), out=out.view(k * b, self.width))
+        return out
+
+    def _store(self, rows: int, buffer: str | None) -> torch.Tensor:
+        """Room for ``rows`` input rows: the named reusable buffer (grown when too small), or a new tensor."""
+        size = rows * self.width
+        if buffer is None:
+            return torch.empty(size, dtype=torch.float32, device=self.device)
+        store = self.buffers.get(buffer)
+        if store is None or store.numel() < size:
+            store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
+        return store[:size]
 
     def _gather(self, rows: torch.Tensor, start: int, out: torch.Tensor) -> torch.Tensor:
         """On-demand inputs of models ``start ..`` for ``rows``, standardised into ``out``."""
@@ -539,6 +563,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         [wd_k[order[a]] for a in group_starts],
     )
     grad_buffers = [torch.empty_like(p) for p in stack.params]
+    optimizer.grads = grad_buffers  # its plans then hold their slices of these buffers
     feed = _Feed(data, order, dtype, device)
 
     stream_of = torch.tensor(data.stream[order], device=device)
@@ -640,6 +665,8 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         for lo, hi in tracked_runs:
             cached_inputs[(lo, hi)] = feed(test_rows[lo:hi], lo, buffer=None)
 
+    run_stacks: dict[tuple[int, int], StackedMLP] = {}
+
     def test_logits(ids: np.ndarray, buffer: str = "test") -> torch.Tensor:
         """Logits ``[k, T, out]`` of the models at sorted positions ``ids`` (ascending) on their test rows."""
         return test_forward(_runs(ids, test_chunk), buffer)
@@ -651,7 +678,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             inputs = cached_inputs.get((lo, hi))
             if inputs is None:
                 inputs = feed(test_rows[lo:hi], lo, buffer=buffer)
-            parts.append(_slice(stack, lo, hi).forward(inputs)[0])
+            view = run_stacks.get((lo, hi))
+            if view is None:
+                view = run_stacks[(lo, hi)] = _slice(stack, lo, hi)  # views: the updates are in place
+            parts.append(view.forward(inputs)[0])
         return torch.cat(parts)
 
     def flush(start: int, logits: torch.Tensor) -> None:
@@ -685,7 +715,9 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
 
         A model's work is the same as in the epoch-by-epoch loop (the same minibatches, chunks and products), in
         another order: its chunk's parameters, optimiser state and activations stay in cache through the block
-        instead of every model's being streamed from memory in every step. Bit for bit the same numbers.
+        instead of every model's being streamed from memory in every step. Bit for bit the same numbers, except
+        a one-logit head's training loss (``deferred``: scored once per block from the kept logits, its per-row
+        losses summed over a model's rows at once, not step by step; the same within the last bits).
         """
         # A chunk's rows and labels of a block of epochs ([models, epochs, slots]), and with grad_only its
         # training outputs, stay within the history block's size too.
@@ -715,15 +747,22 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             # training losses of a stretch of epochs are then scored in one pass over them (the same per-row
             # losses; their sums over a model's rows may differ from step-by-step sums in the last bit).
             outs = torch.zeros((hi - lo, n_ep, width), dtype=dtype, device=device) if deferred else None
+            # Each step's input rows of the whole block at once (where inputs are premade), one index per epoch.
+            indices = [
+                feed.indices(block_rows[: part.hi - lo, :, plan.start : plan.stop], lo) for plan, part, _ in steps
+            ]
             done = 0.0
             for e in range(n_ep):
                 model_rows = block_rows[:, e]
                 epoch_y = block_y[:, e]
                 loss_row = train_loss[epoch0 + e]
-                for plan, part, update in steps:
+                for (plan, part, update), index in zip(steps, indices, strict=True):
                     k = part.hi - lo
                     yb = epoch_y[:k, plan.start : plan.stop]
-                    xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
+                    if index is None:
+                        xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
+                    else:
+                        xb = feed.rows_at(index[e], buffer)
                     if outs is None:
                         one_step(part, xb, yb, loss_row, None)
                     else:
