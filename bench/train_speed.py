@@ -256,6 +256,9 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
     module._Feed.__call__ = labelled(
         saved["feed"], lambda self, rows, *a, **k: "feed (test)" if rows.shape[1] == test_rows else "feed (minibatch)"
     )
+    if hasattr(module._Feed, "rows_at"):  # the chunk-by-chunk loop's minibatches from indices made per block
+        saved["rows_at"] = module._Feed.rows_at
+        module._Feed.rows_at = labelled(saved["rows_at"], lambda *a, **k: "feed (minibatch)")
     model.StackedMLP.forward = labelled(
         saved["forward"],
         lambda self, x, *a, **k: "forward (test)" if x.shape[1] == test_rows and not a else "forward (minibatch)",
@@ -269,7 +272,10 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         head = saved["head_of"](*args)
         loss = labelled(head.loss_and_grad, lambda out, *a: "loss (test)" if out.shape[1] == test_rows else "loss")
         metrics = labelled(head.metrics, lambda *a: "metrics (test)")
-        return dataclasses.replace(head, loss_and_grad=loss, metrics=metrics)
+        changes = {"loss_and_grad": loss, "metrics": metrics}
+        if getattr(head, "grad_only", None) is not None:  # the chunk-by-chunk loop's step: the gradient alone
+            changes["grad_only"] = labelled(head.grad_only, lambda *a: "loss")
+        return dataclasses.replace(head, **changes)
 
     module.head_of = head_of
     try:
@@ -280,6 +286,8 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
             result = module.train_models(data, spec, threads=threads)
     finally:
         module._Feed.__call__ = saved["feed"]
+        if "rows_at" in saved:
+            module._Feed.rows_at = saved["rows_at"]
         model.StackedMLP.forward = saved["forward"]
         model.StackedMLP.backward = saved["backward"]
         module._Optimizer.step = saved["adam"]
