@@ -270,3 +270,40 @@ def test_chunk_blocks_train_each_model_as_alone(plain):
             torch.testing.assert_close(value, state[key], atol=1e-5, rtol=0)
         if k in tracked_pos:
             np.testing.assert_allclose(alone.history, together.history[:, [tracked_pos[k]]], atol=1e-5)
+
+
+def test_chunk_blocks_with_unequal_training_rows(monkeypatch):
+    """Splits of 55, 40 and 23 training rows (4, 3 and 2 steps of 16): chunks mix models that skip steps, and a
+    chunk goes through each 8-epoch block in stretches of 6 and 2 epochs. The kept one-logit outputs are
+    scored with the steps a model did not take and the slots past its rows weighing nothing: the epoch loop's
+    training loss within a few ulps, every other number bit for bit, on one worker thread or three."""
+    data, _genes = _plain_job()
+    train = data.train.copy()
+    for s, keep in enumerate((55, 40, 23)):
+        train[s, np.flatnonzero(train[s])[keep:]] = False
+    data = dataclasses.replace(data, train=train)
+    monkeypatch.setattr(train_module, "WORKER_THREADS", True)
+    monkeypatch.setattr(train_module, "CHUNK_BYTES", 4 * 16 * 16 * 24)  # 78 models: 4 chunks of 20 (19)
+    monkeypatch.setattr(train_module, "WORKER_MIN_MODELS", 8)
+    # Blocks: 6,600 // (9 streams x 90 samples) = 8 epochs; stretches: 6,600 // (20 models x 55 slots) = 6.
+    monkeypatch.setattr(train_module, "HISTORY_BLOCK_FLOATS", 6_600)
+    stretches = []
+    indices = train_module._Feed.indices
+
+    def spy(self, rows, start):
+        stretches.append(rows.shape[1])
+        return indices(self, rows, start)
+
+    monkeypatch.setattr(train_module._Feed, "indices", spy)
+    try:
+        monkeypatch.setattr(train_module, "CHUNK_BLOCKS", False)
+        epochs = train_models(data, PLAIN, threads=1)
+        monkeypatch.setattr(train_module, "CHUNK_BLOCKS", True)
+        blocks = {threads: train_models(data, PLAIN, threads=threads) for threads in (1, 3)}
+    finally:
+        torch.set_num_threads(1)
+    assert set(stretches) == {6, 2}  # 40 epochs: 5 blocks of 8, each cut into 6 + 2
+    assert blocks[3].workers == 3
+    for result in blocks.values():
+        _assert_same(epochs, result, loss_sums=True)
+    _assert_same(blocks[1], blocks[3])

@@ -646,9 +646,10 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     # stopping (which scores every model after every epoch) and no dropout (masks drawn per epoch for all streams).
     blocked = CHUNK_BLOCKS and stopper is None and drop_rngs is None
     deferred = blocked and head.grad_only is not None
-    # Each model's valid training slots [models, width] (per chunk start), for the deferred training losses.
-    slot_valid = torch.tensor(np.arange(width)[None, :] < n_train[:, None], dtype=dtype, device=device)
-    chunk_valid = {lo: slot_valid[lo:hi] for lo, hi in bounds}
+    # Each model's valid training slots [models, width], for the deferred training losses.
+    slot_valid = (
+        torch.tensor(np.arange(width)[None, :] < n_train[:, None], dtype=dtype, device=device) if deferred else None
+    )
     ones_k = torch.ones(1, dtype=dtype, device=device)
     tracked_runs = (
         [
@@ -719,9 +720,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
         a one-logit head's training loss (``deferred``: scored once per block from the kept logits, its per-row
         losses summed over a model's rows at once, not step by step; the same within the last bits).
         """
-        # A chunk's rows and labels of a block of epochs ([models, epochs, slots]), and with grad_only its
-        # training outputs, stay within the history block's size too.
-        n_block = max(1, min(order_block, block, HISTORY_BLOCK_FLOATS // max(1, (bounds[0][1] - bounds[0][0]) * width)))
+        n_block = min(order_block, block)
+        # A chunk goes through a block in stretches of epochs whose rows, labels and (grad_only) training outputs
+        # ([models, epochs, slots]) stay within the history block's size (on a GPU, within GPU_CHUNK_BYTES).
+        room = HISTORY_BLOCK_FLOATS if on_cpu else GPU_CHUNK_BYTES // 4
+        stretch = max(1, room // max(1, (bounds[0][1] - bounds[0][0]) * width))
         # Per chunk and step: the chunk's models still active in the step, and their optimiser update.
         chunk_steps = []
         for lo, hi in bounds:
@@ -740,14 +743,46 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             """One chunk through the epochs of a block (``buffer``: the worker's own input buffer); its FLOPs."""
             lo, hi, steps, test_runs, n_here, first = entry
             streams = stream_of[lo:hi]
-            n_ep = orders_block.shape[1]
-            block_rows = orders_block[streams]  # [k, n_ep, width]
+            done = 0.0
+            for s0 in range(0, orders_block.shape[1], stretch):
+                done += run_stretch(
+                    lo,
+                    hi,
+                    steps,
+                    test_runs,
+                    n_here,
+                    first,
+                    streams,
+                    orders_block[:, s0 : s0 + stretch],
+                    epoch0 + s0,
+                    logits[s0 : s0 + stretch],
+                    buffer,
+                )
+            return done
+
+        def run_stretch(
+            lo: int,
+            hi: int,
+            steps: list,
+            test_runs: list[tuple[int, int]],
+            n_here: int,
+            first: int,
+            streams: torch.Tensor,
+            orders: torch.Tensor,
+            epoch0: int,
+            logits: torch.Tensor,
+            buffer: str,
+        ) -> float:
+            """Models ``lo .. hi`` through the epochs of ``orders`` (``[streams, epochs, slots]``, from ``epoch0``)."""
+            n_ep = orders.shape[1]
+            block_rows = orders[streams]  # [k, n_ep, width]
             block_y = labels_t[0][block_rows] if one_labelling else labels_t[label_of[lo:hi, None, None], block_rows]
             # Where the head allows it (grad_only), a step computes the gradient alone and keeps its outputs; the
-            # training losses of a stretch of epochs are then scored in one pass over them (the same per-row
-            # losses; their sums over a model's rows may differ from step-by-step sums in the last bit).
+            # training losses of the stretch are then scored in one pass over them (the same per-row losses;
+            # their sums over a model's rows may differ from step-by-step sums in the last bit). Never with
+            # dropout (``blocked`` excludes it): this step has no masks.
             outs = torch.zeros((hi - lo, n_ep, width), dtype=dtype, device=device) if deferred else None
-            # Each step's input rows of the whole block at once (where inputs are premade), one index per epoch.
+            # Each step's input rows of the whole stretch at once (where inputs are premade), one index per epoch.
             indices = [
                 feed.indices(block_rows[: part.hi - lo, :, plan.start : plan.stop], lo) for plan, part, _ in steps
             ]
@@ -777,10 +812,11 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                     logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
             if outs is not None:
                 k = hi - lo
+                # Slots past a model's training rows (and steps it did not take) weigh 0; ``outs`` starts at 0.
                 rows, _ = loss_fn(
                     outs.view(k * n_ep, width, 1),
                     block_y.reshape(k * n_ep, width),
-                    chunk_valid[lo].repeat_interleave(n_ep, 0),
+                    slot_valid[lo:hi].repeat_interleave(n_ep, 0),
                     ones_k.expand(k * n_ep),
                 )
                 train_loss[epoch0 : epoch0 + n_ep, lo:hi] += rows.sum(1).view(k, n_ep).T
