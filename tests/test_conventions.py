@@ -182,3 +182,18 @@ def test_config_errors_name_the_key_in_one_line():
     config["split"]["cv_folds"] = 1
     message = config_error(config, schema)
     assert message.startswith("config split.cv_folds: 1 is less than the minimum of 2") and "\n" not in message
+
+
+def test_the_snakefile_imports_no_pandas_or_torch():
+    """Every `snakemake` command imports what the Snakefile and its rules import: keep it light (pandas alone
+    costs about 0.2 s of each start; the modules load it where a table is built)."""
+    texts = [(REPO / "Snakefile").read_text(), *(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))]
+    modules = sorted({m for text in texts for m in re.findall(r"^\s*(?:from|import) (panelmlp[\w.]*)", text, re.M)})
+    assert "panelmlp.units" in modules and "panelmlp.predict_plan" in modules, modules
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'workflow' / 'scripts')!r}); "
+        + "; ".join(f"import {m}" for m in modules)
+        + "; print(sorted(m for m in ('pandas', 'torch', 'scipy', 'sklearn', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"the Snakefile's imports load {out.strip()}"
