@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .metrics import row_dot
 from .survival import survival_arrays
 
 BASELINES = ("majority", "logreg")
@@ -202,7 +203,7 @@ def _newton_rows(x: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: i
         step_w, step_b = np.ascontiguousarray(step[:, :d]), step[:, d]
         dz = np.matmul(xl, step_w[:, :, None])[:, :, 0] + step_b[:, None]
         t = _step_lengths(
-            zl, dz, yl, c, _row_dot(wl, step_w), _row_dot(step_w, step_w), _row_dot(grad, np.ascontiguousarray(step))
+            zl, dz, yl, c, row_dot(wl, step_w), row_dot(step_w, step_w), row_dot(grad, np.ascontiguousarray(step))
         )
         moving = t != 0.0  # no representable decrease left: converged to rounding
         live, xl, wl, t, step_w, step_b = (a[moving] for a in (live, xl, wl, t, step_w, step_b))
@@ -213,11 +214,6 @@ def _newton_rows(x: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: i
     return w, b
 
 
-def _row_dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``u[m] @ v[m]`` per row of two ``[M, k]`` arrays, by the same BLAS dot product as each row alone."""
-    return np.matmul(u[:, None, :], v[:, :, None])[:, 0, 0]
-
-
 def _step_lengths(
     z: np.ndarray, dz: np.ndarray, y: np.ndarray, c: float, ws: np.ndarray, ss: np.ndarray, decrement: np.ndarray
 ) -> np.ndarray:
@@ -225,7 +221,7 @@ def _step_lengths(
     t = np.ones(len(z))
     found = np.zeros(len(z))
     trying = np.arange(len(z))
-    y_dz = _row_dot(y, dz)
+    y_dz = row_dot(y, dz)
     while len(trying):
         tt = t[trying]
         loss_change = np.sum(_softplus_change(z[trying], tt[:, None] * dz[trying]), axis=1) + tt * y_dz[trying]

@@ -163,9 +163,7 @@ def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
     values = {c: cv[c].to_numpy(np.float64) for c in value_columns}
     # per group and column: whether every split's predictions are one value (the majority baseline)
     flat_all = np.column_stack([_constant_within(group, split_codes, values[c], n_groups) for c in value_columns])
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
-    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
+    order, starts, ends = _group_runs(group)
     truth_all = cv["true_label"].astype(str).to_numpy()
     rows = []
     for g, (start, end) in enumerate(zip(starts, ends, strict=True)):
@@ -187,6 +185,16 @@ def pooled_calibration(predictions: pd.DataFrame) -> pd.DataFrame:
             slope = intercept = slope_se = intercept_se = math.nan
         rows.append([collection, panel, model, int(rep), slope, intercept, slope_se, intercept_se, len(at)])
     return pd.DataFrame(rows, columns=POOLED_COLUMNS)
+
+
+def _group_runs(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows by group number (stable; a group of -1, a missing key, left out as groupby does) and where each
+    group's run starts and ends in that order."""
+    order = np.argsort(group, kind="stable")
+    order = order[group[order] >= 0]
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
+    return order, starts, ends
 
 
 def _constant_within(group: np.ndarray, split: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
@@ -215,10 +223,7 @@ def summarise_pooled(pooled: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     if not len(pooled):
         return pd.DataFrame([], columns=columns)
     group = pooled.groupby(keys, sort=False).ngroup().to_numpy()
-    order = np.argsort(group, kind="stable")
-    order = order[group[order] >= 0]  # rows with a missing key belong to no group, as in groupby
-    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]) if len(order) else np.zeros(0, dtype=np.int64)
-    ends = np.r_[starts[1:], len(order)] if len(starts) else starts
+    order, starts, ends = _group_runs(group)
     key_values = [pooled[c].to_numpy(dtype=object) for c in keys]
     numbers = {c: pooled[c].to_numpy(np.float64) for c in (*CALIBRATION, "slope_se", "intercept_se")}
     rows = []

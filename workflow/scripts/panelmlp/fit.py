@@ -633,9 +633,8 @@ def _model_rows(
 def _final_metrics(target: TargetKind, items: Sequence[tuple[np.ndarray, np.ndarray, Scoring]]) -> list[dict]:
     """The kind's final metrics of each ``(y_test, output, scoring)``: all at once where the kind can
     (``final_metrics_many``, the same numbers as one at a time), else one at a time."""
-    many = getattr(target, "final_metrics_many", None)
-    if many is not None:
-        return many(items)
+    if target.final_metrics_many is not None:
+        return target.final_metrics_many(items)
     return [target.final_metrics(*item) for item in items]
 
 

@@ -179,7 +179,7 @@ def _logistic_newton(y: np.ndarray, z: np.ndarray, fit_slope: bool) -> tuple[flo
     return None
 
 
-def _row_dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def row_dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``u[m] @ v[m]`` per row of two ``[M, n]`` arrays, by the same BLAS dot product as each row alone."""
     return np.matmul(u[:, None, :], v[:, :, None])[:, 0, 0]
 
@@ -210,7 +210,7 @@ def _logistic_newton_rows(y: np.ndarray, z: np.ndarray, fit_slope: bool) -> tupl
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if fit_slope:
                 wz = w * zz
-                g1, h01, h11 = _row_dot(resid, zz), wz.sum(axis=1), _row_dot(wz, zz)
+                g1, h01, h11 = row_dot(resid, zz), wz.sum(axis=1), row_dot(wz, zz)
                 det = h00 * h11 - h01 * h01
                 ok = det > 0
                 da, db = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det

@@ -412,12 +412,9 @@ class _Feed:
         call with that name), or in a new tensor when ``buffer`` is None.
         """
         k, b = rows.shape
-        out = self._store(k * b, buffer).view(k, b, self.width)
         if self.premade is not None:
-            index = (rows + self.offsets[start : start + k]).reshape(-1)
-            torch.index_select(self.premade, 0, index, out=out.view(k * b, self.width))
-            return out
-        return self._gather(rows, start, out)
+            return self.rows_at(rows + self.offsets[start : start + k], buffer)
+        return self._gather(rows, start, self._store(k * b, buffer).view(k, b, self.width))
 
     def indices(self, rows: torch.Tensor, start: int) -> torch.Tensor | None:
         """For rows ``[k, E, b]`` of models ``start .. start+k`` over E epochs, their premade-row indices
@@ -426,8 +423,9 @@ class _Feed:
             return None
         return (rows + self.offsets[start : start + rows.shape[0], :, None]).transpose(0, 1).contiguous()
 
-    def rows_at(self, index: torch.Tensor, buffer: str) -> torch.Tensor:
-        """Inputs ``[k, b, G]`` for a contiguous ``[k, b]`` slice of :meth:`indices` (the same as ``__call__``)."""
+    def rows_at(self, index: torch.Tensor, buffer: str | None) -> torch.Tensor:
+        """Premade inputs ``[k, b, G]`` of the rows ``index`` ``[k, b]`` (contiguous) of :attr:`premade`, e.g. a
+        slice of :meth:`indices`, in the named buffer (None: a new tensor)."""
         k, b = index.shape
         out = self._store(k * b, buffer).view(k, b, self.width)
         torch.index_select(self.premade, 0, index.view(-1), out=out.view(k * b, self.width))
@@ -741,39 +739,16 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             entry: tuple, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str
         ) -> float:
             """One chunk through the epochs of a block (``buffer``: the worker's own input buffer); its FLOPs."""
-            lo, hi, steps, test_runs, n_here, first = entry
-            streams = stream_of[lo:hi]
             done = 0.0
             for s0 in range(0, orders_block.shape[1], stretch):
-                done += run_stretch(
-                    lo,
-                    hi,
-                    steps,
-                    test_runs,
-                    n_here,
-                    first,
-                    streams,
-                    orders_block[:, s0 : s0 + stretch],
-                    epoch0 + s0,
-                    logits[s0 : s0 + stretch],
-                    buffer,
-                )
+                stop = s0 + stretch
+                done += run_stretch(entry, orders_block[:, s0:stop], epoch0 + s0, logits[s0:stop], buffer)
             return done
 
-        def run_stretch(
-            lo: int,
-            hi: int,
-            steps: list,
-            test_runs: list[tuple[int, int]],
-            n_here: int,
-            first: int,
-            streams: torch.Tensor,
-            orders: torch.Tensor,
-            epoch0: int,
-            logits: torch.Tensor,
-            buffer: str,
-        ) -> float:
-            """Models ``lo .. hi`` through the epochs of ``orders`` (``[streams, epochs, slots]``, from ``epoch0``)."""
+        def run_stretch(entry: tuple, orders: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str) -> float:
+            """A chunk through the epochs of ``orders`` (``[streams, epochs, slots]``, from ``epoch0``); its FLOPs."""
+            lo, hi, steps, test_runs, n_here, first = entry
+            streams = stream_of[lo:hi]
             n_ep = orders.shape[1]
             block_rows = orders[streams]  # [k, n_ep, width]
             block_y = labels_t[0][block_rows] if one_labelling else labels_t[label_of[lo:hi, None, None], block_rows]

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 
 from .defaults import SCHEMA_PATH, read_schema_file, schema_defaults
 from .errors import PanelMlpError
+from .gmt import GeneSet, panel_dir_name, read_gmt, resolve_sets
+from .panels import check_panel, panel_genes
 
 if TYPE_CHECKING:  # pandas loads where a table is built: the Snakefile imports this module
     import pandas as pd
-from .gmt import GeneSet, panel_dir_name, read_gmt, resolve_sets
-from .panels import check_panel, panel_genes
 
 GROUP_MAX_GENES = 500
 """Named panels of at most this many listed genes (lists and files) are fitted together in one job."""
@@ -573,8 +573,6 @@ def panel_name_clash(panels: Mapping, collections: Mapping[str, tuple[str, Seque
 
 def _set_line(path: str | Path, name: str) -> int | None:
     """The line of gene set ``name`` in a GMT file, or None if the file cannot be read."""
-    from .gmt import read_gmt
-
     try:
         return next((s.line for s in read_gmt(path) if s.name == name), None)
     except (OSError, PanelMlpError):
