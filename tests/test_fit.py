@@ -149,6 +149,30 @@ def test_fit_writes_every_output_and_models_do_not_depend_on_their_neighbours(in
     pd.testing.assert_frame_equal(ra, rb, check_exact=False, atol=1e-5)
 
 
+def test_parts_share_out_a_random_pool_and_train_each_draw_as_one_job_would(inputs, tmp_path):
+    # Part order (size, line): TOO_SMALL(1) NOISE_A(3) PLANTED(4) PARTLY_MISSING(4, skipped) NOISE_B(6). At bin width
+    # 1.0 sizes 3 and 4 share the pool of 4 (6 has the pool of 8): part 1 (NOISE_A) and part 2 (PLANTED, NOISE_B)
+    # both need the pool of 4, and deal its 5 draws round-robin; part 2 alone needs the pool of 8.
+    order = ["TOO_SMALL", "NOISE_A", "PLANTED", "PARTLY_MISSING", "NOISE_B"]
+    first = {**_collection(inputs, order[:2]), "sets_before": 0, "cuts": [0, 2, 5]}
+    second = {**_collection(inputs, order[2:], "screen/part-002"), "sets_before": 2, "cuts": [0, 2, 5]}
+    args = {"random_panels": 5, "random_bin_width": 1.0}
+    one = _fit(inputs, first, tmp_path / "one", **args)
+    two = _fit(inputs, second, tmp_path / "two", **args)
+    whole = _fit(inputs, _collection(inputs, order, "screen/whole"), tmp_path / "whole", **args)
+    assert (one["models"]["random"], two["models"]["random"]) == (3 * 3, (2 + 5) * 3)  # draws x 3 CV splits
+    assert whole["models"]["random"] == (5 + 5) * 3
+    key = ["size", "replicate", "split_id"]
+    parts = pd.concat(pd.read_parquet(tmp_path / d / "nulls.parquet") for d in ("one", "two"))
+    parts = parts[parts.kind == "random"].sort_values(key).reset_index(drop=True)
+    alone = pd.read_parquet(tmp_path / "whole" / "nulls.parquet")
+    alone = alone[alone.kind == "random"].sort_values(key).reset_index(drop=True)
+    assert sorted(parts.loc[parts["size"] == 4, "replicate"].unique()) == [1, 2, 3, 4, 5]
+    pd.testing.assert_frame_equal(
+        parts.drop(columns="panel"), alone.drop(columns="panel"), check_exact=False, atol=1e-5
+    )
+
+
 def test_checkpoints_score_raw_values_like_the_job_did(inputs, tmp_path):
     _fit(inputs, _collection(inputs, ["PLANTED"]), tmp_path)
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")

@@ -4,7 +4,7 @@ A part job is one fit job of a gene-set collection: ``workflow/scripts/fit.py``
 calling :func:`panelmlp.fit.fit_unit` on one :class:`panelmlp.units.Unit`. The
 test builds it the way a user arrives at it: a generated cohort (100 samples,
 2000 genes), a GMT file of 200 disjoint ten-gene sets, the default config with that collection as the only panel
-and ``resources.panels_per_job: 200`` (so the 200 sets form one part), the
+and ``resources.panels_per_job: 200``, ``collection_min_jobs: 1`` (so the 200 sets form one part), the
 default 5x2 CV and holdout splits, and the default model with few epochs.
 (History rows, 200 sets x 11 splits x epochs, do add about 0.25 MB of peak per
 epoch beyond ~100 epochs: 714 MB at the default 1000 epochs, once measured
@@ -88,7 +88,7 @@ def user_layer(epochs: int, random_panels: int) -> dict:
     return {
         "raw_csv": "cohort.csv",
         "panels": {"glial": None, "microglia": None, "all": None, "sets": {"gmt": "sets.gmt"}},
-        "resources": {"panels_per_job": N_SETS},
+        "resources": {"panels_per_job": N_SETS, "collection_min_jobs": 1},
         "model": {"epochs": epochs},
         "evaluate": {"random_panels": random_panels},
     }

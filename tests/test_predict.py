@@ -210,7 +210,9 @@ def test_a_sample_missing_a_panel_gene_is_listed_with_it_not_scored(predicted):
 def test_a_collection_set_is_found_by_its_directory(predicted):
     table = _table(predicted, "sets")
     assert set(table["panel"]) == {"SET:ONE"}  # TINY was skipped (min_size 2): no model, no rows
-    assert (predicted / "results" / "panels" / "sets" / "part-001" / "checkpoints" / "SET_ONE" / "holdout.pt").is_file()
+    # Two sets make two parts (resources.collection_min_jobs): TINY (1 gene) in the first, SET:ONE in the second.
+    held = sorted((predicted / "results" / "panels" / "sets").glob("part-*/checkpoints/SET_ONE/holdout.pt"))
+    assert [p.parents[2].name for p in held] == ["part-002"]
     row = table.set_index("sample_id").loc["X-MISSING"]
     assert row["missing_genes"] == "SIG2" and row["n_genes_present"] == 2
 
@@ -440,8 +442,8 @@ def test_the_plan_names_panels_collections_and_sets():
 def test_a_skipped_set_named_in_predict_panels_is_said_in_one_line(predicted):
     from panelmlp.predict import panel_targets
 
-    folder = str(predicted / "results" / "panels" / "sets" / "part-001")
-    entry = {"panel": "sets", "collection": True, "sets": ["TINY"], "folders": [folder], "table": "t.tsv"}
+    folders = [str(p) for p in sorted((predicted / "results" / "panels" / "sets").glob("part-*"))]
+    entry = {"panel": "sets", "collection": True, "sets": ["TINY"], "folders": folders, "table": "t.tsv"}
     with pytest.raises(PanelMlpError, match=r"^config predict_panels: TINY has no trained model: it was skipped \("):
         panel_targets(entry)
     targets = panel_targets({**entry, "sets": None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -83,10 +84,11 @@ def test_a_collection_is_cut_into_parts_smallest_sets_first(tmp_path):
         _config({"glial": GLIAL, "screen": {"gmt": "c.gmt", "min_size": 2}}, per_job=3), {"c.gmt": str(gmt)}.get
     )
     assert list(plan.jobs) == ["screen/part-001", "screen/part-002", "screen/part-003"]
+    # 7 sets, at most 3 per job: 3 parts of about equal size.
     assert [plan.jobs[u].sets for u in plan.jobs] == [
         ("SET_2", "SET_5", "SET_1"),
-        ("SET_4", "SET_6", "SET_0"),
-        ("SET_3",),
+        ("SET_4", "SET_6"),
+        ("SET_0", "SET_3"),
     ]
     assert plan.folders == ("glial", "screen/part-001", "screen/part-002", "screen/part-003")
     part = plan.jobs["screen/part-002"].as_params()
@@ -100,19 +102,22 @@ def test_a_collection_is_cut_into_parts_smallest_sets_first(tmp_path):
         "min_coverage",
         "out_dir",
         "sets_before",
+        "cuts",
     ]
     assert part == {
         "name": "screen/part-002",
         "collection": "screen",
         "gmt": str(gmt),
-        "sets": ["SET_4", "SET_6", "SET_0"],
+        "sets": ["SET_4", "SET_6"],
         "min_size": 2,
         "max_size": 500,
         "min_coverage": 0.8,
         "out_dir": "results/panels/screen/part-002",
         "sets_before": 3,
+        "cuts": [0, 3, 5, 7],
     }
-    assert [plan.jobs[u].sets_before for u in plan.jobs] == [0, 3, 6]
+    assert [plan.jobs[u].sets_before for u in plan.jobs] == [0, 3, 5]
+    assert [plan.jobs[u].part_index for u in plan.jobs] == [0, 1, 2]
     assert plan.jobs["screen/part-001"].files() == [str(gmt)]
     assert plan.collection_sets() == {
         "screen": (str(gmt), ["SET_2", "SET_5", "SET_1", "SET_4", "SET_6", "SET_0", "SET_3"])
@@ -293,12 +298,14 @@ EXPECTED_JOBS = [
     ("fit", "screen/part-002"),
     ("fit", "screen/part-003"),
     ("fit", "tiny/part-001"),
+    ("fit", "tiny/part-002"),  # a collection makes resources.collection_min_jobs (2) jobs, one per set at most
     ("fit_named", "results/panels/glial results/panels/microglia results/panels/noise results/panels/planted"),
     ("importance", "results/metrics"),
     ("report", "results"),
     ("split", "results/splits"),
 ]
-"""(rule, unit wildcard or its outputs' folders) of every job of the dry run, as the former common.smk planned them."""
+"""(rule, unit wildcard or its outputs' folders) of every job of the dry run, as the former common.smk planned them
+(but for the second part of the two-set collection ``tiny``)."""
 
 
 def _dry_run_config(work: Path) -> list[str]:
@@ -351,3 +358,80 @@ def test_snakemake_plans_the_same_jobs_as_before(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert _jobs(proc.stdout + proc.stderr) == EXPECTED_JOBS
+
+
+@pytest.mark.parametrize(
+    ("n_sets", "per_job", "min_jobs", "cuts"),
+    [
+        (7, 3, 1, (0, 3, 5, 7)),
+        (50, 100, 2, (0, 25, 50)),
+        (51, 30, 2, (0, 26, 51)),
+        (150, 100, 2, (0, 75, 150)),
+        (1, 100, 2, (0, 1)),
+        (0, 100, 2, (0,)),
+        (5, 100, 10, (0, 1, 2, 3, 4, 5)),
+        (5000, 100, 2, tuple(range(0, 5001, 100))),
+    ],
+)
+def test_collection_cuts_are_even_at_most_per_job_and_at_least_min_jobs(n_sets, per_job, min_jobs, cuts):
+    from panelmlp.units import collection_cuts
+
+    got = collection_cuts(n_sets, per_job, min_jobs)
+    assert got == cuts
+    sizes = [b - a for a, b in itertools.pairwise(got)]
+    assert all(0 < n <= per_job for n in sizes) and (max(sizes) - min(sizes) <= 1 if sizes else n_sets == 0)
+    assert len(sizes) >= min(min_jobs, n_sets)
+
+
+def test_collection_cuts_refuse_zero():
+    from panelmlp.units import collection_cuts
+
+    with pytest.raises(PanelMlpError, match="must be at least 1"):
+        collection_cuts(10, 0)
+
+
+def test_a_small_collection_still_makes_min_jobs_parts(tmp_path):
+    gmt = _gmt(tmp_path / "c.gmt", [3] * 9)
+    config = _config({"screen": {"gmt": str(gmt)}})
+    assert [len(u.sets) for u in plan_units(config).jobs.values()] == [5, 4]  # the schema's default: 2 jobs
+    config["resources"]["collection_min_jobs"] = 4
+    plan = plan_units(config)
+    assert [len(u.sets) for u in plan.jobs.values()] == [3, 2, 2, 2]
+    assert {u.cuts for u in plan.jobs.values()} == {(0, 3, 5, 7, 9)}
+    config["resources"]["collection_min_jobs"] = 1
+    assert list(plan_units(config).jobs) == ["screen/part-001"]
+
+
+def test_pool_share_deals_each_draw_to_one_part_that_needs_the_bin():
+    from panelmlp.randomsets import pool_share
+
+    # Part 0 holds 10-gene sets, part 1 10- and 20-gene sets, part 2 20-gene sets, part 3 only a 40-gene set.
+    parts = [[10, 10], [10, 20], [20], [40]]
+    assert list(pool_share(10, 7, parts, 0, 0)) == [1, 3, 5, 7]
+    assert list(pool_share(10, 7, parts, 1, 0)) == [2, 4, 6]
+    assert list(pool_share(10, 7, parts, 2, 0)) == []
+    assert list(pool_share(20, 5, parts, 1, 0)) == [1, 3, 5] and list(pool_share(20, 5, parts, 2, 0)) == [2, 4]
+    assert list(pool_share(40, 3, parts, 3, 0)) == [1, 2, 3]
+    # By bin: at width 0.1 a 20-gene set meets the pool of 19, so the part holding it shares that pool.
+    assert list(pool_share(19, 6, [[19], [20]], 1, 0.1)) == [2, 4, 6]
+    assert list(pool_share(19, 6, [[19], [21]], 1, 0.1)) == []
+    # No parts known (named panels, a hand-written part): the whole pool.
+    assert list(pool_share(10, 4, [], 0)) == [1, 2, 3, 4]
+    # Every draw once, whichever part: disjoint and complete.
+    for size in (10, 20, 40):
+        dealt = sorted(r for j in range(len(parts)) for r in pool_share(size, 9, parts, j, 0))
+        assert dealt == list(range(1, 10))
+
+
+def test_resolve_all_parts_gives_every_parts_kept_sizes(tmp_path):
+    # Part order (size, line): S2(1, skipped by min_size 2) S1(2) S4(2) S0(3) S3(5); 2 parts of at most 3.
+    gmt = _gmt(tmp_path / "c.gmt", [3, 2, 1, 5, 2])
+    plan = plan_units(_config({"c": {"gmt": str(gmt), "min_size": 2}}, per_job=3))
+    available = [f"G{j:05d}" for j in range(1, 6)]
+    first, second = plan.jobs.values()
+    assert (first.sets, second.sets) == (("SET_2", "SET_1", "SET_4"), ("SET_0", "SET_3"))
+    for index, unit in enumerate((first, second)):
+        got = resolve(unit, available, all_parts=True)
+        assert got.part_sizes == [[2, 2], [3, 5]] and got.part_index == index
+        assert sorted(len(p.genes) for p in got.panels) == got.part_sizes[index]
+    assert resolve(first, available).part_sizes == []  # only asked for with random panels

@@ -168,7 +168,7 @@ wildcard_constraints:
 
 
 def fit_threads(wildcards):
-    """Threads of a fit job: a collection part steps many models at once and gains from more than one."""
+    """Threads of a fit job: resources.collection_threads for a collection part, train_threads otherwise."""
     unit = PLAN.jobs[wildcards.unit]
     return config["resources"][
         "collection_threads" if unit.is_collection else "train_threads"

@@ -50,7 +50,7 @@ from .defaults import schema_default
 from .epoch_metrics import HISTORY_METRICS
 from .evaluate import Baseline, Fold, Output, baselines_for, fit_score_all
 from .io import read_cohort_genes
-from .randomsets import DEFAULT_BIN_WIDTH, pool_size, pool_sizes
+from .randomsets import DEFAULT_BIN_WIDTH, pool_share, pool_size, pool_sizes
 from .scaling import (
     describe_uninformative,
     read_matrix,
@@ -314,7 +314,7 @@ def _plan(
     """
     available = read_cohort_genes(cohort)
     unit = unit if isinstance(unit, Unit) else Unit.from_params(unit)
-    resolved = resolve(unit, available, random_universe, earlier=bool(random_panels))
+    resolved = resolve(unit, available, random_universe, all_parts=bool(random_panels))
     panels = resolved.panels
     label_info = json.loads(Path(labels_json).read_text(encoding="utf-8"))
     target = kind_of_labels(label_info)
@@ -334,14 +334,19 @@ def _plan(
     # Every gene a model reads: the panels', and the random pools' (per size bin, drawn from the universe).
     universe = resolved.universe
     sizes = pool_sizes([len(p.genes) for p in panels], random_bin_width) if random_panels and cv else []
-    # A pool an earlier part of the collection needs is trained there, once (compare and the report read every
-    # part's nulls).
-    taken = set(pool_sizes(resolved.earlier_sizes, random_bin_width)) if sizes and resolved.earlier_sizes else set()
-    sizes = [n for n in sizes if n < len(universe) and n not in taken]
-    pools = {n: random_gene_sets(len(universe), n, random_panels, spec.seed) for n in sizes}
+    # The parts of a collection that need a pool share out its draws (compare and the report read every part's
+    # nulls); each draw keeps its number, its genes and its stream, so it trains as it would in any part.
+    sizes = [n for n in sizes if n < len(universe)]
+    pools: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for n in sizes:
+        mine = pool_share(n, random_panels, resolved.part_sizes, resolved.part_index, random_bin_width)
+        if mine:
+            draws = random_gene_sets(len(universe), n, random_panels, spec.seed)
+            pools[n] = [(r, draws[r - 1]) for r in mine]
     index_of = {g: i for i, g in enumerate(available)}
     used = sorted(
-        {index_of[g] for p in panels for g in p.genes} | {index_of[universe[i]] for v in pools.values() for i in v.flat}
+        {index_of[g] for p in panels for g in p.genes}
+        | {index_of[universe[i]] for v in pools.values() for _r, draw in v for i in draw}
     )
     genes = [available[i] for i in used]
     column = {g: j for j, g in enumerate(genes)}
@@ -361,8 +366,8 @@ def _plan(
         cols = np.array([column[g] for g in panel.genes], dtype=np.int64)
         keys += [ModelKey("panel", p, s, 0, cols) for s in range(len(split_ids))]
         keys += [ModelKey("permutation", p, s, perm, cols) for perm in range(1, permutations + 1) for s in cv]
-    for draws in pools.values():
-        for r, draw in enumerate(draws, start=1):
+    for share in pools.values():
+        for r, draw in share:
             cols = np.array([column[universe[i]] for i in draw], dtype=np.int64)
             keys += [ModelKey("random", -1, s, r, cols) for s in cv]
 

@@ -11,8 +11,11 @@ are shared:
   0.1; a 15-gene panel meets 14-gene random sets.
 - **One draw per bin.** A pool is drawn from a generator seeded by the model
   seed and the pool size alone (``fit.random_gene_sets``), so every fit job
-  (each part of a collection) that needs a bin draws, and trains, the same
-  sets, and compare counts each draw once.
+  (each part of a collection) that needs a bin draws the same sets. The parts
+  of a collection that need a bin share its training out (:func:`pool_share`:
+  part i of the m that need it trains draws i+1, i+1+m, ...), so parts that
+  run side by side are of about equal work; named panels' jobs each train the
+  whole pool. compare counts each draw once.
 
 ``evaluate.random_panels: auto`` (:func:`plan_random_panels`) picks the number
 N of random sets per bin so that the smallest q-value an empirical add-one
@@ -33,7 +36,7 @@ This module is light (no numpy; the GMT reader only for collections): the Snakef
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from .defaults import schema_default, with_defaults
@@ -65,6 +68,25 @@ def pool_size(n_genes: int, width: float = DEFAULT_BIN_WIDTH) -> int:
 def pool_sizes(sizes: Iterable[int], width: float = DEFAULT_BIN_WIDTH) -> list[int]:
     """The distinct pool sizes (bins) of panels of ``sizes`` genes, ascending."""
     return sorted({pool_size(n, width) for n in sizes})
+
+
+def pool_share(
+    size: int, count: int, part_sizes: Sequence[Sequence[int]], part: int, width: float = DEFAULT_BIN_WIDTH
+) -> range:
+    """The draws (numbered 1 to ``count``) of the random pool of ``size`` that part ``part`` of a collection trains.
+
+    ``part_sizes`` holds, per part, its kept sets' sizes. The parts whose sets
+    fall in the bin share the pool round-robin in part order: the i-th of m
+    such parts trains draws ``i+1, i+1+m, ...``. A part none of whose sets
+    needs the bin trains none of it; with no parts known (named panels), the
+    one job trains every draw.
+    """
+    if not part_sizes:
+        return range(1, count + 1)
+    holders = [j for j, sizes in enumerate(part_sizes) if size in {pool_size(n, width) for n in sizes}]
+    if part not in holders:
+        return range(0)
+    return range(holders.index(part) + 1, count + 1, len(holders))
 
 
 def needed_random_panels(family: int, alpha: float = ALPHA) -> int:

@@ -9,7 +9,9 @@ A unit is one fit job. Three kinds exist:
 - one large named panel (``all``, or a list or file of more genes), alone, so
   adding a small panel never retrains it;
 - one part of a gene-set collection (``{gmt: file}``), at most
-  ``resources.panels_per_job`` sets, smallest sets first.
+  ``resources.panels_per_job`` sets, smallest sets first; a collection is cut
+  into at least ``resources.collection_min_jobs`` parts of about equal size
+  (:func:`collection_cuts`), so the parts of a small screen train side by side.
 
 :func:`plan_units` makes the run's :class:`Plan` from the config (the
 Snakefile's ``common.smk`` calls it once; tests call it without Snakemake).
@@ -28,6 +30,7 @@ schema, the one place defaults live (:func:`collection_defaults`).
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +100,33 @@ def panels_per_job_default(schema_path: str | Path = SCHEMA_PATH) -> int:
     return int(schema_defaults("resources", schema_path)["panels_per_job"])
 
 
+def collection_min_jobs_default(schema_path: str | Path = SCHEMA_PATH) -> int:
+    """The schema's default of ``resources.collection_min_jobs``."""
+    return int(schema_defaults("resources", schema_path)["collection_min_jobs"])
+
+
+def collection_cuts(n_sets: int, per_job: int, min_jobs: int = 1) -> tuple[int, ...]:
+    """Where each part of a collection of ``n_sets`` sets starts (in part order), and ``n_sets`` last.
+
+    The collection is cut into ``max(ceil(n_sets / per_job), min(min_jobs, n_sets))`` parts whose sizes differ by
+    at most one set: none holds more than ``per_job``, and a collection smaller than ``min_jobs x per_job`` still
+    makes ``min_jobs`` jobs (one per set at most), which train side by side where the cores allow it. An empty
+    collection has no part: ``(0,)``.
+    """
+    if per_job < 1 or min_jobs < 1:
+        raise PanelMlpError(
+            f"resources.panels_per_job ({per_job}) and resources.collection_min_jobs ({min_jobs}) must be at least 1"
+        )
+    parts = max(math.ceil(n_sets / per_job), min(min_jobs, n_sets))
+    if not parts:
+        return (0,)
+    base, extra = divmod(n_sets, parts)
+    cuts = [0]
+    for j in range(parts):
+        cuts.append(cuts[-1] + base + (1 if j < extra else 0))
+    return tuple(cuts)
+
+
 def _default(key: str) -> Callable[[], object]:
     """A dataclass default factory for a collection key: its schema default."""
     return lambda: collection_defaults()[key]
@@ -124,8 +154,17 @@ class Unit:
     min_coverage: float = field(default_factory=_default("min_coverage"))
     out_dir: str = ""
     sets_before: int = 0
-    """A collection part: how many of the collection's sets (in part order) the parts before it hold. The random
-    pool of a size bin is trained by the first part that needs it; later parts leave it to that one."""
+    """A collection part: how many of the collection's sets (in part order) the parts before it hold."""
+    cuts: tuple[int, ...] = ()
+    """A collection part: where every part of its collection starts (in part order), and the collection's set
+    count last (:func:`collection_cuts`). The random pool of a size bin is shared out among the parts that need it
+    (:func:`panelmlp.randomsets.pool_share`); without cuts (a hand-written unit) the job trains the whole pool of
+    each of its bins, and compare counts each draw once."""
+
+    @property
+    def part_index(self) -> int:
+        """This part's position among its collection's parts (0 for the first, and without :attr:`cuts`)."""
+        return self.cuts.index(self.sets_before) if self.cuts else 0
 
     @property
     def is_collection(self) -> bool:
@@ -172,6 +211,7 @@ class Unit:
                 "min_coverage": self.min_coverage,
                 "out_dir": self.out_dir,
                 "sets_before": self.sets_before,
+                "cuts": list(self.cuts),
             }
         return {
             "name": self.name,
@@ -207,6 +247,7 @@ class Unit:
                 min_coverage=params.get("min_coverage", defaults["min_coverage"]),
                 out_dir=str(params.get("out_dir", f"{PANELS_DIR}/{name}")),
                 sets_before=int(params.get("sets_before", 0)),
+                cuts=tuple(int(c) for c in params.get("cuts") or ()),
             )
         if "panels" not in params:
             raise PanelMlpError("fit unit: params lack panels (named panels) or collection and gmt; rerun snakemake")
@@ -291,11 +332,12 @@ def listed_size(spec: object, name: str | None = None) -> int | None:
         raise PanelMlpError(f"config panels.{name or spec}: {exc}") from None
 
 
-def collection_units(name: str, spec: Mapping, per_job: int, gmt: str) -> list[Unit]:
+def collection_units(name: str, spec: Mapping, per_job: int, gmt: str, min_jobs: int = 1) -> list[Unit]:
     """A gene-set collection cut into parts of at most ``per_job`` sets, smallest sets first.
 
     Sets are ordered by listed size (then file line), so a part holds sets of
-    similar size (little padding, few random-panel pools per part). Parts are
+    similar size (little padding, few random-panel pools per part); the parts
+    are of about equal size, at least ``min_jobs`` of them (:func:`collection_cuts`). Parts are
     numbered ``part-001`` on, with more digits when there are over 999. The
     GMT file ``gmt`` (``spec["gmt"]`` as found) is read here, once; a bad file
     raises :class:`PanelMlpError` naming ``config panels.{name}``.
@@ -305,23 +347,24 @@ def collection_units(name: str, spec: Mapping, per_job: int, gmt: str) -> list[U
     except PanelMlpError as exc:
         raise PanelMlpError(f"config panels.{name}: {exc}") from None
     ordered = [s.name for s in _part_order(sets)]
-    parts = math.ceil(len(ordered) / per_job)
-    digits = max(3, len(str(parts)))
+    cuts = collection_cuts(len(ordered), per_job, min_jobs)
+    digits = max(3, len(str(len(cuts) - 1)))
     defaults = collection_defaults()
     units = []
-    for j in range(parts):
+    for j, (start, stop) in enumerate(itertools.pairwise(cuts)):
         unit = f"{name}/part-{j + 1:0{digits}d}"
         units.append(
             Unit(
                 name=unit,
                 collection=name,
                 gmt=gmt,
-                sets=tuple(ordered[j * per_job : (j + 1) * per_job]),
+                sets=tuple(ordered[start:stop]),
                 min_size=spec.get("min_size", defaults["min_size"]),
                 max_size=spec.get("max_size", defaults["max_size"]),
                 min_coverage=spec.get("min_coverage", defaults["min_coverage"]),
                 out_dir=f"{PANELS_DIR}/{unit}",
-                sets_before=j * per_job,
+                sets_before=start,
+                cuts=cuts,
             )
         )
     return units
@@ -346,6 +389,7 @@ def plan_units(config: Mapping, project_path: Callable[[str], str] | None = None
     where = project_path or (lambda path: path)
     resources = config.get("resources") or {}
     per_job = int(resources.get("panels_per_job", panels_per_job_default()))
+    min_jobs = int(resources.get("collection_min_jobs", collection_min_jobs_default()))
     folders: list[str] = []
     jobs: dict[str, Unit] = {}
     grouped: dict[str, object] = {}
@@ -354,7 +398,7 @@ def plan_units(config: Mapping, project_path: Callable[[str], str] | None = None
         if spec is None:
             continue
         if isinstance(spec, Mapping):
-            for unit in collection_units(name, spec, per_job, where(spec["gmt"])):
+            for unit in collection_units(name, spec, per_job, where(spec["gmt"]), min_jobs):
                 folders.append(unit.name)
                 jobs[unit.name] = unit
             continue
@@ -430,13 +474,16 @@ class Resolved:
     table: pd.DataFrame
     universe: list[str]
     universe_name: str
-    earlier_sizes: list[int] = field(default_factory=list)
-    """A collection part: the size (genes found) of every kept set of the parts before it, whose random pools
-    those parts train."""
+    part_sizes: list[list[int]] = field(default_factory=list)
+    """A collection part resolved with ``all_parts``: per part of its collection (:attr:`Unit.cuts`), the size
+    (genes found) of each kept set, which tells which parts share out a size bin's random pool (empty without
+    cuts: the job trains whole pools)."""
+    part_index: int = 0
+    """This part's position in :attr:`part_sizes`."""
 
 
 def resolve(
-    unit: Unit | Mapping, available: Sequence[str], random_universe: str = "cohort", earlier: bool = False
+    unit: Unit | Mapping, available: Sequence[str], random_universe: str = "cohort", all_parts: bool = False
 ) -> Resolved:
     """The panels a unit trains, its panels table and its random-panel universe; the GMT file is read once.
 
@@ -451,8 +498,8 @@ def resolve(
     expression gene; ``collection``, for a collection part, the union of all of
     the collection's sets' genes present in the cohort, in the cohort's order
     (every part draws from the same universe); named panels keep the cohort.
-    ``earlier`` (a job with random panels): also resolve the sets of the parts
-    before this one, for :attr:`Resolved.earlier_sizes`.
+    ``all_parts`` (a job with random panels): also resolve the sets of every
+    part of the collection, for :attr:`Resolved.part_sizes`.
     """
     import pandas as pd
 
@@ -527,19 +574,24 @@ def resolve(
         if status == "kept"
     ]
     universe, universe_name = _universe(unit, sets, available, random_universe)
-    before_sets = _part_order(sets)[: unit.sets_before] if earlier else []
-    earlier_sizes = []
-    if before_sets:
-        before = resolve_sets(
-            before_sets,
+    part_sizes: list[list[int]] = []
+    if all_parts and unit.cuts:
+        cuts = unit.cuts
+        ordered = _part_order(sets)[: cuts[-1]]
+        everything = resolve_sets(
+            ordered,
             available,
             min_size=int(unit.min_size),
             max_size=unit.max_size,
             min_coverage=float(unit.min_coverage),
             collection_names=[s.name for s in sets],
         )
-        earlier_sizes = [len(g) for g, st in zip(before["genes_found"], before["status"], strict=True) if st == "kept"]
-    return Resolved(panels, frame, universe, universe_name, earlier_sizes)
+        kept = [
+            len(g) if st == "kept" else None
+            for g, st in zip(everything["genes_found"], everything["status"], strict=True)
+        ]
+        part_sizes = [[n for n in kept[a:b] if n is not None] for a, b in itertools.pairwise(cuts)]
+    return Resolved(panels, frame, universe, universe_name, part_sizes, unit.part_index if part_sizes else 0)
 
 
 def _universe(unit: Unit, sets: Sequence[GeneSet], available: Sequence[str], which: str) -> tuple[list[str], str]:
