@@ -435,3 +435,15 @@ def test_resolve_all_parts_gives_every_parts_kept_sizes(tmp_path):
         assert got.part_sizes == [[2, 2], [3, 5]] and got.part_index == index
         assert sorted(len(p.genes) for p in got.panels) == got.part_sizes[index]
     assert resolve(first, available).part_sizes == []  # only asked for with random panels
+
+
+def test_parts_cut_from_another_version_of_the_file_stop_before_dealing_pools(tmp_path):
+    gmt = _gmt(tmp_path / "c.gmt", [3, 2, 1, 5, 2])
+    first, _second = plan_units(_config({"c": {"gmt": str(gmt), "min_size": 2}}, per_job=3)).jobs.values()
+    available = [f"G{j:05d}" for j in range(1, 6)]
+    # A set added after planning: the parts would no longer agree which of them needs which pool.
+    with (tmp_path / "c.gmt").open("a") as handle:
+        handle.write("LATE\tdesc\tG00001\tG00002\n")
+    with pytest.raises(PanelMlpError, match=r"sets changed while the workflow ran \(its parts were cut from 5 sets"):
+        resolve(first, available, all_parts=True)
+    assert [p.name for p in resolve(first, available).panels] == ["SET_1", "SET_4"]  # no pools: no question

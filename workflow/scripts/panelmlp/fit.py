@@ -25,9 +25,9 @@ genes present in the cohort (named panels always draw from the cohort).
 ``evaluate.random_panels`` sets are drawn per size bin (``randomsets.pool_size``:
 panels of nearby sizes share one pool, drawn at the bin's size). A pool is drawn
 from a seed of the model seed and the pool size alone, so every job that needs
-it draws, and trains, the same sets. Within a collection, the first part
-(in part order) whose sets need a pool trains it and the later parts do not:
-compare and the report read the nulls of every part.
+it draws the same sets. Within a collection, the parts whose sets need a
+pool deal its draws among themselves round-robin (``randomsets.pool_share``),
+each draw trained once: compare and the report read the nulls of every part.
 """
 
 from __future__ import annotations

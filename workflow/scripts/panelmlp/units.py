@@ -198,7 +198,10 @@ class Unit:
         Snakemake reruns a job when the ``repr`` of a param changes, so keys,
         their order and the value types stay as they were: named panels
         ``{name, collection, panels, out_dirs}``, a collection part
-        ``{name, collection, gmt, sets, min_size, max_size, min_coverage, out_dir}``.
+        ``{name, collection, gmt, sets, min_size, max_size, min_coverage, out_dir, sets_before, cuts}``
+        (``cuts`` is new: a part planned before it reruns once, and a change
+        of the collection's cut reruns every part, whose share of the random
+        pools then changes too).
         """
         if self.is_collection:
             return {
@@ -577,7 +580,18 @@ def resolve(
     part_sizes: list[list[int]] = []
     if all_parts and unit.cuts:
         cuts = unit.cuts
-        ordered = _part_order(sets)[: cuts[-1]]
+        ordered = _part_order(sets)
+        # The parts deal the random pools by every part's sets: they must all have been cut from this very file.
+        mine = (
+            [s.name for s in ordered[unit.sets_before : cuts[cuts.index(unit.sets_before) + 1]]]
+            if unit.sets_before in cuts[:-1]
+            else None
+        )
+        if len(ordered) != cuts[-1] or mine != list(unit.sets):
+            raise PanelMlpError(
+                f"{unit.gmt}: the collection's sets changed while the workflow ran (its parts were cut from "
+                f"{cuts[-1]} sets, the file now holds {len(ordered)}); rerun snakemake so the collection is re-read"
+            )
         everything = resolve_sets(
             ordered,
             available,
