@@ -214,7 +214,10 @@ def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
         for threads in (1, 2, 3):
             out[f"blocks{threads}"] = train_models(data, PLAIN, threads=threads)
         out["three blocks"] = train_models(three, PLAIN, threads=2)
+        train_module.FAST_STEPS = False  # every step through StackedMLP.forward and backward
+        out["generic blocks2"] = train_models(data, PLAIN, threads=2)
     finally:
+        train_module.FAST_STEPS = True
         train_module.CHUNK_BLOCKS = True
         train_module.WORKER_THREADS = None
         train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS = saved
@@ -254,6 +257,9 @@ def test_chunk_blocks_and_worker_threads_change_no_number(plain):
     # A head whose losses come with each step (a softmax over three classes): bit for bit throughout.
     assert out["three blocks"].workers == 2 and out["three blocks"].history.shape[-1] > 2
     _assert_same(out["three epochs"], out["three blocks"])
+    # The common network's steps through _ReluLogitStep (buffers and views made once) or through the stack's
+    # forward and backward: the same bits, the training loss included.
+    _assert_same(out["generic blocks2"], out["blocks2"])
     # The FLOPs counted are the same work, whichever loop did it.
     assert out["blocks2"].flops == pytest.approx(out["epochs"].flops, rel=1e-12)
 
@@ -295,15 +301,30 @@ def test_chunk_blocks_with_unequal_training_rows(monkeypatch):
         return indices(self, rows, start)
 
     monkeypatch.setattr(train_module._Feed, "indices", spy)
+    fast_calls = []
+    step_call = train_module._ReluLogitStep.__call__
+
+    def counted(self, *args):
+        fast_calls.append(1)
+        return step_call(self, *args)
+
+    monkeypatch.setattr(train_module._ReluLogitStep, "__call__", counted)
     try:
         monkeypatch.setattr(train_module, "CHUNK_BLOCKS", False)
         epochs = train_models(data, PLAIN, threads=1)
         monkeypatch.setattr(train_module, "CHUNK_BLOCKS", True)
         blocks = {threads: train_models(data, PLAIN, threads=threads) for threads in (1, 3)}
+        fast = len(fast_calls)
+        monkeypatch.setattr(train_module, "FAST_STEPS", False)
+        generic = train_models(data, PLAIN, threads=1)
     finally:
         torch.set_num_threads(1)
     assert set(stretches) == {6, 2}  # 40 epochs: 5 blocks of 8, each cut into 6 + 2
     assert blocks[3].workers == 3
+    # Every step of both block runs went through _ReluLogitStep (4 chunks x 40 epochs x 4, 3 or 2 steps of
+    # each chunk's models: a chunk steps while any of its models has rows left), and none of the generic run's.
+    assert fast == len(fast_calls) > 0 and fast % 2 == 0
     for result in blocks.values():
         _assert_same(epochs, result, loss_sums=True)
     _assert_same(blocks[1], blocks[3])
+    _assert_same(generic, blocks[1])

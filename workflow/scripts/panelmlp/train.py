@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from .heads import Head, head_of
-from .model import StackedMLP, init_weights, state_dict_of
+from .model import StackedMLP, init_weights, logit_grad, state_dict_of
 from .seeds import STREAM_DROPOUT, STREAM_INIT, STREAM_LABELS, STREAM_SHUFFLE, stream_rng
 
 log = logging.getLogger("panelmlp")
@@ -735,6 +736,47 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             first = int(np.searchsorted(tracked_sorted, lo))
             chunk_steps.append((lo, hi, steps, _runs(tracked_here, test_chunk), len(tracked_here), first))
 
+        fast_cache: dict[tuple[str, int], list[_ReluLogitStep] | None] = {}
+        scratches: dict[str, _Scratch] = {}
+        common = (
+            FAST_STEPS
+            and head.grad_only is logit_grad
+            and head.output_bias
+            and spec.activation == "relu"
+            and len(spec.hidden) == 1
+            and sizes[-1] == 1
+        )
+
+        fast_tests: dict[tuple[str, int], list[tuple[_ReluLogitTest, int, int]] | None] = {}
+
+        def fast_test(entry: tuple, buffer: str) -> list[tuple[_ReluLogitTest, int, int]] | None:
+            """A chunk's tracked runs as :class:`_ReluLogitTest`, each with its place among the chunk's tracked
+            logits; None unless the common network's test inputs are all cached."""
+            key = (buffer, entry[0])
+            if key not in fast_tests:
+                runs, made, at = entry[3], [], 0
+                if common and all(run in cached_inputs for run in runs):
+                    scratch = scratches.setdefault(buffer, _Scratch(dtype, device))
+                    for lo, hi in runs:
+                        view = run_stacks.get((lo, hi)) or _slice(stack, lo, hi)
+                        made.append((_ReluLogitTest(view, cached_inputs[(lo, hi)], scratch), at, at + hi - lo))
+                        at += hi - lo
+                fast_tests[key] = made or None
+            return fast_tests[key]
+
+        def fast_steps(entry: tuple, buffer: str) -> list[_ReluLogitStep] | None:
+            """A chunk's steps as :class:`_ReluLogitStep` (made once per worker buffer), or None for another network."""
+            if not common:
+                return None
+            key = (buffer, entry[0])
+            if key not in fast_cache:
+                scratch = scratches.setdefault(buffer, _Scratch(dtype, device))
+                fast_cache[key] = [
+                    _ReluLogitStep(part.stack, part.grads, part.scale, plan.stop - plan.start, scratch)
+                    for plan, part, _update in entry[2]
+                ]
+            return fast_cache[key]
+
         def run_chunk(
             entry: tuple, orders_block: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str
         ) -> float:
@@ -762,7 +804,38 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                 feed.indices(block_rows[: part.hi - lo, :, plan.start : plan.stop], lo) for plan, part, _ in steps
             ]
             done = 0.0
-            for e in range(n_ep):
+            fast = fast_steps(entry, buffer) if outs is not None and feed.premade is not None else None
+            if fast is not None:
+                # The common network: each step through its _ReluLogitStep, on views of the stretch made here.
+                plan_steps = [
+                    (
+                        step,
+                        index.view(n_ep, -1),
+                        block_y[: part.hi - lo, :, plan.start : plan.stop],
+                        outs[: part.hi - lo, :, plan.start : plan.stop],
+                        update,
+                        per_model_step * (part.hi - lo) * (plan.stop - plan.start),
+                    )
+                    for step, (plan, part, update), index in zip(fast, steps, indices, strict=True)
+                ]
+                premade = feed.premade
+                tests = fast_test(entry, buffer) if n_here else None
+                here = logits[:, first : first + n_here]
+                for e in range(n_ep):
+                    for step, index, y, out, update, flops in plan_steps:
+                        step(premade, index[e], y[:, e], out[:, e])
+                        optimizer.apply(update, grad_buffers)
+                        done += flops
+                    if tests is not None:
+                        now = here[e]
+                        for test, a, b in tests:
+                            test(now[a:b])
+                    elif n_here:
+                        logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
+                n_ep_done = n_ep
+            else:
+                n_ep_done = 0
+            for e in range(n_ep_done, n_ep):
                 model_rows = block_rows[:, e]
                 epoch_y = block_y[:, e]
                 loss_row = train_loss[epoch0 + e]
@@ -1027,6 +1100,99 @@ class _EarlyStopping:
             p.copy_(snapshot)
 
 
+class _Scratch:
+    """A worker's reusable step buffers (inputs, hidden activations, a second hidden-sized tensor, logits and their
+    gradient), each grown to the largest request; a request gets a contiguous view of the front of its storage."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype, self.device = dtype, device
+        self.stores: dict[str, torch.Tensor] = {}
+
+    def view(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A tensor of ``shape`` over the front of the named store (valid until the next step that uses it)."""
+        size = math.prod(shape)
+        store = self.stores.get(name)
+        if store is None or store.numel() < size:
+            store = self.stores[name] = torch.empty(size, dtype=self.dtype, device=self.device)
+        return store[:size].view(shape)
+
+
+class _ReluLogitStep:
+    """One training step of one chunk's models for the common network: one ReLU hidden layer, one logit, no
+    dropout, inputs premade (:class:`_Feed`), the gradient alone (``Head.grad_only`` = :func:`logit_grad`).
+
+    The operations of :meth:`StackedMLP.forward`, :func:`logit_grad` and :meth:`StackedMLP.backward`, in the same
+    order on the same operands (so the same bits; tests/test_fused.py compares), written into buffers and through
+    views made once: a step then creates no tensor and no view, which on these small products saves a good part
+    of the time Python and torch's dispatcher spend between them.
+    """
+
+    def __init__(
+        self, stack: StackedMLP, grads: Sequence[torch.Tensor], scale: torch.Tensor, rows: int, scratch: _Scratch
+    ) -> None:
+        (w1, w2), (b1, b2) = stack.weights, stack.biases
+        k, width, hidden = w1.shape
+        self.w1, self.b1, self.w2_t, self.b2 = w1, b1, w2.transpose(1, 2), b2
+        self.gw1, self.gb1, self.gb2 = grads[0], grads[1], grads[3]
+        self.gw2 = grads[2].view(k, 1, hidden)
+        self.scale = scale
+        self.x = scratch.view("x", (k, rows, width))
+        self.x_rows = self.x.view(k * rows, width)
+        self.x_t = self.x.transpose(1, 2)
+        self.h = scratch.view("h", (k, rows, hidden))
+        self.other = scratch.view("other", (k, rows, hidden))
+        self.logit = scratch.view("logit", (k, rows, 1))
+        self.logit_rows = self.logit.view(k, rows)
+        self.g = scratch.view("g", (k, rows, 1))
+        self.g_rows = self.g.view(k, rows)
+        self.g_t = self.g.transpose(1, 2)
+
+    def __call__(self, premade: torch.Tensor, index: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> None:
+        """Inputs at ``index`` (flat premade rows), labels ``y`` ``[k, rows]``; the logits into ``out`` ``[k, rows]``
+        and the gradients into the chunk's gradient buffers."""
+        torch.index_select(premade, 0, index, out=self.x_rows)
+        # forward: StackedMLP.forward's fused ReLU path and its one-logit multiply-and-sum
+        torch.bmm(self.x, self.w1, out=self.h)
+        _ADD_RELU(self.h, self.b1)
+        torch.mul(self.h, self.w2_t, out=self.other)
+        torch.sum(self.other, -1, keepdim=True, out=self.logit).add_(self.b2)
+        out.copy_(self.logit_rows)
+        # logit_grad: (sigmoid(o) - t) * scale
+        torch.sigmoid(self.logit_rows, out=self.g_rows).sub_(y)
+        self.g.mul_(self.scale)
+        # backward: StackedMLP.backward with one logit and the gradient slots given
+        torch.sum(self.g, dim=1, keepdim=True, out=self.gb2)
+        torch.bmm(self.g_t, self.h, out=self.gw2)
+        torch.mul(self.g, self.w2_t, out=self.other)
+        _RELU_BACKWARD(self.other, self.h, 0, grad_input=self.other)
+        torch.sum(self.other, dim=1, keepdim=True, out=self.gb1)
+        torch.bmm(self.x_t, self.other, out=self.gw1)
+
+
+class _ReluLogitTest:
+    """The per-epoch test logits of a run of tracked models of the common network (see :class:`_ReluLogitStep`),
+    from their cached standardised test inputs: :meth:`StackedMLP.forward`'s operations, the logits written
+    straight into the block's logit tensor (the same bits as forward, concatenation and copy)."""
+
+    def __init__(self, stack: StackedMLP, inputs: torch.Tensor, scratch: _Scratch) -> None:
+        (w1, w2), (b1, b2) = stack.weights, stack.biases
+        k, rows, hidden = inputs.shape[0], inputs.shape[1], w1.shape[2]
+        self.x, self.w1, self.b1, self.w2_t, self.b2 = inputs, w1, b1, w2.transpose(1, 2), b2
+        self.h = scratch.view("test h", (k, rows, hidden))
+        self.other = scratch.view("test other", (k, rows, hidden))
+
+    def __call__(self, out: torch.Tensor) -> None:
+        """The logits ``[k, rows, 1]`` into ``out`` (contiguous)."""
+        torch.bmm(self.x, self.w1, out=self.h)
+        _ADD_RELU(self.h, self.b1)
+        torch.mul(self.h, self.w2_t, out=self.other)
+        torch.sum(self.other, -1, keepdim=True, out=out).add_(self.b2)
+
+
+_ADD_RELU = torch.ops.aten._add_relu_.Tensor
+_RELU_BACKWARD = torch.ops.aten.threshold_backward.grad_input
+
+
 @dataclass
 class _ChunkPlan:
     """A slice ``lo .. hi`` of a step's active models, small enough for its activations to stay in cache."""
@@ -1104,6 +1270,10 @@ def _cores_busy(threads: int, seconds: float = 0.1) -> bool:
 
 CHUNK_BLOCKS = True
 """Train chunk after chunk through blocks of epochs where that is allowed (tests switch it off to compare)."""
+
+FAST_STEPS = True
+"""Step the common network (one ReLU hidden layer, one logit) through :class:`_ReluLogitStep` (tests switch it off
+to compare: the same bits either way)."""
 
 CHUNK_BYTES = 1 << 21
 """Bytes of one hidden activation tensor of a chunk of models: small enough for a chunk to stay in cache."""
