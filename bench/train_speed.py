@@ -13,7 +13,7 @@ The part job of a gene-set screen (issue 16): 550 models (50 ten-gene sets x
 11 splits of an 85-sample cohort, 68 training and 17 test rows per split, as
 the real cohort's 5x2 CV plus holdout), hidden 64, batch 32, every model's
 per-epoch test metrics tracked as fit does, on 2 threads as one job, as a
-fit job runs it (worker or intra-op threads chosen by how busy the CPUs are)
+fit job runs it (worker threads of one intra-op thread each, the trainer's default)
 and forced to each mode. Beside it, the same 50 sets as the workflow now
 trains them with the default resources (``collection_min_jobs: 2``,
 ``collection_threads: 1``): two part jobs of 25 sets, one thread each, side by
@@ -243,11 +243,10 @@ def part_job(threads: int, repeats: int, epochs: int, before: Path | None) -> No
     """The part job's GFLOP/s beside torch.mm's, alternating, ``repeats`` times; medians and the share."""
     import panelmlp.train as after
 
-    # "after": the trainer as a fit job runs it (worker threads or intra-op threads chosen by how busy the CPUs
-    # are, train._cores_busy); the target is judged on it. With several threads, the same trainer forced to
-    # each mode too.
+    # "after": the trainer as a fit job runs it (its default WORKER_THREADS); the target is judged on it. With
+    # several threads, the same trainer forced to each mode too.
     trees = {"after": after} if before is None else {"before": load_tree(before), "after": after}
-    modes = {"after": None}
+    modes: dict[str, bool] = {}
     if threads > 1 and hasattr(after, "WORKER_THREADS"):
         trees["after, worker threads"] = after
         modes["after, worker threads"] = True
@@ -264,11 +263,14 @@ def part_job(threads: int, repeats: int, epochs: int, before: Path | None) -> No
         for name, module in trees.items():
             data = part_job_data(module)
             spec = module.TrainSpec(hidden=[64], epochs=epochs, batch_size=32, lr=0.001, device="cpu")
-            if hasattr(module, "WORKER_THREADS"):
-                module.WORKER_THREADS = modes.get(name)
-            result = module.train_models(data, spec, threads=threads)
-            if hasattr(module, "WORKER_THREADS"):
-                module.WORKER_THREADS = None
+            default = getattr(module, "WORKER_THREADS", None)
+            if name in modes:
+                module.WORKER_THREADS = modes[name]
+            try:
+                result = module.train_models(data, spec, threads=threads)
+            finally:
+                if name in modes:
+                    module.WORKER_THREADS = default
             if name == "after":
                 chosen.append(getattr(result, "workers", 1))
             rates[name].append(result.flops / result.seconds / 1e9)

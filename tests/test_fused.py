@@ -197,7 +197,7 @@ def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
     """
     data, genes = _plain_job()
     saved = (train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS)
-    train_module.WORKER_THREADS = True  # workers whatever the machine's load (None chooses by load)
+    train_module.WORKER_THREADS = True  # workers (the default) wherever the chunks allow
     n_tracked = int(data.tracked.sum())
     t_width = int(data.test.sum(axis=1).max())
     train_module.CHUNK_BYTES = 4 * 16 * 16 * 12
@@ -219,7 +219,7 @@ def plain(job) -> tuple[ModelSet, list[np.ndarray], dict[str, object]]:
     finally:
         train_module.FAST_STEPS = True
         train_module.CHUNK_BLOCKS = True
-        train_module.WORKER_THREADS = None
+        train_module.WORKER_THREADS = True
         train_module.CHUNK_BYTES, train_module.WORKER_MIN_MODELS, train_module.HISTORY_BLOCK_FLOATS = saved
         torch.set_num_threads(1)
     return data, genes, out
