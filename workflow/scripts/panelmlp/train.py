@@ -210,7 +210,9 @@ class _Optimizer:
     learning rate and weight decay form contiguous groups, each with its own
     step count (Adam's bias correction). Adam is torch's fused kernel over row
     ranges of the weight tensors, one call per learning rate and weight decay.
-    Models marked not live (stopped early) are left out of every update.
+    Models marked not live (stopped early) are left out of every update. Every
+    update reads the gradients from ``grads`` (one buffer per parameter, which
+    the trainer's backward passes write), so a plan holds their slices too.
     """
 
     def __init__(
@@ -220,10 +222,12 @@ class _Optimizer:
         group_ends: Sequence[int],
         group_lr: Sequence[float],
         group_wd: Sequence[float],
+        grads: Sequence[torch.Tensor],
     ) -> None:
         if spec.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, not {spec.optimizer!r}")
         self.params = stack.params
+        self.grads = list(grads)
         self.spec = spec
         self.adam = spec.optimizer == "adam"
         self.m = [torch.zeros_like(p) for p in self.params]
@@ -236,8 +240,6 @@ class _Optimizer:
         self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.groups]
         self.first = [True] * len(self.groups)
         """SGD: whether a group's momentum buffer is still unset (its first update copies the gradient)."""
-        self.grads: list[torch.Tensor] | None = None
-        """The gradient buffers every update reads (set by the trainer): plans made after hold their slices."""
 
     def prepare(self, actives: Sequence[int], live: np.ndarray | None = None) -> None:
         """Build the tensor lists each step of an epoch updates (``actives[j]``: models active in step j).
@@ -262,39 +264,35 @@ class _Optimizer:
                 continue
             live_groups.append(g)
             lists = buckets.setdefault(
-                (self.group_lr[g], self.group_wd[g]), {"params": [], "m": [], "v": [], "steps": [], "ranges": []}
+                (self.group_lr[g], self.group_wd[g]),
+                {"params": [], "grads": [], "m": [], "v": [], "steps": [], "ranges": []},
             )
             for start, stop in runs:
                 lists["ranges"].append((start, stop, g))
                 for i, p in enumerate(self.params):
                     lists["params"].append(p[start:stop])
+                    lists["grads"].append(self.grads[i][start:stop])
                     lists["m"].append(self.m[i][start:stop])
                     if self.adam:
                         lists["v"].append(self.v[i][start:stop])
                     lists["steps"].append(self.steps[g])
-                    if self.grads is not None:
-                        lists.setdefault("grads", []).append(self.grads[i][start:stop])
         return live_groups, buckets
 
-    def step(self, grads: Sequence[torch.Tensor], step: int) -> None:
-        """Update the live models active in ``step`` of the epoch from their gradients (``grads`` cover them)."""
-        self.apply(self.plans[step], grads)
+    def step(self, step: int) -> None:
+        """Update the live models active in ``step`` of the epoch from their gradients."""
+        self.apply(self.plans[step])
 
-    def apply(self, plan: tuple[list[int], dict], grads: Sequence[torch.Tensor]) -> None:
-        """One update of the models of ``plan`` (from :meth:`plan`), from their gradients (``grads`` cover them)."""
+    def apply(self, plan: tuple[list[int], dict]) -> None:
+        """One update of the models of ``plan`` (from :meth:`plan`), from their gradients."""
         spec = self.spec
         live_groups, buckets = plan
         if self.adam:
             for g in live_groups:
                 self.steps[g] += 1
             for (lr, wd), lists in buckets.items():
-                if grads is self.grads and "grads" in lists:
-                    gs = lists["grads"]
-                else:
-                    gs = [grad[lo:up] for lo, up, _g in lists["ranges"] for grad in grads]
                 torch._fused_adam_(
                     lists["params"],
-                    gs,
+                    lists["grads"],
                     lists["m"],
                     lists["v"],
                     [],
@@ -310,7 +308,7 @@ class _Optimizer:
             return
         for (lr, wd), lists in buckets.items():
             for lo, up, g in lists["ranges"]:
-                for p, grad, m in zip(self.params, grads, self.m, strict=True):
+                for p, grad, m in zip(self.params, self.grads, self.m, strict=True):
                     p_a, g_a, m_a = p[lo:up], grad[lo:up], m[lo:up]
                     if wd:
                         g_a = g_a.add(p_a, alpha=wd)
@@ -378,7 +376,7 @@ class _Feed:
         shift = np.where(pad, 0.0, -data.mean[split[:, None], safe] * inv)
         n_rows, self.width = data.x.shape[0], cols.shape[1]
         self.device = device
-        self.buffers: dict[str, torch.Tensor] = {}
+        self.buffers = _Scratch(torch.float32, device)
         self.premade: torch.Tensor | None = None
         if len(cols) * n_rows * self.width * 4 <= PRESTANDARDISED_BYTES:
             # [K, N, G] -> [K * N, G]: model k's row r is row k * N + r.
@@ -414,7 +412,7 @@ class _Feed:
         k, b = rows.shape
         if self.premade is not None:
             return self.rows_at(rows + self.offsets[start : start + k], buffer)
-        return self._gather(rows, start, self._store(k * b, buffer).view(k, b, self.width))
+        return self._gather(rows, start, self._store(k, b, buffer))
 
     def indices(self, rows: torch.Tensor, start: int) -> torch.Tensor | None:
         """For rows ``[k, E, b]`` of models ``start .. start+k`` over E epochs, their premade-row indices
@@ -427,19 +425,15 @@ class _Feed:
         """Premade inputs ``[k, b, G]`` of the rows ``index`` ``[k, b]`` (contiguous) of :attr:`premade`, e.g. a
         slice of :meth:`indices`, in the named buffer (None: a new tensor)."""
         k, b = index.shape
-        out = self._store(k * b, buffer).view(k, b, self.width)
+        out = self._store(k, b, buffer)
         torch.index_select(self.premade, 0, index.view(-1), out=out.view(k * b, self.width))
         return out
 
-    def _store(self, rows: int, buffer: str | None) -> torch.Tensor:
-        """Room for ``rows`` input rows: the named reusable buffer (grown when too small), or a new tensor."""
-        size = rows * self.width
+    def _store(self, k: int, b: int, buffer: str | None) -> torch.Tensor:
+        """Room for ``[k, b, G]`` inputs: in the named reusable buffer (:class:`_Scratch`), or a new tensor."""
         if buffer is None:
-            return torch.empty(size, dtype=torch.float32, device=self.device)
-        store = self.buffers.get(buffer)
-        if store is None or store.numel() < size:
-            store = self.buffers[buffer] = torch.empty(size, dtype=torch.float32, device=self.device)
-        return store[:size]
+            return torch.empty((k, b, self.width), dtype=torch.float32, device=self.device)
+        return self.buffers.view(buffer, (k, b, self.width))
 
     def _gather(self, rows: torch.Tensor, start: int, out: torch.Tensor) -> torch.Tensor:
         """On-demand inputs of models ``start ..`` for ``rows``, standardised into ``out``."""
@@ -553,15 +547,15 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
     bounds = [(lo, min(k_models, lo + even)) for lo in range(0, k_models, even)]
     group_ends = sorted(set(group_ends) | {hi for _lo, hi in bounds})
     group_starts = [0, *group_ends[:-1]]
+    grad_buffers = [torch.empty_like(p) for p in stack.params]
     optimizer = _Optimizer(
         stack,
         spec,
         group_ends,
         [lr_k[order[a]] for a in group_starts],
         [wd_k[order[a]] for a in group_starts],
+        grad_buffers,
     )
-    grad_buffers = [torch.empty_like(p) for p in stack.params]
-    optimizer.grads = grad_buffers  # its plans then hold their slices of these buffers
     feed = _Feed(data, order, dtype, device)
 
     stream_of = torch.tensor(data.stream[order], device=device)
@@ -786,6 +780,47 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                 done += run_stretch(entry, orders_block[:, s0:stop], epoch0 + s0, logits[s0:stop], buffer)
             return done
 
+        def run_fast(
+            entry: tuple,
+            fast: list[_ReluLogitStep],
+            indices: list[torch.Tensor],
+            block_y: torch.Tensor,
+            outs: torch.Tensor,
+            logits: torch.Tensor,
+            buffer: str,
+        ) -> float:
+            """The common network's stretch (see :func:`run_stretch`): each step through its _ReluLogitStep, each
+            epoch's test logits through _ReluLogitTest where the test inputs are cached; its FLOPs."""
+            lo, _hi, steps, test_runs, n_here, first = entry
+            n_ep = outs.shape[1]
+            plan_steps = [
+                (
+                    step,
+                    index.view(n_ep, -1),
+                    block_y[: part.hi - lo, :, plan.start : plan.stop],
+                    outs[: part.hi - lo, :, plan.start : plan.stop],
+                    update,
+                    per_model_step * (part.hi - lo) * (plan.stop - plan.start),
+                )
+                for step, (plan, part, update), index in zip(fast, steps, indices, strict=True)
+            ]
+            premade = feed.premade
+            tests = fast_test(entry, buffer) if n_here else None
+            here = logits[:, first : first + n_here]
+            done = 0.0
+            for e in range(n_ep):
+                for step, index, y, out, update, flops in plan_steps:
+                    step(premade, index[e], y[:, e], out[:, e])
+                    optimizer.apply(update)
+                    done += flops
+                if tests is not None:
+                    now = here[e]
+                    for test, a, b in tests:
+                        test(now[a:b])
+                elif n_here:
+                    logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
+            return done
+
         def run_stretch(entry: tuple, orders: torch.Tensor, epoch0: int, logits: torch.Tensor, buffer: str) -> float:
             """A chunk through the epochs of ``orders`` (``[streams, epochs, slots]``, from ``epoch0``); its FLOPs."""
             lo, hi, steps, test_runs, n_here, first = entry
@@ -802,61 +837,34 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
             indices = [
                 feed.indices(block_rows[: part.hi - lo, :, plan.start : plan.stop], lo) for plan, part, _ in steps
             ]
-            done = 0.0
             fast = fast_steps(entry, buffer) if outs is not None and feed.premade is not None else None
             if fast is not None:
-                # The common network: each step through its _ReluLogitStep, on views of the stretch made here.
-                plan_steps = [
-                    (
-                        step,
-                        index.view(n_ep, -1),
-                        block_y[: part.hi - lo, :, plan.start : plan.stop],
-                        outs[: part.hi - lo, :, plan.start : plan.stop],
-                        update,
-                        per_model_step * (part.hi - lo) * (plan.stop - plan.start),
-                    )
-                    for step, (plan, part, update), index in zip(fast, steps, indices, strict=True)
-                ]
-                premade = feed.premade
-                tests = fast_test(entry, buffer) if n_here else None
-                here = logits[:, first : first + n_here]
-                for e in range(n_ep):
-                    for step, index, y, out, update, flops in plan_steps:
-                        step(premade, index[e], y[:, e], out[:, e])
-                        optimizer.apply(update, grad_buffers)
-                        done += flops
-                    if tests is not None:
-                        now = here[e]
-                        for test, a, b in tests:
-                            test(now[a:b])
-                    elif n_here:
-                        logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
-                n_ep_done = n_ep
+                done = run_fast(entry, fast, indices, block_y, outs, logits, buffer)
             else:
-                n_ep_done = 0
-            for e in range(n_ep_done, n_ep):
-                model_rows = block_rows[:, e]
-                epoch_y = block_y[:, e]
-                loss_row = train_loss[epoch0 + e]
-                for (plan, part, update), index in zip(steps, indices, strict=True):
-                    k = part.hi - lo
-                    yb = epoch_y[:k, plan.start : plan.stop]
-                    if index is None:
-                        xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
-                    else:
-                        xb = feed.rows_at(index[e], buffer)
-                    if outs is None:
-                        one_step(part, xb, yb, loss_row, None)
-                    else:
-                        out, cache = part.stack.forward(xb)
-                        outs[:k, e, plan.start : plan.stop] = out[..., 0]
-                        part.stack.backward(head.grad_only(out, yb, part.scale), cache, out=part.grads)
-                        if not head.output_bias:
-                            part.grads[-1].zero_()
-                    optimizer.apply(update, grad_buffers)
-                    done += per_model_step * k * (plan.stop - plan.start)
-                if n_here:
-                    logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
+                done = 0.0
+                for e in range(n_ep):
+                    model_rows = block_rows[:, e]
+                    epoch_y = block_y[:, e]
+                    loss_row = train_loss[epoch0 + e]
+                    for (plan, part, update), index in zip(steps, indices, strict=True):
+                        k = part.hi - lo
+                        yb = epoch_y[:k, plan.start : plan.stop]
+                        if index is None:
+                            xb = feed(model_rows[:k, plan.start : plan.stop], lo, buffer=buffer)
+                        else:
+                            xb = feed.rows_at(index[e], buffer)
+                        if outs is None:
+                            one_step(part, xb, yb, loss_row, None)
+                        else:
+                            out, cache = part.stack.forward(xb)
+                            outs[:k, e, plan.start : plan.stop] = out[..., 0]
+                            part.stack.backward(head.grad_only(out, yb, part.scale), cache, out=part.grads)
+                            if not head.output_bias:
+                                part.grads[-1].zero_()
+                        optimizer.apply(update)
+                        done += per_model_step * k * (plan.stop - plan.start)
+                    if n_here:
+                        logits[e, first : first + n_here] = test_forward(test_runs, "test" + buffer)
             if outs is not None:
                 k = hi - lo
                 # Slots past a model's training rows (and steps it did not take) weigh 0; ``outs`` starts at 0.
@@ -943,7 +951,7 @@ def train_models(data: ModelSet, spec: TrainSpec, threads: int | None = None) ->
                         if epoch_masks is not None and part.keeps:
                             masks = _chunk_masks(epoch_masks, part, step, plan.stop - plan.start)
                         one_step(part, xb, yb, loss_row, masks)
-                    optimizer.step(grad_buffers, step)
+                    optimizer.step(step)
                     flops += plan.flops
                 if n_tracked:
                     pending.append(test_logits(tracked_sorted))
@@ -1100,8 +1108,9 @@ class _EarlyStopping:
 
 
 class _Scratch:
-    """A worker's reusable step buffers (inputs, hidden activations, a second hidden-sized tensor, logits and their
-    gradient), each grown to the largest request; a request gets a contiguous view of the front of its storage."""
+    """Named reusable buffers (a feed's input buffers; a worker's step buffers: inputs, hidden activations, a second
+    hidden-sized tensor, logits and their gradient), each grown to the largest request; a request gets a contiguous
+    view of the front of its storage."""
 
     def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
         self.dtype, self.device = dtype, device
@@ -1150,11 +1159,7 @@ class _ReluLogitStep:
         """Inputs at ``index`` (flat premade rows), labels ``y`` ``[k, rows]``; the logits into ``out`` ``[k, rows]``
         and the gradients into the chunk's gradient buffers."""
         torch.index_select(premade, 0, index, out=self.x_rows)
-        # forward: StackedMLP.forward's fused ReLU path and its one-logit multiply-and-sum
-        torch.bmm(self.x, self.w1, out=self.h)
-        _ADD_RELU(self.h, self.b1)
-        torch.mul(self.h, self.w2_t, out=self.other)
-        torch.sum(self.other, -1, keepdim=True, out=self.logit).add_(self.b2)
+        _relu_logit_forward(self.x, self.w1, self.b1, self.w2_t, self.b2, self.h, self.other, self.logit)
         out.copy_(self.logit_rows)
         # logit_grad: (sigmoid(o) - t) * scale
         torch.sigmoid(self.logit_rows, out=self.g_rows).sub_(y)
@@ -1182,10 +1187,26 @@ class _ReluLogitTest:
 
     def __call__(self, out: torch.Tensor) -> None:
         """The logits ``[k, rows, 1]`` into ``out`` (contiguous)."""
-        torch.bmm(self.x, self.w1, out=self.h)
-        _ADD_RELU(self.h, self.b1)
-        torch.mul(self.h, self.w2_t, out=self.other)
-        torch.sum(self.other, -1, keepdim=True, out=out).add_(self.b2)
+        _relu_logit_forward(self.x, self.w1, self.b1, self.w2_t, self.b2, self.h, self.other, out)
+
+
+def _relu_logit_forward(
+    x: torch.Tensor,
+    w1: torch.Tensor,
+    b1: torch.Tensor,
+    w2_t: torch.Tensor,
+    b2: torch.Tensor,
+    h: torch.Tensor,
+    other: torch.Tensor,
+    logit: torch.Tensor,
+) -> None:
+    """:meth:`StackedMLP.forward` of the common network into buffers: its fused ReLU path (hidden activations into
+    ``h``) and its one-logit multiply-and-sum (the product into ``other``, the logits ``[k, rows, 1]`` into
+    ``logit``)."""
+    torch.bmm(x, w1, out=h)
+    _ADD_RELU(h, b1)
+    torch.mul(h, w2_t, out=other)
+    torch.sum(other, -1, keepdim=True, out=logit).add_(b2)
 
 
 _ADD_RELU = torch.ops.aten._add_relu_.Tensor
