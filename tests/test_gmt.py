@@ -12,6 +12,7 @@ from panelmlp.errors import PanelMlpError
 from panelmlp.gmt import (
     TABLE_COLUMNS,
     GeneSet,
+    kept_sizes,
     panel_dir_name,
     panel_dir_names,
     read_gmt,
@@ -323,3 +324,21 @@ def test_example_collection_parses_and_resolves_against_the_cohort():
 def test_example_collection_agrees_with_the_real_cohort_header(real_csv):
     header = real_csv.open(encoding="utf-8").readline().rstrip("\r\n").split(",")
     assert header[: header.index("PATIENT_ID")] == COHORT_GENES
+
+
+@pytest.mark.parametrize(
+    ("min_size", "max_size", "min_coverage"), [(1, None, 0.0), (2, 3, 0.5), (3, None, 0.8), (1, 2, 1.0)]
+)
+def test_kept_sizes_keep_what_resolve_sets_keeps(min_size, max_size, min_coverage):
+    available = ["A", "B", "C", "D", "gfap"]
+    sets = [
+        GeneSet("ALL_IN", "", ["A", "B", "C"], 0, 1),
+        GeneSet("HALF", "", ["A", "X", "B", "Y"], 0, 2),
+        GeneSet("NONE", "", ["X", "Y"], 0, 3),
+        GeneSet("ONE", "", ["D"], 0, 4),
+        GeneSet("CASE", "", ["GFAP", "A", "B", "C", "D"], 0, 5),
+    ]
+    table = resolve_sets(sets, available, min_size, max_size, min_coverage)
+    expected = [len(g) if st == "kept" else None for g, st in zip(table["genes_found"], table["status"], strict=True)]
+    assert kept_sizes(sets, available, min_size, max_size, min_coverage) == expected
+    assert None in expected and any(n is not None for n in expected)  # each case keeps some sets and skips some

@@ -215,6 +215,43 @@ def _fraction(value: float) -> str:
     return f"{value:.2f}" if round(value, 2) == value else f"{value:g}"
 
 
+def _failures(
+    n_found: int, n_listed: int, min_size: int, max_size: int | None, min_coverage: float
+) -> tuple[float, list[str]]:
+    """A set's coverage and every filter it fails (:func:`resolve_sets`' reasons; none: the set is kept)."""
+    coverage = n_found / n_listed if n_listed else 0.0
+    reasons = []
+    if coverage < min_coverage:
+        reasons.append(f"coverage {coverage:.2f} ({n_found}/{n_listed}) below min_coverage {_fraction(min_coverage)}")
+    if n_found < min_size:
+        reasons.append(f"{_plural(n_found, 'gene')} found, below min_size {min_size}")
+    if max_size is not None and n_found > max_size:
+        reasons.append(f"{_plural(n_found, 'gene')} found, above max_size {max_size}")
+    return coverage, reasons
+
+
+def kept_sizes(
+    sets: Sequence[GeneSet],
+    available_genes: Iterable[str],
+    min_size: int = 1,
+    max_size: int | None = None,
+    min_coverage: float = 0.0,
+) -> list[int | None]:
+    """Per set, in order, how many of its genes the cohort has where :func:`resolve_sets` keeps it, else None.
+
+    The same filters as :func:`resolve_sets` without its table (names, hints, gene lists): what a collection's
+    parts need to know of every other part's sets.
+    """
+    _check_filters(min_size, max_size, min_coverage)
+    available = set(available_genes)
+    out: list[int | None] = []
+    for gene_set in sets:
+        n_found = sum(g in available for g in gene_set.genes)
+        _coverage, reasons = _failures(n_found, len(gene_set.genes), min_size, max_size, min_coverage)
+        out.append(None if reasons else n_found)
+    return out
+
+
 def _case_hint(missing: Sequence[str], by_fold: dict[str, list[str]]) -> str:
     """'case differs: Gfap vs GFAP, ...' for missing genes that exist in another case; '' when none do."""
     pairs = [f"{gene} vs {'/'.join(by_fold[gene.casefold()])}" for gene in missing if gene.casefold() in by_fold]
@@ -269,16 +306,7 @@ def resolve_sets(
     for gene_set, panel in zip(sets, panels, strict=True):
         found = [g for g in gene_set.genes if g in available]
         missing = [g for g in gene_set.genes if g not in available]
-        coverage = len(found) / len(gene_set.genes) if gene_set.genes else 0.0
-        reasons = []
-        if coverage < min_coverage:
-            reasons.append(
-                f"coverage {coverage:.2f} ({len(found)}/{len(gene_set.genes)}) below min_coverage {_fraction(min_coverage)}"
-            )
-        if len(found) < min_size:
-            reasons.append(f"{_plural(len(found), 'gene')} found, below min_size {min_size}")
-        if max_size is not None and len(found) > max_size:
-            reasons.append(f"{_plural(len(found), 'gene')} found, above max_size {max_size}")
+        coverage, reasons = _failures(len(found), len(gene_set.genes), min_size, max_size, min_coverage)
         hint = _case_hint(missing, by_fold)
         if reasons and hint:
             reasons.append(hint)

@@ -13,9 +13,9 @@ are shared:
   seed and the pool size alone (``fit.random_gene_sets``), so every fit job
   (each part of a collection) that needs a bin draws the same sets. The parts
   of a collection that need a bin share its training out (:func:`pool_share`:
-  part i of the m that need it trains draws i+1, i+1+m, ...), so parts that
-  run side by side are of about equal work; named panels' jobs each train the
-  whole pool. compare counts each draw once.
+  part i of the m that need it trains draws i+1, i+1+m, ...), so parts
+  sharing a bin share its cost; named panels' jobs each train the whole
+  pool. compare counts each draw once.
 
 ``evaluate.random_panels: auto`` (:func:`plan_random_panels`) picks the number
 N of random sets per bin so that the smallest q-value an empirical add-one

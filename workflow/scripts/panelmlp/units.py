@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from .defaults import SCHEMA_PATH, read_schema_file, schema_defaults
 from .errors import PanelMlpError
-from .gmt import GeneSet, panel_dir_name, read_gmt, resolve_sets
+from .gmt import GeneSet, kept_sizes, panel_dir_name, read_gmt, resolve_sets
 from .panels import check_panel, panel_genes
 
 if TYPE_CHECKING:  # pandas loads where a table is built: the Snakefile imports this module
@@ -592,18 +592,13 @@ def resolve(
                 f"{unit.gmt}: the collection's sets changed while the workflow ran (its parts were cut from "
                 f"{cuts[-1]} sets, the file now holds {len(ordered)}); rerun snakemake so the collection is re-read"
             )
-        everything = resolve_sets(
+        kept = kept_sizes(
             ordered,
             available,
             min_size=int(unit.min_size),
             max_size=unit.max_size,
             min_coverage=float(unit.min_coverage),
-            collection_names=[s.name for s in sets],
         )
-        kept = [
-            len(g) if st == "kept" else None
-            for g, st in zip(everything["genes_found"], everything["status"], strict=True)
-        ]
         part_sizes = [[n for n in kept[a:b] if n is not None] for a, b in itertools.pairwise(cuts)]
     return Resolved(panels, frame, universe, universe_name, part_sizes, unit.part_index if part_sizes else 0)
 
