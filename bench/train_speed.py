@@ -315,9 +315,12 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         "adam": module._Optimizer.step,
         "head_of": module.head_of,
     }
-    # The chunk-by-chunk loop (train.train_blocked) updates with apply.
+    # The chunk-by-chunk loop (train.train_blocked) updates with apply; the common network's steps and test
+    # forwards go through their own classes (forward, gradient and backward in one call).
     if hasattr(module._Optimizer, "apply"):
         saved["apply"] = module._Optimizer.apply
+    fast = {"step": getattr(module, "_ReluLogitStep", None), "test": getattr(module, "_ReluLogitTest", None)}
+    fast = {key: cls for key, cls in fast.items() if cls is not None}
 
     def labelled(function, label):
         @functools.wraps(function)
@@ -342,13 +345,19 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
     module._Optimizer.step = labelled(saved["adam"], lambda *a, **k: "adam")
     if "apply" in saved:
         module._Optimizer.apply = labelled(saved["apply"], lambda *a, **k: "adam")
+    calls = {key: cls.__call__ for key, cls in fast.items()}
+    labels = {"step": "step (minibatch)", "test": "forward (test)"}
+    for key, cls in fast.items():
+        cls.__call__ = labelled(calls[key], lambda *a, label=labels[key], **k: label)
 
     def head_of(*args):
         head = saved["head_of"](*args)
         loss = labelled(head.loss_and_grad, lambda out, *a: "loss (test)" if out.shape[1] == test_rows else "loss")
         metrics = labelled(head.metrics, lambda *a: "metrics (test)")
         changes = {"loss_and_grad": loss, "metrics": metrics}
-        if getattr(head, "grad_only", None) is not None:  # the chunk-by-chunk loop's step: the gradient alone
+        # The chunk-by-chunk loop's step: the gradient alone (left as it is where the trainer has the common
+        # network's step class, which it takes only for the head's own logit_grad).
+        if getattr(head, "grad_only", None) is not None and "step" not in fast:
             changes["grad_only"] = labelled(head.grad_only, lambda *a: "loss")
         return dataclasses.replace(head, **changes)
 
@@ -369,7 +378,9 @@ def profile_phases(module: ModuleType, epochs: int, threads: int) -> None:
         module.head_of = saved["head_of"]
         if "apply" in saved:
             module._Optimizer.apply = saved["apply"]
-    names = ("feed", "forward", "backward", "adam", "loss", "metrics")
+        for key, cls in fast.items():
+            cls.__call__ = calls[key]
+    names = ("feed", "forward", "backward", "adam", "loss", "metrics", "step")
     rows = [(e.key, e.cpu_time_total / 1e3) for e in prof.key_averages() if e.key.startswith(names)]
     total = result.seconds * 1e3
     print(f"{module.__name__}: loop {total:.0f} ms, {epochs} epochs, {threads} thread(s)")
