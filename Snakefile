@@ -60,7 +60,6 @@ include: "workflow/rules/predict.smk"
 
 localrules:
     all,
-    compare,
     report,
 
 

@@ -145,7 +145,7 @@ if _OUT and sys.argv:
         _snakemake_main()
 '''
 
-RULE_SCRIPTS = ("clean", "split", "fit", "compare", "importance", "report")
+RULE_SCRIPTS = ("clean", "split", "fit", "compare", "report")
 """The rule scripts of the one-panel run, in the order they run."""
 
 SNAKEMAKE_PARTS = (

@@ -30,7 +30,7 @@ NOT_IMPORTED = {
     "panelmlp.splits:split_step": {"scipy", "sklearn", "torch", "plotly"},
     "panelmlp.compare:compare_step": {"scipy.optimize", "scipy.stats", "sklearn", "torch", "plotly"},
     "panelmlp.report.build:build_report": {"scipy.optimize", "scipy.stats", "sklearn", "torch"},
-    "panelmlp.importance:importance_step": {"scipy.optimize", "scipy.stats", "sklearn", "torch", "plotly"},
+    "panelmlp.importance:metric_tables_step": {"scipy.optimize", "scipy.stats", "sklearn", "torch", "plotly"},
     "panelmlp.fit:fit_unit": {"scipy.optimize", "scipy.stats", "sklearn", "plotly"},
 }
 """Per rule step (module:function): packages importing it must not load."""

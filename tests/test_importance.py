@@ -1,4 +1,4 @@
-"""Driver genes: permutation importance per panel and gene (rule importance, panelmlp.importance)."""
+"""Driver genes: permutation importance per panel and gene (rule compare, panelmlp.importance)."""
 
 from __future__ import annotations
 
@@ -296,7 +296,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (work / "extra.yaml").write_text(yaml.safe_dump(extra))
     proc = snakemake(
         work, "--cores", "2", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={cohort.path}",
-        "--until", "importance",
+        "--until", "compare",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     genes = pd.read_csv(work / "results/metrics/genes.tsv", sep="\t", keep_default_na=False, na_values=[""])
@@ -362,7 +362,7 @@ def test_rerun_gives_the_same_bytes(run):
     before = [(work / "results/metrics" / n).read_bytes() for n in ("genes.tsv", "genes_screen.tsv")]
     proc = snakemake(
         work, "--cores", "1", "--configfile", str(work / "extra.yaml"), "--config", f"raw_csv={work / 'cohort.csv'}",
-        "--until", "importance", "--forcerun", "importance",
+        "--until", "compare", "--forcerun", "compare",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = [(work / "results/metrics" / n).read_bytes() for n in ("genes.tsv", "genes_screen.tsv")]

@@ -300,7 +300,6 @@ EXPECTED_JOBS = [
     ("fit", "tiny/part-001"),
     ("fit", "tiny/part-002"),  # a collection makes resources.collection_min_jobs (2) jobs, one per set at most
     ("fit_named", "results/panels/glial results/panels/microglia results/panels/noise results/panels/planted"),
-    ("importance", "results/metrics"),
     ("report", "results"),
     ("split", "results/splits"),
 ]

@@ -102,6 +102,10 @@ if GROUPED:
             ridge_alpha=config["evaluate"]["ridge_alpha"],
 
 
+# The metric tables: means with CIs, p- and q-values and calls (summary.tsv), then the driver genes
+# (permutation importance on test rows) of every panel called predictive there and every panel
+# evaluate.importance names. One job: the driver genes follow the calls, and torch is imported
+# only when some panel is scored (a null result scores none).
 rule compare:
     input:
         panels=unit_outputs("panels.tsv"),
@@ -109,6 +113,9 @@ rule compare:
         # read beside each metrics.tsv: calibration slope and intercept of the pooled out-of-fold predictions
         predictions=unit_outputs("predictions.parquet"),
         nulls=unit_outputs("nulls.parquet"),
+        cohort="results/clean/cohort.parquet",
+        splits="results/splits/splits.parquet",
+        checkpoints=unit_outputs("checkpoints"),
     output:
         summary=report(
             "results/metrics/summary.tsv",
@@ -121,35 +128,6 @@ rule compare:
             labels={"table": "panels and skipped gene sets"},
         ),
         verdict="results/metrics/verdict.json",
-    log:
-        "logs/compare.log",
-    benchmark:
-        "benchmarks/compare.tsv"
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
-    resources:
-        mem_mb=mem_mb(1000),
-        runtime=10,
-    params:
-        permutations=config["evaluate"]["permutations"],
-        random_panels=RANDOM_PLAN.n,
-        random_bin_width=config["evaluate"]["random_bin_width"],
-        random_plan={**RANDOM_PLAN.as_dict(), "describe": RANDOM_PLAN.describe()},
-    script:
-        "../scripts/compare.py"
-
-
-# Driver genes: permutation importance of each gene on test rows, for every panel called
-# predictive in summary.tsv and every panel evaluate.importance names.
-rule importance:
-    input:
-        cohort="results/clean/cohort.parquet",
-        splits="results/splits/splits.parquet",
-        summary="results/metrics/summary.tsv",
-        panels=unit_outputs("panels.tsv"),
-        checkpoints=unit_outputs("checkpoints"),
-    output:
         genes=report(
             "results/metrics/genes.tsv",
             category="4. Compare",
@@ -161,9 +139,9 @@ rule importance:
             labels={"table": "driver genes across the screen"},
         ),
     log:
-        "logs/importance.log",
+        "logs/compare.log",
     benchmark:
-        "benchmarks/importance.tsv"
+        "benchmarks/compare.tsv"
     conda:
         training_env()
     threads: config["resources"]["train_threads"]
@@ -171,8 +149,12 @@ rule importance:
         mem_mb=mem_mb(config["resources"]["train_mem_mb"]),
         runtime=config["resources"]["train_runtime"],
     params:
+        permutations=config["evaluate"]["permutations"],
+        random_panels=RANDOM_PLAN.n,
+        random_bin_width=config["evaluate"]["random_bin_width"],
+        random_plan={**RANDOM_PLAN.as_dict(), "describe": RANDOM_PLAN.describe()},
         listed=config["evaluate"]["importance"],
         repeats=config["evaluate"]["importance_repeats"],
         seed=config["model"]["seed"],
     script:
-        "../scripts/importance.py"
+        "../scripts/compare.py"

@@ -51,9 +51,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .compare import corrected_ci, panel_call, read_table
+from .compare import compare_step, corrected_ci, panel_call, read_table
 from .errors import PanelMlpError
 from .predict import HOLDOUT, load_panel_models, read_panels_table
+from .randomsets import DEFAULT_BIN_WIDTH
 from .survival import harrell_c
 from .targets import kind_of_metrics, target_kind
 
@@ -481,3 +482,60 @@ def importance_step(
         ),
     )
     return genes_table
+
+
+def metric_tables_step(
+    *,
+    panel_paths: Sequence[str],
+    metrics_paths: Sequence[str],
+    null_paths: Sequence[str],
+    summary_out: str,
+    panels_out: str,
+    verdict_out: str,
+    genes_out: str,
+    screen_out: str,
+    cohort: str,
+    splits_path: str,
+    permutations: int = 0,
+    random_panels: int = 0,
+    random_bin_width: float = DEFAULT_BIN_WIDTH,
+    random_plan: Mapping | None = None,
+    listed: Sequence[str] = (),
+    n_repeats: int = 10,
+    seed: int = 0,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Rule compare: every unit's tables -> the metric tables, then the driver genes of the panels that need them.
+
+    :func:`panelmlp.compare.compare_step` writes summary.tsv (the calls),
+    panels.tsv and verdict.json; :func:`importance_step` then reads that
+    summary and scores the panels in scope. One job, not two: driver genes
+    follow the calls, and a separate job paid a process start-up and its
+    imports (~0.45 s) also when no panel is in scope, as in a null result.
+    torch is imported only when some panel is scored.
+    """
+    summary = compare_step(
+        panel_paths=panel_paths,
+        metrics_paths=metrics_paths,
+        null_paths=null_paths,
+        summary_out=summary_out,
+        panels_out=panels_out,
+        permutations=permutations,
+        random_panels=random_panels,
+        verdict_out=verdict_out,
+        random_bin_width=random_bin_width,
+        random_plan=random_plan,
+    )
+    importance_step(
+        cohort=cohort,
+        splits_path=splits_path,
+        summary_path=summary_out,
+        panel_tables=panel_paths,
+        genes_out=genes_out,
+        screen_out=screen_out,
+        listed=listed,
+        n_repeats=n_repeats,
+        seed=seed,
+        threads=threads,
+    )
+    return summary

@@ -430,8 +430,8 @@ def check_importance(names: Sequence[str], panels: Mapping, plan: Plan) -> None:
     """``evaluate.importance`` names configured panels or sets of a collection: raise otherwise.
 
     A set may be named alone or as ``collection/set``. Whether a set survives
-    the coverage and size filters is known only after fit; the importance job
-    itself says so in one line.
+    the coverage and size filters is known only after fit; the compare job
+    says so in one line when it scores the driver genes.
     """
     known = [name for name, spec in panels.items() if spec is not None and not isinstance(spec, Mapping)]
     for unit in plan.jobs.values():

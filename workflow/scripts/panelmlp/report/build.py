@@ -220,7 +220,7 @@ def build_report(inputs: Mapping[str, str | Sequence[str]], config: Mapping, out
     ``inputs`` has the paths ``accounting``, ``quarantine``, ``labels``,
     ``cohort``, ``splits``, ``summary`` and ``panels``, and lists (one path per
     unit, in the same order) ``history``, ``metrics``, ``predictions`` and
-    ``nulls``. Optional: ``genes`` and ``genes_screen`` (rule importance;
+    ``nulls``. Optional: ``genes`` and ``genes_screen`` (rule compare;
     without them the driver-genes section says they were not computed).
     """
     started = time.perf_counter()
