@@ -7,7 +7,12 @@ In one invocation, each run in a fresh temporary directory, `snakemake --cores 2
    job by job, alternately with the tutorial script (bench/tutorial.py) and,
    with ``--before TREE``, the same run of another project tree (e.g. the
    commit before a change: ``git archive HEAD | tar -x -C /tmp/before``).
-   Target: the one-panel run takes at most 0.35x the tutorial;
+   Target: the one-panel run takes at most 0.35x the tutorial. Each round
+   also times the floor (:func:`floor_workflow`): the same five steps as
+   empty rule scripts that only import what their step cannot do without
+   (pyarrow and, through pyarrow's numpy bridge, pandas; torch for fit;
+   scipy.special for compare and report), so the breakdown shows how far
+   above any five-rule implementation's start-up cost the run lies;
 2. the import time of each rule script (``python -X importtime``, a fresh
    process per script): Snakemake's script preamble and the library, and the
    heaviest third-party packages it pulls in;
@@ -326,6 +331,76 @@ def print_imports(trees: dict[str, Path], python: str) -> None:
             print(f"  {script:<11}{name:<13} preamble {preamble:5.0f}  library {library:5.0f}  ({heavy})")
 
 
+FLOOR_STEPS = ("clean", "split", "fit", "compare", "report")
+"""The floor workflow's chain: the one-panel run's five rules, in order, each needing the one before."""
+
+FLOOR_SCRIPT = """import gc
+import os
+
+gc.disable()
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (every step reads or writes parquet)
+
+pa.array(np.zeros(1))  # pyarrow's numpy bridge imports pandas (its pandas shim): every step converting a column pays it
+if snakemake.rule == "fit":
+    import torch  # noqa: F401
+if snakemake.rule in ("compare", "report"):
+    from scipy.special import stdtrit  # noqa: F401  (the t quantile of every corrected interval)
+open(snakemake.output[0], "w").close()
+os._exit(0)  # as panelmlp.runner.run: no interpreter teardown
+"""
+"""A floor rule script: Snakemake's preamble, the imports its step cannot do without, no work."""
+
+
+FLOOR_PROLOGUE = """import gc
+import threading
+
+
+def exit_promptly():  # as the workflow's common.smk: Snakemake's 1 s timer and the exit's collection cost ~1.5 s
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+    gc.freeze()
+
+
+onsuccess:
+    exit_promptly()
+
+
+gc.freeze()
+
+
+"""
+"""The floor Snakefile's start: what the workflow's Snakefile does for a prompt exit, nothing else."""
+
+
+def floor_workflow(work: Path) -> Path:
+    """Write the floor workflow into ``work``: five chained rules with params (Snakemake hashes them, as it does
+    the real rules'), each running :data:`FLOOR_SCRIPT`. Its wall time is what any five-rule implementation of
+    the one-panel run pays before doing any work: Snakemake's start, five script processes and their imports."""
+    work.mkdir(parents=True)
+    (work / "step.py").write_text(FLOOR_SCRIPT)
+    rules = ['rule all:\n    input:\n        "report.done",\n']
+    for i, step in enumerate(FLOOR_STEPS):
+        needs = f'    input:\n        "{FLOOR_STEPS[i - 1]}.done",\n' if i else ""
+        rules.append(
+            f'rule {step}:\n{needs}    output:\n        "{step}.done",\n    params:\n        n={i},\n'
+            f'    log:\n        "logs/{step}.log",\n    script:\n        "step.py"\n'
+        )
+    (work / "Snakefile").write_text(FLOOR_PROLOGUE + "\n\n".join(rules))
+    return work / "Snakefile"
+
+
+def floor_run(work: Path, python: str, cores: str) -> float:
+    """Wall seconds of a fresh run of the floor workflow in ``work``."""
+    snakefile = floor_workflow(work)
+    wall, _ = run(
+        [python, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(work), "--cores", cores], work
+    )
+    return wall
+
+
 def one_panel(raw: str, args: argparse.Namespace, python: str) -> None:
     """The one-panel run of each tree, alternately with the tutorial, broken down by part."""
     panel = random_sets(gene_names(Path(raw)), 1)[0]
@@ -342,6 +417,7 @@ def one_panel(raw: str, args: argparse.Namespace, python: str) -> None:
             pythons[name] = own_python
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     tutorials = []
+    floors = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             for name, tree in trees.items():
@@ -350,12 +426,18 @@ def one_panel(raw: str, args: argparse.Namespace, python: str) -> None:
                 runs[name].append(parts)
             wall, _ = run([python, str(REPO / "bench" / "tutorial.py"), raw, str(Path(tmp) / "t.html")], REPO / "bench")
             tutorials.append(wall)
+            floors.append(floor_run(Path(tmp) / f"floor-{i}", python, args.cores))
             print(
                 f"round {i + 1}: tutorial {wall:.2f} s; "
                 + ", ".join(f"{n} {r[-1]['total']:.2f} s ({r[-1]['total'] / wall:.2f}x)" for n, r in runs.items())
             )
     print(f"\none-panel run: the real cohort, default model, one 10-gene panel; median of {args.repeat}")
     print_breakdown(runs, statistics.median(tutorials))
+    floor = statistics.median(floors)
+    print(
+        f"{'floor: five empty rule scripts, same imports':<44}{floor:>24.2f}   "
+        f"({floor / statistics.median(tutorials):.2f}x the tutorial; see floor_workflow)"
+    )
     print_imports(trees, python)
 
 

@@ -130,3 +130,13 @@ def test_package_times_charge_a_package_where_it_is_entered() -> None:
         "import time:        60 |        100 |   snakemake.script",
     ]
     assert pipeline.package_times(lines) == {"torch": 1.0, "numpy": 0.2}
+
+
+def test_the_floor_workflow_runs_its_five_steps_in_order(tmp_path: Path) -> None:
+    """bench/pipeline.py's floor: five chained rule scripts under Snakemake, each leaving its file, in order."""
+    wall = pipeline.floor_run(tmp_path / "floor", sys.executable, "2")
+    done = [tmp_path / "floor" / f"{step}.done" for step in pipeline.FLOOR_STEPS]
+    assert all(path.exists() for path in done)
+    times = [path.stat().st_mtime_ns for path in done]
+    assert times == sorted(times)  # each step ran after the one it needs
+    assert wall > 0
