@@ -476,3 +476,30 @@ def test_report_section_says_why_it_is_empty():
         pd.DataFrame(columns=GENE_COLUMNS), pd.DataFrame(columns=SCREEN_COLUMNS), table, {}, Figures()
     )
     assert "No panel was called predictive" in empty and "fig-" not in empty
+
+
+@pytest.mark.workflow
+def test_no_panel_in_scope_scores_nothing_and_leaves_torch_unloaded(run, tmp_path):
+    """A null result (every call none, nothing listed): empty tables, and the compare job never pays torch's import."""
+    work = run["work"]
+    summary = pd.read_csv(work / "results/metrics/summary.tsv", sep="\t", keep_default_na=False, na_values=[""])
+    summary["call"] = "none"
+    null_summary = tmp_path / "summary.tsv"
+    summary.to_csv(null_summary, sep="\t", index=False)
+    tables = sorted(str(p) for p in (work / "results/panels").glob("*/panels.tsv"))
+    genes_out, screen_out = tmp_path / "genes.tsv", tmp_path / "genes_screen.tsv"
+    code = (
+        "import sys\n"
+        "from panelmlp.importance import importance_step\n"
+        f"importance_step(cohort={str(work / 'results/clean/cohort.parquet')!r}, "
+        f"splits_path={str(work / 'results/splits/splits.parquet')!r}, summary_path={str(null_summary)!r}, "
+        f"panel_tables={tables!r}, genes_out={str(genes_out)!r}, screen_out={str(screen_out)!r}, listed=[])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO / "workflow" / "scripts", capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split()[-1] == "False"
+    genes = pd.read_csv(genes_out, sep="\t")
+    assert list(genes.columns) == GENE_COLUMNS and genes.empty
+    assert pd.read_csv(screen_out, sep="\t").empty
