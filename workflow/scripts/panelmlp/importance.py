@@ -393,14 +393,17 @@ def importance_step(
     n_repeats: int = 10,
     seed: int = 0,
     threads: int = 1,
+    summary: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """summary.tsv, every fit folder's panels.tsv and checkpoints -> genes.tsv and genes_screen.tsv.
 
     ``panel_tables`` are the fit folders' ``panels.tsv`` (the checkpoints lie
     beside them in ``checkpoints/{directory}/``); ``listed`` is
-    ``evaluate.importance``.
+    ``evaluate.importance``. ``summary``: the table ``summary_path`` holds,
+    when the caller has it in memory (compare's job has just written it; a
+    5,000-set summary takes ~1 s to read back).
     """
-    summary = read_table(summary_path)
+    summary = read_table(summary_path) if summary is None else summary
     scope = panels_in_scope(calls_of(summary), listed)
     folders: dict[tuple[str, str], tuple[Path, list[str]]] = {}
     for path in panel_tables:
@@ -537,5 +540,6 @@ def metric_tables_step(
         n_repeats=n_repeats,
         seed=seed,
         threads=threads,
+        summary=summary,
     )
     return summary
