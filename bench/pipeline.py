@@ -353,15 +353,11 @@ os._exit(0)  # as panelmlp.runner.run: no interpreter teardown
 """A floor rule script: Snakemake's preamble, the imports its step cannot do without, no work."""
 
 
-FLOOR_PROLOGUE = """import gc
-import threading
+FLOOR_PROLOGUE = f"""import gc
+import sys
 
-
-def exit_promptly():  # as the workflow's common.smk: Snakemake's 1 s timer and the exit's collection cost ~1.5 s
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
-    gc.freeze()
+sys.path.insert(0, {str(REPO / "workflow" / "scripts")!r})
+from panelmlp.runner import exit_promptly
 
 
 onsuccess:
@@ -372,7 +368,8 @@ gc.freeze()
 
 
 """
-"""The floor Snakefile's start: what the workflow's Snakefile does for a prompt exit, nothing else."""
+"""The floor Snakefile's start: what the workflow's Snakefile does for a prompt exit (the same
+:func:`panelmlp.runner.exit_promptly`), nothing else."""
 
 
 def floor_workflow(work: Path) -> Path:

@@ -6,6 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from panelmlp.errors import PanelMlpError
+from panelmlp.runner import exit_promptly
 from panelmlp.units import check_importance, check_set_names, plan_units
 
 
@@ -200,22 +201,6 @@ def predict_report_inputs(kind):
     if kind == "summary":
         return [f"results/predictions/{PREDICT_NAME}.json"]
     return [entry["metrics"] for entry in PREDICT_PLAN]
-
-
-def exit_promptly():
-    """Let Snakemake's process end as soon as the run has: about 1.5 s of a small run's wall time.
-
-    Snakemake 9 re-arms a 1 s threading.Timer (--max-jobs-per-timespan, default 100/1s) after
-    every scheduling round; no daemon thread, the interpreter waits for the last one. And at
-    exit the interpreter's garbage collector walks every object Snakemake, pandas and the
-    rest made (~0.4 s): gc.freeze() leaves them to the end of the process.
-    """
-    import threading
-
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
-    gc.freeze()
 
 
 onsuccess:
