@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from _common import machine, timer
 from panelmlp.train import ModelSet, TrainSpec, train_models
+from panelmlp.units import collection_cuts
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from sklearn.neural_network import MLPClassifier
@@ -214,7 +215,7 @@ def screen_rate(epochs: int, parts: int = 2) -> tuple[float, float]:
 
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(parts), context.Queue()
-    cuts = [round(50 * j / parts) for j in range(parts + 1)]
+    cuts = collection_cuts(50, 50, parts)  # as plan_units cuts a collection into collection_min_jobs parts
     workers = [
         context.Process(target=_screen_part, args=((cuts[j], cuts[j + 1]), epochs, barrier, results))
         for j in range(parts)
